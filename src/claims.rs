@@ -1,0 +1,109 @@
+//! Reading values out of ID token and userinfo claims.
+//!
+//! Identity providers disagree about where they put things (Keycloak nests roles under
+//! `realm_access.roles`, Auth0 uses URL-shaped top-level claim names, Cognito sends
+//! booleans as strings), so these helpers are deliberately forgiving about shape and
+//! strict only where a wrong answer could grant access.
+
+use serde_json::{Map, Value};
+
+/// Claims that describe the token itself rather than the user. The ID token's values
+/// were verified against the IdP's signature; userinfo is a plain JSON response, so it
+/// must never replace them.
+const PROTOCOL_CLAIMS: &[&str] = &[
+    "iss",
+    "aud",
+    "azp",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "auth_time",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "sub",
+];
+
+/// Finds the value at a dot-separated `path` such as `realm_access.roles` or
+/// `resource_access.my-client.roles`.
+///
+/// Claim names may themselves contain dots (Auth0 namespaces custom claims as
+/// `https://example.com/groups`), so at every level the longest run of segments that is
+/// a literal key wins: first the whole remaining path, then one segment fewer, and so
+/// on. If a longer key exists but the rest of the path cannot be found beneath it,
+/// shorter keys are tried too. A path that is empty or has an empty segment (`a..b`,
+/// `.a`, `a.`) finds nothing.
+pub fn lookup<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.split('.').any(str::is_empty) {
+        return None;
+    }
+    lookup_longest_key_first(claims, path)
+}
+
+fn lookup_longest_key_first<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let object = value.as_object()?;
+    if let Some(found) = object.get(path) {
+        return Some(found);
+    }
+    path.rmatch_indices('.').find_map(|(dot, _)| {
+        let child = object.get(&path[..dot])?;
+        lookup_longest_key_first(child, &path[dot + 1..])
+    })
+}
+
+/// The group names at `path`. IdPs send either a list or, when the user is in a single
+/// group, a bare string; both are accepted. Non-string list entries and empty names are
+/// ignored, and a missing claim means no groups.
+pub fn groups(claims: &Value, path: &str) -> Vec<String> {
+    match lookup(claims, path) {
+        Some(Value::String(name)) if !name.is_empty() => vec![name.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The claim at `path` as text. Numbers are rendered in decimal because some IdPs use
+/// numeric user ids. An empty string counts as absent, since an empty username or email
+/// is never meaningful and would only invite accidental matches.
+pub fn string_claim(claims: &Value, path: &str) -> Option<String> {
+    match lookup(claims, path)? {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether the claim at `path` is true. The string `"true"` is accepted as well because
+/// AWS Cognito and some other IdPs send booleans as strings; anything else is false.
+pub fn bool_claim(claims: &Value, path: &str) -> bool {
+    match lookup(claims, path) {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) => text == "true",
+        _ => false,
+    }
+}
+
+/// Adds userinfo claims to the ID token claims. Userinfo is fresher for profile data
+/// (groups, email) so it wins on conflicts. Protocol claims (`iss`, `aud`, `sub`,
+/// `nonce`, ...) are taken only from the signed ID token: userinfo's copies are ignored
+/// even when the ID token lacks them, because a token property the IdP did not sign
+/// should not appear to have been signed. The caller must already have checked that both
+/// responses have the same `sub`.
+pub fn merge_userinfo(id_token_claims: &mut Map<String, Value>, userinfo: &Map<String, Value>) {
+    let profile_claims = userinfo
+        .iter()
+        .filter(|(name, _)| !PROTOCOL_CLAIMS.contains(&name.as_str()));
+    for (name, value) in profile_claims {
+        id_token_claims.insert(name.clone(), value.clone());
+    }
+}
+
+#[cfg(test)]
+#[path = "claims_tests.rs"]
+mod tests;

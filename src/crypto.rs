@@ -1,0 +1,171 @@
+//! Keys derived from `COOKIE_SECRET`, signed session ids, and encryption of tokens at rest.
+//!
+//! Only well-known primitives from RustCrypto crates: HKDF-SHA256 to derive independent keys,
+//! HMAC-SHA256 to sign ids, XChaCha20-Poly1305 to encrypt tokens.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Bytes of a random id (256 bits).
+pub const ID_BYTES: usize = 32;
+
+/// The keys portcullis derives from its one configured secret.
+#[derive(Clone)]
+pub struct Keys {
+    signing: HmacSha256,
+    encryption: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys([redacted])")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("the value is not signed by this instance's secret")]
+    BadSignature,
+    #[error("the value is malformed")]
+    Malformed,
+    #[error("the encrypted value could not be decrypted")]
+    Undecryptable,
+    #[error("keys could not be derived from the secret")]
+    KeyDerivation,
+}
+
+impl Keys {
+    pub fn derive(secret: &[u8]) -> Result<Keys, CryptoError> {
+        let hkdf = Hkdf::<Sha256>::new(Some(b"portcullis v1"), secret);
+        // HMAC-SHA256 takes its key as one 64-byte block.
+        let mut signing_key = [0u8; 64];
+        let mut encryption_key = [0u8; 32];
+        hkdf.expand(b"cookie signing", &mut signing_key)
+            .map_err(|_| CryptoError::KeyDerivation)?;
+        hkdf.expand(b"token encryption", &mut encryption_key)
+            .map_err(|_| CryptoError::KeyDerivation)?;
+        Ok(Keys {
+            signing: <HmacSha256 as KeyInit>::new(&signing_key.into()),
+            encryption: XChaCha20Poly1305::new(&encryption_key.into()),
+        })
+    }
+
+    /// `id` followed by a dot and its HMAC, both base64url: what the cookie carries.
+    pub fn sign(&self, id: &str) -> String {
+        let mut mac = self.signing.clone();
+        mac.update(id.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!("{id}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// The id inside a signed value, after a constant-time check of its signature.
+    pub fn verify<'a>(&self, signed: &'a str) -> Result<&'a str, CryptoError> {
+        let (id, tag) = signed.rsplit_once('.').ok_or(CryptoError::Malformed)?;
+        // base64url of 32 bytes is 43 characters; reject anything else before decoding.
+        if id.len() != 43 || tag.len() != 43 {
+            return Err(CryptoError::Malformed);
+        }
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| CryptoError::Malformed)?;
+        let mut mac = self.signing.clone();
+        mac.update(id.as_bytes());
+        mac.verify_slice(&tag)
+            .map_err(|_| CryptoError::BadSignature)?;
+        Ok(id)
+    }
+
+    pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, CryptoError> {
+        // A random 192-bit nonce per message: XChaCha's nonce is large enough for that.
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let ciphertext = self
+            .encryption
+            .encrypt(&nonce, plaintext)
+            .map_err(|_| CryptoError::Undecryptable)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ciphertext);
+        Ok(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    pub fn decrypt(&self, encoded: &str) -> Result<Vec<u8>, CryptoError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| CryptoError::Malformed)?;
+        if bytes.len() < 24 {
+            return Err(CryptoError::Malformed);
+        }
+        let (nonce, ciphertext) = bytes.split_at(24);
+        self.encryption
+            .decrypt(XNonce::from_slice(nonce), ciphertext)
+            .map_err(|_| CryptoError::Undecryptable)
+    }
+}
+
+/// A fresh 256-bit random value from the OS CSPRNG, base64url encoded (43 characters).
+pub fn random_id() -> String {
+    let mut bytes = [0u8; ID_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// SHA-256 of a value, base64url: for binding values we keep server-side without keeping them.
+pub fn digest(value: &str) -> String {
+    use sha2::Digest;
+    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::derive(b"0123456789abcdef0123456789abcdef").expect("keys")
+    }
+
+    #[test]
+    fn signed_ids_verify_and_forgeries_do_not() {
+        let keys = keys();
+        let id = random_id();
+        let signed = keys.sign(&id);
+        assert_eq!(keys.verify(&signed), Ok(id.as_str()));
+
+        let other = Keys::derive(b"another secret, another secret!!").expect("keys");
+        assert_eq!(other.verify(&signed), Err(CryptoError::BadSignature));
+        let mut tampered = signed.clone();
+        tampered.replace_range(0..1, if signed.starts_with('A') { "B" } else { "A" });
+        assert_eq!(keys.verify(&tampered), Err(CryptoError::BadSignature));
+        assert_eq!(
+            keys.verify(&signed[..signed.len() - 1]),
+            Err(CryptoError::Malformed)
+        );
+        assert_eq!(keys.verify(""), Err(CryptoError::Malformed));
+        assert_eq!(keys.verify(&id), Err(CryptoError::Malformed));
+    }
+
+    #[test]
+    fn random_ids_are_256_bits_and_differ() {
+        let a = random_id();
+        let b = random_id();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn encryption_round_trips_and_detects_tampering() {
+        let keys = keys();
+        let sealed = keys.encrypt(b"refresh-token").expect("sealed");
+        assert_eq!(keys.decrypt(&sealed).as_deref(), Ok(&b"refresh-token"[..]));
+        assert!(!sealed.contains("refresh"));
+        let other = Keys::derive(b"another secret, another secret!!").expect("keys");
+        assert_eq!(other.decrypt(&sealed), Err(CryptoError::Undecryptable));
+        assert_eq!(keys.decrypt("short"), Err(CryptoError::Malformed));
+    }
+}

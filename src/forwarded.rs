@@ -1,0 +1,422 @@
+//! "Where did the proxied request want to go?" — reconstructing the original request
+//! from the headers a reverse proxy sends to a forward-auth endpoint.
+//!
+//! Traefik and Caddy send `X-Forwarded-Proto`, `-Host`, `-Uri` and `-Method`; nginx's
+//! `auth_request` is usually configured to send `X-Original-URL` and
+//! `X-Original-Method`. These headers are only meaningful when they come from a proxy
+//! we trust (see [`TrustedProxies`]); even then their values partly come from the
+//! client (the `Host` header, the request target), so every value is validated
+//! strictly and anything odd is an error rather than a best guess. Authelia's
+//! GHSA-68wm-pfjf-wqp6 (CVE-2021-32637) was exactly a best guess: a malformed
+//! `X-Original-URL` led to "allow". Here a malformed value can only lead to an error.
+//!
+//! `X-Forwarded-Port` and `X-Forwarded-Prefix` are deliberately not read: the port is
+//! taken from `X-Forwarded-Host` and the path from `X-Forwarded-Uri`, because Traefik
+//! has had advisories (GHSA-6384-m2mw-rf54, GHSA-3q9r-p662-5j8m) where those two
+//! headers were passed through from the client.
+
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net};
+use url::{Host, Url};
+
+const PROTO: &str = "X-Forwarded-Proto";
+const HOST: &str = "X-Forwarded-Host";
+const URI: &str = "X-Forwarded-Uri";
+const METHOD: &str = "X-Forwarded-Method";
+const ORIGINAL_URL: &str = "X-Original-URL";
+const ORIGINAL_METHOD: &str = "X-Original-Method";
+
+/// Longest method name we accept. Real ones are at most 17 characters
+/// (`VERSION-CONTROL`-style WebDAV extensions); this only bounds junk.
+const MAX_METHOD_LEN: usize = 32;
+
+/// Peers whose forwarded headers we believe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Parses a comma-separated list of CIDRs (`10.0.0.0/8`, `fd00::/8`) or bare
+    /// addresses (`192.168.1.5`, `::1`).
+    ///
+    /// A blank list means "trust no peer". Empty items (`a,,b`) are errors, since they
+    /// usually mean a value went missing while editing. Every bad entry is named.
+    pub fn parse(list: &str) -> Result<TrustedProxies, String> {
+        if list.trim().is_empty() {
+            return Ok(TrustedProxies(Vec::new()));
+        }
+        let mut nets = Vec::new();
+        let mut bad = Vec::new();
+        for item in list.split(',').map(str::trim) {
+            match parse_net(item) {
+                Some(net) => nets.push(net),
+                None => bad.push(format!("{item:?}")),
+            }
+        }
+        if bad.is_empty() {
+            Ok(TrustedProxies(nets))
+        } else {
+            Err(format!(
+                "invalid trusted proxy entries (expected IP addresses or CIDRs): {}",
+                bad.join(", ")
+            ))
+        }
+    }
+
+    /// Loopback and private ranges: where a reverse proxy on the same host, in the same
+    /// container network or in the same VPC usually sits.
+    ///
+    /// Link-local `fe80::/10` is left out on purpose: every interface has such an
+    /// address, so on a shared L2 segment any neighbour could claim to be a proxy.
+    pub fn default_private() -> TrustedProxies {
+        let nets = [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ];
+        TrustedProxies(nets.iter().filter_map(|n| n.parse().ok()).collect())
+    }
+
+    /// True when `ip` lies in one of the ranges. An IPv4-mapped IPv6 peer
+    /// (`::ffff:10.0.0.1`, as a dual-stack socket reports IPv4 clients) is treated as
+    /// its IPv4 address, so IPv4 ranges work on dual-stack listeners.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// [`TrustedProxies::contains`] as a `Result`, for use with `?` in handlers.
+    pub fn check_peer(&self, ip: IpAddr) -> Result<(), ForwardedError> {
+        if self.contains(ip) {
+            Ok(())
+        } else {
+            Err(ForwardedError::UntrustedPeer)
+        }
+    }
+}
+
+/// Parses one entry; IPv4-mapped IPv6 entries become IPv4 networks so that they match
+/// the canonicalised peers in [`TrustedProxies::contains`].
+fn parse_net(item: &str) -> Option<IpNet> {
+    let net = match item.parse::<IpNet>() {
+        Ok(net) => net.trunc(),
+        Err(_) => IpNet::from(item.parse::<IpAddr>().ok()?),
+    };
+    Some(match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => IpNet::V4(Ipv4Net::new(v4, v6.prefix_len() - 96).ok()?),
+            None => net,
+        },
+        _ => net,
+    })
+}
+
+/// The request the user's browser actually made to the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalRequest {
+    pub url: Url,
+    pub method: String,
+}
+
+/// Why the forwarded headers could not be trusted or understood.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ForwardedError {
+    /// The named header was absent (or empty).
+    #[error("the {0} header is missing")]
+    Missing(&'static str),
+    /// The named header was present but not acceptable.
+    #[error("the {0} header is not valid")]
+    Invalid(&'static str),
+    /// The request did not come from a trusted proxy, so its headers mean nothing.
+    #[error("the request did not come from a trusted proxy")]
+    UntrustedPeer,
+}
+
+/// Rebuilds the original request from Traefik/Caddy `X-Forwarded-*` headers.
+///
+/// Pass each header's value (or `None` when absent). Comma lists in `X-Forwarded-Proto`
+/// and `X-Forwarded-Host`, which appear when proxies are chained, are reduced to their
+/// first element: the value set by the proxy nearest the client.
+pub fn from_forwarded_headers(
+    proto: Option<&str>,
+    host: Option<&str>,
+    uri: Option<&str>,
+    method: Option<&str>,
+) -> Result<OriginalRequest, ForwardedError> {
+    let scheme = parse_proto(proto)?;
+    let host = first_of_list(present(host).ok_or(ForwardedError::Missing(HOST))?, HOST)?;
+    let uri = present(uri).ok_or(ForwardedError::Missing(URI))?;
+    let (host_text, port) = validate_host_port(host).ok_or(ForwardedError::Invalid(HOST))?;
+    validate_request_target(uri).ok_or(ForwardedError::Invalid(URI))?;
+    let method = parse_method(method, METHOD)?;
+
+    let url =
+        Url::parse(&format!("{scheme}://{host}{uri}")).map_err(|_| ForwardedError::Invalid(URI))?;
+    // The URL must name exactly the authority we were given: if the parser reinterpreted
+    // any of it (a different host, a moved port, userinfo), the policy would be judged
+    // against a request that was never made.
+    if !same_authority(&url, host_text, port) {
+        return Err(ForwardedError::Invalid(HOST));
+    }
+    Ok(OriginalRequest { url, method })
+}
+
+/// Rebuilds the original request from nginx's `X-Original-URL` (and optional
+/// `X-Original-Method`). The URL must be absolute `http`/`https`, written as
+/// `scheme://host[:port]/path[?query]`, without userinfo or fragment.
+pub fn from_original_url(
+    value: Option<&str>,
+    method: Option<&str>,
+) -> Result<OriginalRequest, ForwardedError> {
+    let invalid = || ForwardedError::Invalid(ORIGINAL_URL);
+    let value = present(value).ok_or(ForwardedError::Missing(ORIGINAL_URL))?;
+    if !value.bytes().all(is_request_target_byte) {
+        return Err(invalid());
+    }
+    let (scheme, rest) = value.split_once("://").ok_or_else(invalid)?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(invalid());
+    }
+    // nginx builds this as `$scheme://$http_host$request_uri`, and `$http_host` is the
+    // client's Host header. A Host of `app.example.com?x` or `app.example.com#x` would
+    // push the real path into the query or fragment and have the policy judged on `/`.
+    // So the authority must be followed directly by the `/` that starts `$request_uri`.
+    let slash = rest.find('/').ok_or_else(invalid)?;
+    let (authority, target) = rest.split_at(slash);
+    let (host_text, port) = validate_host_port(authority).ok_or_else(invalid)?;
+    validate_request_target(target).ok_or_else(invalid)?;
+    let method = parse_method(method, ORIGINAL_METHOD)?;
+
+    let url = Url::parse(value).map_err(|_| invalid())?;
+    if !same_authority(&url, host_text, port) {
+        return Err(invalid());
+    }
+    Ok(OriginalRequest { url, method })
+}
+
+/// Should an unauthenticated request be redirected to the login page (a person in a
+/// browser) rather than answered with 401 (a script, an XHR, an API client)?
+///
+/// Only GET and HEAD navigations qualify, and only when `Accept` names `text/html` or
+/// `application/xhtml+xml` with a non-zero quality. A bare `*/*` does not count:
+/// curl, `fetch()`, XHR and most HTTP libraries send it by default, and answering them
+/// with a redirect to an HTML login page breaks API clients in confusing ways, while
+/// every browser lists `text/html` explicitly for top-level navigations.
+pub fn is_browser_navigation(method: &str, accept: Option<&str>) -> bool {
+    if method != "GET" && method != "HEAD" {
+        return false;
+    }
+    let Some(accept) = accept else {
+        return false;
+    };
+    let ranges: Vec<(String, Option<f32>)> = split_outside_quotes(accept, ',')
+        .into_iter()
+        .filter_map(parse_media_range)
+        .collect();
+    ["text/html", "application/xhtml+xml"].iter().any(|wanted| {
+        let mut matching = ranges.iter().filter(|(kind, _)| kind == wanted).peekable();
+        // Accepted only if listed, and every listing of it has a valid, non-zero q.
+        // A repeated range with `q=0` is read as a refusal: when in doubt, answer 401.
+        matching.peek().is_some() && matching.all(|(_, q)| q.is_some_and(|q| q > 0.0))
+    })
+}
+
+/// `type/subtype` lower-cased, with its `q` (1.0 when absent; `None` when malformed).
+fn parse_media_range(range: &str) -> Option<(String, Option<f32>)> {
+    let mut parts = split_outside_quotes(range, ';').into_iter();
+    let kind = parts.next()?.trim().to_ascii_lowercase();
+    if kind.is_empty() {
+        return None;
+    }
+    let mut q = Some(1.0);
+    for param in parts {
+        if let Some((name, value)) = param.split_once('=') {
+            if name.trim().eq_ignore_ascii_case("q") {
+                q = parse_qvalue(value.trim());
+            }
+        }
+    }
+    Some((kind, q))
+}
+
+/// RFC 9110 `qvalue`: `0[.ddd]` or `1[.000]`.
+fn parse_qvalue(text: &str) -> Option<f32> {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (text, ""),
+    };
+    let digits_ok = fraction.len() <= 3 && fraction.bytes().all(|b| b.is_ascii_digit());
+    match whole {
+        "0" if digits_ok => text.parse().ok(),
+        "1" if digits_ok && fraction.bytes().all(|b| b == b'0') => Some(1.0),
+        _ => None,
+    }
+}
+
+/// Splits on `sep` except inside double-quoted strings (media-type parameters may be
+/// quoted and contain commas or semicolons).
+fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            c if c == sep && !in_quotes => {
+                parts.push(text.get(start..i).unwrap_or(""));
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(text.get(start..).unwrap_or(""));
+    parts
+}
+
+/// An empty header value carries no information; treat it as absent.
+fn present(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// The first element of a comma list, trimmed. Control characters anywhere in the raw
+/// value (CR/LF injection attempts) make the whole header invalid rather than being
+/// cut away with the rest of the list.
+fn first_of_list<'a>(value: &'a str, header: &'static str) -> Result<&'a str, ForwardedError> {
+    if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') || !value.is_ascii() {
+        return Err(ForwardedError::Invalid(header));
+    }
+    let first = value
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .trim_matches([' ', '\t']);
+    if first.is_empty() {
+        return Err(ForwardedError::Invalid(header));
+    }
+    Ok(first)
+}
+
+fn parse_proto(proto: Option<&str>) -> Result<&'static str, ForwardedError> {
+    let proto = first_of_list(present(proto).ok_or(ForwardedError::Missing(PROTO))?, PROTO)?;
+    if proto.eq_ignore_ascii_case("https") {
+        Ok("https")
+    } else if proto.eq_ignore_ascii_case("http") {
+        Ok("http")
+    } else {
+        Err(ForwardedError::Invalid(PROTO))
+    }
+}
+
+/// Absent means GET (nginx and older Traefik do not always send it); present must be an
+/// upper-case token, because methods are case-sensitive and a lower-case `get` is a
+/// different (unknown) method that policy rules written for `GET` would not cover.
+fn parse_method(method: Option<&str>, header: &'static str) -> Result<String, ForwardedError> {
+    let Some(method) = present(method) else {
+        return Ok("GET".to_owned());
+    };
+    let is_upper_tchar =
+        |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if method.len() <= MAX_METHOD_LEN
+        && method.bytes().all(is_upper_tchar)
+        && method.bytes().any(|b| b.is_ascii_uppercase())
+    {
+        Ok(method.to_owned())
+    } else {
+        Err(ForwardedError::Invalid(header))
+    }
+}
+
+/// Checks `host[:port]` character by character and splits it. Allowed: letters, digits,
+/// `-`, `.`, `_` for names and IPv4; `[hex:.]` for IPv6. That excludes `/ @ \ ? # %`,
+/// whitespace, controls and non-ASCII, every one of which would let the URL parser
+/// read a different authority than the one written.
+fn validate_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if text.starts_with('[') {
+        let close = text.find(']')?;
+        let (host, rest) = text.split_at(close + 1);
+        let inner = host.get(1..host.len() - 1)?;
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return None;
+        }
+        let port = match rest {
+            "" => None,
+            _ => Some(rest.strip_prefix(':')?),
+        };
+        (host, port)
+    } else {
+        let (host, port) = match text.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        };
+        let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_';
+        if host.is_empty() || !host.bytes().all(name_byte) {
+            return None;
+        }
+        (host, port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(parse_port(p)?),
+    };
+    Host::parse(host).ok()?;
+    Some((host, port))
+}
+
+/// An origin-form request target: starts with a single `/`, and consists of bytes that
+/// may appear in one. A fragment can never be part of a request, so `#` is refused too.
+fn validate_request_target(target: &str) -> Option<()> {
+    let rest = target.strip_prefix('/')?;
+    if rest.starts_with('/') || !target.bytes().all(is_request_target_byte) || target.contains('#')
+    {
+        return None;
+    }
+    Some(())
+}
+
+/// Printable ASCII other than `\`: no spaces, controls (CR/LF), DEL or non-ASCII.
+fn is_request_target_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b'\\'
+}
+
+/// True when `url` has no userinfo, its host is the given host text (up to ASCII case)
+/// and its effective port is the given one (or the scheme default when none was given).
+fn same_authority(url: &Url, host: &str, port: Option<u16>) -> bool {
+    let no_userinfo = url.username().is_empty() && url.password().is_none();
+    let same_host = url.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host));
+    let expected_port = port.or_else(|| default_port(url.scheme()));
+    no_userinfo
+        && same_host
+        && url.port_or_known_default() == expected_port
+        && url.fragment().is_none()
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+/// A decimal port in 1..=65535 written with digits only.
+fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u16>().ok().filter(|&p| p != 0)
+}
+
+#[cfg(test)]
+#[path = "forwarded_tests.rs"]
+mod tests;

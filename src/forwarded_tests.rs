@@ -1,0 +1,516 @@
+use super::*;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test IP parses")
+}
+
+fn fwd(
+    proto: Option<&str>,
+    host: Option<&str>,
+    uri: Option<&str>,
+    method: Option<&str>,
+) -> Result<(String, String), ForwardedError> {
+    from_forwarded_headers(proto, host, uri, method).map(|r| (r.url.to_string(), r.method))
+}
+
+fn ok(url: &str, method: &str) -> Result<(String, String), ForwardedError> {
+    Ok((url.to_owned(), method.to_owned()))
+}
+
+// ---------------------------------------------------------------- TrustedProxies
+
+#[test]
+fn trusted_proxies_parse_cidrs_and_bare_ips() {
+    let proxies = TrustedProxies::parse(" 10.0.0.0/8, 192.168.1.5 ,::1, fd00::/8").expect("valid");
+    assert!(proxies.contains(ip("10.200.0.1")));
+    assert!(proxies.contains(ip("192.168.1.5")));
+    assert!(!proxies.contains(ip("192.168.1.6")));
+    assert!(proxies.contains(ip("::1")));
+    assert!(proxies.contains(ip("fd12:3456::1")));
+    assert!(!proxies.contains(ip("fe80::1")));
+    assert!(!proxies.contains(ip("8.8.8.8")));
+}
+
+#[test]
+fn trusted_proxies_parse_normalises_host_bits() {
+    let proxies = TrustedProxies::parse("10.1.2.3/8").expect("valid");
+    assert_eq!(proxies, TrustedProxies::parse("10.0.0.0/8").expect("valid"));
+}
+
+#[test]
+fn trusted_proxies_parse_names_every_bad_entry() {
+    let err = TrustedProxies::parse("10.0.0.0/33, nope, 10.0.0.1, 300.1.1.1, fe80::1%eth0")
+        .expect_err("bad entries");
+    for bad in [
+        "\"10.0.0.0/33\"",
+        "\"nope\"",
+        "\"300.1.1.1\"",
+        "\"fe80::1%eth0\"",
+    ] {
+        assert!(err.contains(bad), "{bad} missing from {err}");
+    }
+    assert!(!err.contains("\"10.0.0.1\""), "{err}");
+}
+
+#[test]
+fn trusted_proxies_parse_rejects_empty_items_but_allows_a_blank_list() {
+    assert!(TrustedProxies::parse("10.0.0.1,,10.0.0.2").is_err());
+    assert!(TrustedProxies::parse("10.0.0.1,").is_err());
+    let none = TrustedProxies::parse("  ").expect("blank list");
+    assert!(!none.contains(ip("127.0.0.1")));
+}
+
+#[test]
+fn default_private_ranges() {
+    let proxies = TrustedProxies::default_private();
+    for inside in [
+        "127.0.0.1",
+        "127.255.0.9",
+        "10.1.2.3",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.0.1",
+        "::1",
+        "fc00::1",
+        "fd12:3456::1",
+    ] {
+        assert!(proxies.contains(ip(inside)), "{inside} should be trusted");
+    }
+    for outside in [
+        "8.8.8.8",
+        "172.32.0.1",
+        "172.15.255.255",
+        "192.169.0.1",
+        "169.254.1.1",
+        "fe80::1",
+        "2001:db8::1",
+        "::",
+    ] {
+        assert!(
+            !proxies.contains(ip(outside)),
+            "{outside} should not be trusted"
+        );
+    }
+}
+
+#[test]
+fn mapped_ipv6_peers_are_their_ipv4_address() {
+    let proxies = TrustedProxies::default_private();
+    assert!(proxies.contains(ip("::ffff:10.0.0.1")));
+    assert!(proxies.contains(ip("::ffff:127.0.0.1")));
+    assert!(!proxies.contains(ip("::ffff:8.8.8.8")));
+    // A mapped address as an *entry* matches the plain IPv4 peer, and vice versa.
+    let mapped_entry =
+        TrustedProxies::parse("::ffff:10.9.0.0/112, ::ffff:192.0.2.7").expect("valid");
+    assert!(mapped_entry.contains(IpAddr::V4(Ipv4Addr::new(10, 9, 3, 4))));
+    assert!(mapped_entry.contains(ip("::ffff:10.9.3.4")));
+    assert!(mapped_entry.contains(ip("192.0.2.7")));
+    assert!(!mapped_entry.contains(ip("10.8.0.1")));
+    // IPv4-compatible (deprecated, not mapped) addresses are not reinterpreted.
+    assert!(!proxies.contains(IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0x0a00, 1))));
+}
+
+#[test]
+fn check_peer_reports_untrusted() {
+    let proxies = TrustedProxies::default_private();
+    assert_eq!(proxies.check_peer(ip("10.0.0.1")), Ok(()));
+    assert_eq!(
+        proxies.check_peer(ip("203.0.113.9")),
+        Err(ForwardedError::UntrustedPeer)
+    );
+}
+
+#[test]
+fn errors_display_as_short_sentences() {
+    assert_eq!(
+        ForwardedError::Missing("X-Forwarded-Host").to_string(),
+        "the X-Forwarded-Host header is missing"
+    );
+    assert_eq!(
+        ForwardedError::Invalid("X-Original-URL").to_string(),
+        "the X-Original-URL header is not valid"
+    );
+    assert_eq!(
+        ForwardedError::UntrustedPeer.to_string(),
+        "the request did not come from a trusted proxy"
+    );
+}
+
+// ---------------------------------------------------------------- X-Forwarded-*
+
+#[test]
+fn forwarded_basic_request() {
+    assert_eq!(
+        fwd(
+            Some("https"),
+            Some("app.example.com"),
+            Some("/a/b?c=d&e"),
+            Some("POST")
+        ),
+        ok("https://app.example.com/a/b?c=d&e", "POST")
+    );
+}
+
+#[test]
+fn forwarded_method_defaults_to_get() {
+    assert_eq!(
+        fwd(Some("http"), Some("app"), Some("/"), None),
+        ok("http://app/", "GET")
+    );
+    assert_eq!(
+        fwd(Some("http"), Some("app"), Some("/"), Some("")),
+        ok("http://app/", "GET")
+    );
+}
+
+#[test]
+fn forwarded_missing_headers() {
+    let h = Some("app.example.com");
+    assert_eq!(
+        fwd(None, h, Some("/"), None),
+        Err(ForwardedError::Missing(PROTO))
+    );
+    assert_eq!(
+        fwd(Some(""), h, Some("/"), None),
+        Err(ForwardedError::Missing(PROTO))
+    );
+    assert_eq!(
+        fwd(Some("https"), None, Some("/"), None),
+        Err(ForwardedError::Missing(HOST))
+    );
+    assert_eq!(
+        fwd(Some("https"), Some(""), Some("/"), None),
+        Err(ForwardedError::Missing(HOST))
+    );
+    assert_eq!(
+        fwd(Some("https"), h, None, None),
+        Err(ForwardedError::Missing(URI))
+    );
+    assert_eq!(
+        fwd(Some("https"), h, Some(""), None),
+        Err(ForwardedError::Missing(URI))
+    );
+}
+
+#[test]
+fn forwarded_proto_rules() {
+    let run = |p| fwd(Some(p), Some("app.example.com"), Some("/"), None);
+    assert_eq!(run("HTTPS"), ok("https://app.example.com/", "GET"));
+    assert_eq!(run("Http"), ok("http://app.example.com/", "GET"));
+    // Chained proxies: the first element is the one nearest the client.
+    assert_eq!(run("https, http"), ok("https://app.example.com/", "GET"));
+    assert_eq!(run(" http ,https"), ok("http://app.example.com/", "GET"));
+    for bad in [
+        "ftp",
+        "wss",
+        "javascript",
+        "https:",
+        "http s",
+        ",https",
+        "https\r\nX-Evil: 1",
+        "https\n",
+        "htt\u{0440}s",
+    ] {
+        assert_eq!(run(bad), Err(ForwardedError::Invalid(PROTO)), "{bad:?}");
+    }
+}
+
+#[test]
+fn forwarded_host_rules() {
+    let run = |h| fwd(Some("https"), Some(h), Some("/x"), None);
+    assert_eq!(
+        run("App.Example.COM"),
+        ok("https://app.example.com/x", "GET")
+    );
+    assert_eq!(
+        run("app.example.com:8443"),
+        ok("https://app.example.com:8443/x", "GET")
+    );
+    // An explicit default port names the same origin; the URL simply omits it.
+    assert_eq!(
+        run("app.example.com:443"),
+        ok("https://app.example.com/x", "GET")
+    );
+    assert_eq!(run("127.0.0.1:8080"), ok("https://127.0.0.1:8080/x", "GET"));
+    assert_eq!(run("[::1]:8080"), ok("https://[::1]:8080/x", "GET"));
+    assert_eq!(run("[::1]"), ok("https://[::1]/x", "GET"));
+    assert_eq!(
+        run("my_host.internal"),
+        ok("https://my_host.internal/x", "GET")
+    );
+    // Chained proxies: first element.
+    assert_eq!(
+        run("app.example.com, evil.com"),
+        ok("https://app.example.com/x", "GET")
+    );
+    for bad in [
+        "evil.com@app.example.com",
+        "app.example.com@evil.com",
+        "app.example.com/evil",
+        "app.example.com\\evil.com",
+        "app.example.com?x",
+        "app.example.com#x",
+        "app .example.com",
+        "app.example.com\r\nSet-Cookie: a=b",
+        "app.example.com\n",
+        "app.example.com\0",
+        "%61pp.example.com",
+        "app.example.com:",
+        "app.example.com:0",
+        "app.example.com:99999",
+        "app.example.com:8o",
+        "app.example.com:80:81",
+        "::1",
+        "[::1",
+        "[::1]8080",
+        "[fe80::1%25eth0]",
+        "[]",
+        ":8080",
+        ",app.example.com",
+        "b\u{fc}cher.example",
+        "0x7f.1",
+        "2130706433",
+        "[0:0::1]",
+        "*.example.com",
+    ] {
+        assert_eq!(run(bad), Err(ForwardedError::Invalid(HOST)), "{bad:?}");
+    }
+}
+
+#[test]
+fn forwarded_uri_rules() {
+    let run = |u| fwd(Some("https"), Some("app.example.com"), Some(u), None);
+    assert_eq!(run("/"), ok("https://app.example.com/", "GET"));
+    assert_eq!(
+        run("/a%20b?q=%2F&x=,"),
+        ok("https://app.example.com/a%20b?q=%2F&x=,", "GET")
+    );
+    // Dot segments are resolved by the parser; the authority cannot change.
+    assert_eq!(
+        run("/a/../../etc/passwd"),
+        ok("https://app.example.com/etc/passwd", "GET")
+    );
+    assert_eq!(
+        run("/@evil.com"),
+        ok("https://app.example.com/@evil.com", "GET")
+    );
+    for bad in [
+        "http://evil.com/",
+        "https://app.example.com/",
+        "//evil.com/x",
+        "evil.com/x",
+        "*",
+        "/a b",
+        "/a\tb",
+        "/a\r\nX-Injected: 1",
+        "/\\evil.com",
+        "/x#frag",
+        "/caf\u{e9}",
+        "/\x7f",
+    ] {
+        assert_eq!(run(bad), Err(ForwardedError::Invalid(URI)), "{bad:?}");
+    }
+}
+
+#[test]
+fn forwarded_method_rules() {
+    let run = |m| fwd(Some("https"), Some("app.example.com"), Some("/"), Some(m));
+    for good in [
+        "GET",
+        "HEAD",
+        "POST",
+        "DELETE",
+        "PROPFIND",
+        "VERSION-CONTROL",
+        "M-SEARCH",
+    ] {
+        assert_eq!(run(good), ok("https://app.example.com/", good), "{good:?}");
+    }
+    let long = "A".repeat(MAX_METHOD_LEN + 1);
+    for bad in [
+        "get",
+        "Get",
+        "GET ",
+        " GET",
+        "GET\r\n",
+        "GE T",
+        "G\u{c9}T",
+        "123",
+        "-",
+        long.as_str(),
+    ] {
+        assert_eq!(run(bad), Err(ForwardedError::Invalid(METHOD)), "{bad:?}");
+    }
+}
+
+// ---------------------------------------------------------------- X-Original-URL
+
+#[test]
+fn original_url_basic() {
+    let got = from_original_url(Some("https://app.example.com/a?b=c"), None).expect("valid");
+    assert_eq!(got.url.as_str(), "https://app.example.com/a?b=c");
+    assert_eq!(got.method, "GET");
+    let got = from_original_url(Some("HTTP://App.Example.com:8080/x"), Some("PUT")).expect("valid");
+    assert_eq!(got.url.as_str(), "http://app.example.com:8080/x");
+    assert_eq!(got.method, "PUT");
+    let got = from_original_url(Some("http://[::1]:8080/x"), None).expect("valid");
+    assert_eq!(got.url.as_str(), "http://[::1]:8080/x");
+}
+
+#[test]
+fn original_url_missing() {
+    assert_eq!(
+        from_original_url(None, None),
+        Err(ForwardedError::Missing(ORIGINAL_URL))
+    );
+    assert_eq!(
+        from_original_url(Some(""), None),
+        Err(ForwardedError::Missing(ORIGINAL_URL))
+    );
+}
+
+#[test]
+fn original_url_method_rules() {
+    let url = Some("https://app.example.com/");
+    assert_eq!(
+        from_original_url(url, Some("delete")),
+        Err(ForwardedError::Invalid(ORIGINAL_METHOD))
+    );
+    assert_eq!(
+        from_original_url(url, Some("GET\r\nX: y")),
+        Err(ForwardedError::Invalid(ORIGINAL_METHOD))
+    );
+}
+
+#[test]
+fn original_url_rejects_malformed_values() {
+    for bad in [
+        // Authelia GHSA-68wm-pfjf-wqp6 / CVE-2021-32637: malformed values must be errors.
+        "https://app.example.com/\r\n",
+        "https://app.example.com/%\u{0}",
+        "https://app.example.com/ x",
+        "ftp://app.example.com/",
+        "javascript://app.example.com/%0aalert(1)",
+        "/relative/path",
+        "//app.example.com/",
+        "https:app.example.com/",
+        "https:///app.example.com/",
+        "https://user@app.example.com/",
+        "https://user:pw@app.example.com/",
+        "https://evil.com\\@app.example.com/",
+        // A Host header ending in `?` or `#` would move the real path out of the path.
+        "https://app.example.com?x/admin",
+        "https://app.example.com#/admin",
+        "https://app.example.com",
+        "https://app.example.com/admin#frag",
+        "https://app.example.com//evil.com",
+        "https://app.example.com:99999/",
+        "https://app.example.com:/",
+        "https://%61pp.example.com/",
+        "https://0x7f.1/",
+        "https://b\u{fc}cher.example/",
+    ] {
+        assert_eq!(
+            from_original_url(Some(bad), None),
+            Err(ForwardedError::Invalid(ORIGINAL_URL)),
+            "{bad:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- is_browser_navigation
+
+#[test]
+fn browsers_are_recognised() {
+    let chrome = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7";
+    let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let safari = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for accept in [chrome, firefox, safari] {
+        assert!(is_browser_navigation("GET", Some(accept)));
+        assert!(is_browser_navigation("HEAD", Some(accept)));
+    }
+}
+
+#[test]
+fn non_navigations_are_not_browsers() {
+    let html = Some("text/html");
+    assert!(!is_browser_navigation("POST", html));
+    assert!(!is_browser_navigation("get", html));
+    assert!(!is_browser_navigation("OPTIONS", html));
+    assert!(!is_browser_navigation("GET", None));
+    // curl, fetch() and XHR send `*/*` by default.
+    assert!(!is_browser_navigation("GET", Some("*/*")));
+    assert!(!is_browser_navigation("GET", Some("")));
+    assert!(!is_browser_navigation("GET", Some("application/json")));
+    assert!(!is_browser_navigation(
+        "GET",
+        Some("application/json, text/plain, */*")
+    ));
+    assert!(!is_browser_navigation("GET", Some("text/*")));
+}
+
+#[test]
+fn accept_quality_values_are_parsed() {
+    let yes = [
+        "TEXT/HTML",
+        "text/html;q=1",
+        "text/html;q=1.000",
+        "text/html ; q=0.001",
+        "text/html;Q=0.5",
+        "text/html;level=1;q=0.5",
+        "application/xhtml+xml",
+        "text/html;q=0, application/xhtml+xml;q=0.1",
+        "text/plain;format=\"a,b\", text/html",
+    ];
+    for accept in yes {
+        assert!(is_browser_navigation("GET", Some(accept)), "{accept:?}");
+    }
+    let no = [
+        "text/html;q=0",
+        "text/html;q=0.0",
+        "text/html;q=0.000",
+        "text/html; q=0, */*",
+        "text/html;q=0, application/xhtml+xml;q=0",
+        "text/html, text/html;q=0",
+        "text/html;q=1.5",
+        "text/html;q=2",
+        "text/html;q=-1",
+        "text/html;q=0.0001",
+        "text/html;q=abc",
+        "text/html;q=",
+        "text/plain;format=\"x,text/html\"",
+        "text/htmlx",
+        "xtext/html",
+    ];
+    for accept in no {
+        assert!(!is_browser_navigation("GET", Some(accept)), "{accept:?}");
+    }
+}
+
+#[test]
+fn qvalue_grammar() {
+    assert_eq!(parse_qvalue("0"), Some(0.0));
+    assert_eq!(parse_qvalue("0.5"), Some(0.5));
+    assert_eq!(parse_qvalue("1"), Some(1.0));
+    assert_eq!(parse_qvalue("1.0"), Some(1.0));
+    assert_eq!(parse_qvalue("1.001"), None);
+    assert_eq!(parse_qvalue("0.1234"), None);
+    assert_eq!(parse_qvalue(".5"), None);
+    assert_eq!(parse_qvalue("00.5"), None);
+    assert_eq!(parse_qvalue("0.5e1"), None);
+}
+
+#[test]
+fn quote_aware_split() {
+    assert_eq!(split_outside_quotes("a,b", ','), vec!["a", "b"]);
+    assert_eq!(
+        split_outside_quotes("a;x=\"1,2\",b", ','),
+        vec!["a;x=\"1,2\"", "b"]
+    );
+    assert_eq!(
+        split_outside_quotes("a;x=\"q\\\"\",b", ','),
+        vec!["a;x=\"q\\\"\"", "b"]
+    );
+    assert_eq!(split_outside_quotes("", ','), vec![""]);
+}

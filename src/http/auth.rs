@@ -1,0 +1,204 @@
+//! The auth check: `/oauth2/auth` (status mode, nginx) and `/oauth2/forward-auth` (redirect
+//! mode, Traefik and Caddy). This is the hot path: one cookie check, one store read, one pure
+//! policy decision, a handful of headers.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{login, session_cookie, unix_now, AppState};
+use crate::error::AppError;
+use crate::forwarded::{self, OriginalRequest};
+use crate::policy::{self, Decision, Identity, RouteRules};
+use crate::session::Session;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Never redirects: nginx treats anything but 2xx/401/403 as an error.
+    Status,
+    /// Sends browsers to the IdP itself.
+    Redirect,
+}
+
+pub async fn status_mode(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    check(&req, &state, Mode::Status).await
+}
+
+pub async fn redirect_mode(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    check(&req, &state, Mode::Redirect).await
+}
+
+/// Identity headers, in the order: user, email, preferred username, groups. Every 2xx sets all
+/// of them (empty when unknown), so a value sent by the client can never reach the app.
+const IDENTITY_HEADERS: [[HeaderName; 2]; 4] = [
+    [
+        HeaderName::from_static("x-auth-request-user"),
+        HeaderName::from_static("remote-user"),
+    ],
+    [
+        HeaderName::from_static("x-auth-request-email"),
+        HeaderName::from_static("remote-email"),
+    ],
+    [
+        HeaderName::from_static("x-auth-request-preferred-username"),
+        HeaderName::from_static("remote-name"),
+    ],
+    [
+        HeaderName::from_static("x-auth-request-groups"),
+        HeaderName::from_static("remote-groups"),
+    ],
+];
+
+fn header_str<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn original_request(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+) -> Result<OriginalRequest, AppError> {
+    let peer_trusted = req
+        .peer_addr()
+        .is_some_and(|peer| state.config.trusted_proxies.contains(peer.ip()));
+    if !peer_trusted {
+        return Err(AppError::BadRequest(
+            "forwarded headers are only accepted from TRUSTED_PROXIES".to_string(),
+        ));
+    }
+    let parsed = match mode {
+        Mode::Redirect => forwarded::from_forwarded_headers(
+            header_str(req, "x-forwarded-proto"),
+            header_str(req, "x-forwarded-host"),
+            header_str(req, "x-forwarded-uri"),
+            header_str(req, "x-forwarded-method"),
+        ),
+        Mode::Status => forwarded::from_original_url(
+            header_str(req, "x-original-url"),
+            header_str(req, "x-original-method"),
+        ),
+    };
+    parsed.map_err(|err| AppError::BadRequest(err.to_string()))
+}
+
+async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpResponse, AppError> {
+    let original = original_request(req, state, mode)?;
+    let route = match RouteRules::from_query(req.query_string()) {
+        Ok(route) => route,
+        Err(err) => {
+            hint_if_query_copied(req, state, &original);
+            return Err(AppError::BadRequest(format!(
+                "invalid rule on the auth URL: {err}"
+            )));
+        }
+    };
+    let session = match signed_in_session(req, state).await? {
+        Ok(session) => session,
+        Err(reason) => return not_signed_in(req, state, mode, &original, reason).await,
+    };
+    let identity = Identity {
+        username: &session.user,
+        email: session.email.as_deref(),
+        email_verified: session.email_verified,
+        idp_groups: &session.groups,
+    };
+    match policy::decide(&state.config.rules, &route, &identity) {
+        Decision::Allow { upstream_groups } => Ok(allowed(&session, &upstream_groups)),
+        Decision::Deny(reason) => {
+            if !route.is_empty() {
+                hint_if_query_copied(req, state, &original);
+            }
+            Err(AppError::Forbidden {
+                user: session.user.clone(),
+                rule: reason.as_str(),
+                route: original.url.to_string(),
+                page: mode == Mode::Redirect,
+            })
+        }
+    }
+}
+
+/// The live session behind the request's cookie. The outer error is the store failing (deny
+/// with 503); the inner one is "not signed in" with its reason.
+pub async fn signed_in_session(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Result<Session, &'static str>, AppError> {
+    let id = match session_cookie::session_id(req, &state.config, &state.keys) {
+        Ok(id) => id,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let Some(session) = state.store.get_session(&id).await? else {
+        return Ok(Err("session unknown or revoked"));
+    };
+    if !session.is_live(unix_now()) {
+        return Ok(Err("session expired"));
+    }
+    Ok(Ok(session))
+}
+
+async fn not_signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+    original: &OriginalRequest,
+    reason: &'static str,
+) -> Result<HttpResponse, AppError> {
+    let accept = header_str(req, "accept");
+    if mode == Mode::Redirect && forwarded::is_browser_navigation(&original.method, accept) {
+        let return_to = original.url.as_str();
+        return login::begin(state, return_to).await;
+    }
+    Err(AppError::NotSignedIn { reason })
+}
+
+fn allowed(session: &Session, upstream_groups: &[String]) -> HttpResponse {
+    let groups = policy::encode_groups_header(upstream_groups);
+    let values = [
+        session.user.as_str(),
+        session.email.as_deref().unwrap_or(""),
+        session.preferred_username.as_deref().unwrap_or(""),
+        groups.as_str(),
+    ];
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    for (names, value) in IDENTITY_HEADERS.iter().zip(values) {
+        // A value that cannot be a header (control characters from a hostile IdP claim) is
+        // sent empty rather than failing the whole check.
+        let value = HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""));
+        for name in names {
+            response.insert_header((name.clone(), value.clone()));
+        }
+    }
+    response.finish()
+}
+
+/// Caddy (and misconfigured proxies) copy the visited page's query onto the auth URL. When the
+/// two queries are identical, say so in the log, at most once a minute.
+fn hint_if_query_copied(req: &HttpRequest, state: &AppState, original: &OriginalRequest) {
+    let auth_query = req.query_string();
+    if auth_query.is_empty() || original.url.query() != Some(auth_query) {
+        return;
+    }
+    let mut last = state
+        .query_hint_logged
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+        return;
+    }
+    *last = Some(Instant::now());
+    tracing::warn!(
+        "the auth URL's query equals the visited page's query: the proxy is probably copying \
+         the page's query onto the auth request. Caddy: write `uri /oauth2/forward-auth?` (with \
+         the `?`) in forward_auth; route rules on the auth URL must come from the proxy \
+         configuration only"
+    );
+}

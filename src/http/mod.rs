@@ -1,0 +1,51 @@
+//! Thin actix handlers: extract, call the pure modules, answer.
+
+pub mod auth;
+pub mod health;
+pub mod login;
+pub mod logout;
+pub mod pages;
+pub mod session_cookie;
+pub mod userinfo;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use actix_web::web;
+
+use crate::config::Config;
+use crate::crypto::Keys;
+use crate::oidc::Oidc;
+use crate::session::Store;
+
+/// Everything a request may need, built once at startup and shared read-only.
+pub struct AppState {
+    pub config: Config,
+    pub keys: Keys,
+    pub store: Store,
+    pub oidc: Oidc,
+    /// When the "proxy copies the page's query" hint was last logged (at most once a minute).
+    pub query_hint_logged: Mutex<Option<Instant>>,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/oauth2/auth", web::get().to(auth::status_mode))
+        .route("/oauth2/auth", web::head().to(auth::status_mode))
+        .route("/oauth2/forward-auth", web::get().to(auth::redirect_mode))
+        .route("/oauth2/forward-auth", web::head().to(auth::redirect_mode))
+        .route("/oauth2/start", web::get().to(login::start))
+        .route("/oauth2/callback", web::get().to(login::callback))
+        .route("/oauth2/sign_out", web::get().to(logout::sign_out))
+        .route("/oauth2/sign_out", web::post().to(logout::sign_out))
+        .route("/oauth2/userinfo", web::get().to(userinfo::userinfo))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz));
+}
+
+/// Unix seconds now; handlers read the clock once and pass it to the pure decisions.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,78 @@
+//! Reading and writing portcullis' cookies.
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::HttpRequest;
+
+use crate::config::Config;
+use crate::crypto::Keys;
+
+/// The session id in the request's session cookie, if the cookie is present and its signature
+/// holds. Which of the two failed is returned for the debug log.
+pub fn session_id(req: &HttpRequest, config: &Config, keys: &Keys) -> Result<String, &'static str> {
+    let cookie = req.cookie(&config.cookie_name).ok_or("no session cookie")?;
+    keys.verify(cookie.value())
+        .map(str::to_string)
+        .map_err(|_| "session cookie not valid")
+}
+
+fn base<'c>(config: &Config, name: String, value: String, path: &'static str) -> Cookie<'c> {
+    let mut cookie = Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .secure(config.cookie_secure)
+        .same_site(SameSite::Lax)
+        .finish();
+    if let Some(domain) = &config.cookie_domain {
+        cookie.set_domain(domain.trim_start_matches('.').to_string());
+    }
+    cookie
+}
+
+pub fn session_cookie<'c>(config: &Config, keys: &Keys, id: &str) -> Cookie<'c> {
+    let mut cookie = base(config, config.cookie_name.clone(), keys.sign(id), "/");
+    cookie.set_max_age(CookieDuration::seconds(
+        config.session_lifetime.as_secs() as i64
+    ));
+    cookie
+}
+
+pub fn clear_session_cookie<'c>(config: &Config) -> Cookie<'c> {
+    let mut cookie = base(config, config.cookie_name.clone(), String::new(), "/");
+    cookie.make_removal();
+    cookie
+}
+
+/// Each login in progress has its own cookie, named after its `state`, so that two tabs can
+/// sign in at the same time without overwriting each other's binding.
+pub fn login_cookie_name(config: &Config, state: &str) -> String {
+    let suffix: String = state
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    format!("{}_login_{suffix}", config.cookie_name)
+}
+
+pub fn login_cookie<'c>(config: &Config, state: &str, binding: String) -> Cookie<'c> {
+    let mut cookie = base(
+        config,
+        login_cookie_name(config, state),
+        binding,
+        "/oauth2/",
+    );
+    cookie.set_max_age(CookieDuration::seconds(
+        crate::http::login::LOGIN_TTL.as_secs() as i64,
+    ));
+    cookie
+}
+
+pub fn clear_login_cookie<'c>(config: &Config, state: &str) -> Cookie<'c> {
+    let mut cookie = base(
+        config,
+        login_cookie_name(config, state),
+        String::new(),
+        "/oauth2/",
+    );
+    cookie.make_removal();
+    cookie
+}

@@ -1,0 +1,26 @@
+//! `/oauth2/userinfo`: who is signed in, as JSON. Never tokens.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::{auth, AppState};
+use crate::error::AppError;
+use crate::policy;
+
+pub async fn userinfo(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let session = auth::signed_in_session(&req, &state)
+        .await?
+        .map_err(|reason| AppError::NotSignedIn { reason })?;
+    let groups = policy::upstream_groups(&state.config.rules, &session.groups);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "user": session.user,
+            "email": session.email,
+            "preferred_username": session.preferred_username,
+            "groups": groups,
+        })))
+}

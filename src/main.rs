@@ -1,0 +1,100 @@
+//! The `portcullis` binary: serve (default), `check`, `healthcheck`, `--help`, `--version`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use portcullis::config::Config;
+
+const USAGE: &str = "\
+portcullis: OpenID Connect single sign-on for Traefik, nginx and Caddy forward-auth
+
+Usage:
+  portcullis              serve (configuration from environment variables)
+  portcullis check        validate the configuration, reach the IdP and the session store,
+                          and print what to register at the IdP and proxy snippets
+  portcullis healthcheck  exit 0 when the local instance answers /healthz (for containers)
+  portcullis --help       this text
+  portcullis --version    the version
+
+Configuration: see the README's configuration table (OIDC_ISSUER_URL, OIDC_CLIENT_ID, ...).";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str);
+    match command {
+        None | Some("serve") => run(serve),
+        Some("check") => run(check),
+        Some("healthcheck") => run(healthcheck),
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some("--version" | "-V" | "version") => {
+            println!("portcullis {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("portcullis: unknown command {other:?}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(job: fn() -> anyhow::Result<()>) -> ExitCode {
+    match job() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("portcullis: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config() -> anyhow::Result<Config> {
+    // ConfigError's Display already lists every problem; no context needed on top.
+    Ok(Config::from_process_env()?)
+}
+
+fn serve() -> anyhow::Result<()> {
+    let config = load_config()?;
+    portcullis::telemetry::init(config.log_format);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let addr = config.listen_addr;
+    actix_web::rt::System::new().block_on(async move {
+        let running = portcullis::build(config)
+            .await
+            .context("portcullis could not start")?;
+        tracing::info!(%addr, port = running.port, store = running.state.store.kind(), "listening");
+        running.server.await.context("server stopped with an error")
+    })
+}
+
+fn check() -> anyhow::Result<()> {
+    let config = load_config()?;
+    let report = actix_web::rt::System::new().block_on(portcullis::check::run(config));
+    print!("{}", report.text);
+    if report.ok {
+        Ok(())
+    } else {
+        anyhow::bail!("check failed")
+    }
+}
+
+fn healthcheck() -> anyhow::Result<()> {
+    let port = std::env::var("LISTEN_ADDR")
+        .ok()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .unwrap_or(4180);
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    actix_web::rt::System::new().block_on(async move {
+        let client = openidconnect::reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()?;
+        let status = client.get(&url).send().await?.status();
+        anyhow::ensure!(status.is_success(), "{url} answered {status}");
+        Ok(())
+    })
+}

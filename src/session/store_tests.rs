@@ -1,0 +1,155 @@
+//! One suite, run against both backends (the Redis run starts a real `redis-server`).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::*;
+
+fn session(user: &str) -> Session {
+    Session {
+        user: user.to_string(),
+        email: Some(format!("{user}@example.com")),
+        email_verified: true,
+        preferred_username: Some(user.to_string()),
+        groups: vec!["ops".to_string(), "ACME, Inc".to_string()],
+        created_at: 1_000,
+        expires_at: 2_000,
+    }
+}
+
+fn login() -> LoginState {
+    LoginState {
+        browser_binding: "digest".into(),
+        pkce_verifier: "verifier".into(),
+        nonce: "nonce".into(),
+        return_to: "https://app.example.com/".into(),
+    }
+}
+
+async fn shared_suite(store: &Store) {
+    let ttl = Duration::from_secs(60);
+    store.ping().await.expect("ping");
+
+    // put / get / delete
+    store
+        .put_session("id-1", &session("alice"), Some("sealed".into()), ttl)
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get_session("id-1").await.expect("get"),
+        Some(session("alice"))
+    );
+    assert_eq!(
+        store
+            .get_sealed_tokens("id-1")
+            .await
+            .expect("tokens")
+            .as_deref(),
+        Some("sealed")
+    );
+    assert_eq!(store.get_session("unknown").await.expect("get"), None);
+    store.delete_session("id-1").await.expect("delete");
+    assert_eq!(store.get_session("id-1").await.expect("get"), None);
+    assert_eq!(store.get_sealed_tokens("id-1").await.expect("tokens"), None);
+
+    // revoking a user removes all of their sessions and nobody else's
+    for id in ["a-1", "a-2"] {
+        store
+            .put_session(id, &session("alice"), None, ttl)
+            .await
+            .expect("put");
+    }
+    store
+        .put_session("b-1", &session("bob"), None, ttl)
+        .await
+        .expect("put");
+    assert_eq!(
+        store.delete_user_sessions("alice").await.expect("revoke"),
+        2
+    );
+    assert_eq!(store.get_session("a-1").await.expect("get"), None);
+    assert_eq!(store.get_session("a-2").await.expect("get"), None);
+    assert!(store.get_session("b-1").await.expect("get").is_some());
+
+    // login state is single use
+    store
+        .put_login("state-1", &login(), ttl)
+        .await
+        .expect("put");
+    assert_eq!(
+        store.take_login("state-1").await.expect("take"),
+        Some(login())
+    );
+    assert_eq!(store.take_login("state-1").await.expect("take"), None);
+
+    // entries expire
+    store
+        .put_session("short", &session("carol"), None, Duration::from_millis(200))
+        .await
+        .expect("put");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(store.get_session("short").await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn memory_store_passes_the_shared_suite() {
+    shared_suite(&Store::memory()).await;
+}
+
+struct RedisProcess(Child);
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test]
+async fn redis_store_passes_the_shared_suite() {
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (apt-get install redis-server)");
+    let _guard = RedisProcess(child);
+    let store = Store::redis(&format!("redis://127.0.0.1:{port}")).expect("client");
+    let mut ready = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "redis-server did not start");
+    shared_suite(&store).await;
+}
+
+#[tokio::test]
+async fn redis_store_reports_unreachable_redis_as_unavailable() {
+    let port = free_port();
+    let store = Store::redis(&format!("redis://127.0.0.1:{port}")).expect("client");
+    let started = std::time::Instant::now();
+    let result = store.get_session("x").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(store.ping().await.is_err());
+    // Not a timing assertion on speed, only that it did not hang for the default TCP timeout.
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
