@@ -1,0 +1,149 @@
+//! Session lifecycle: sign-out, restarts, the in-memory store, and Redis going away.
+
+use std::time::{Duration, Instant};
+
+use crate::stack::{seen_headers, Options, Stack, StoreKind};
+use crate::support::browser::API_ACCEPT;
+use crate::support::idp::PASSWORD;
+use crate::support::portcullis::COOKIE_NAME;
+use crate::support::Browser;
+
+async fn status_with_cookie(stack: &Stack, cookie: &str) -> u16 {
+    Browser::new()
+        .get_with_headers(
+            &stack.direct("/oauth2/auth"),
+            &[
+                ("X-Original-URL", &format!("{}/app", stack.base())),
+                ("Cookie", &format!("{COOKIE_NAME}={cookie}")),
+            ],
+        )
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn sign_out_deletes_the_session_so_the_old_cookie_no_longer_works() {
+    let stack = Stack::traefik();
+    let browser = Browser::new();
+    browser
+        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
+        .await;
+    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    assert_eq!(status_with_cookie(&stack, &cookie).await, 200);
+
+    let out = browser
+        .request(
+            reqwest::Method::POST,
+            &stack.url("/oauth2/sign_out"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 200);
+    assert!(out.body.contains("Signed out"));
+    assert!(out
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with(&format!("{COOKIE_NAME}=;")) || c.contains("Max-Age=0")));
+    assert!(browser.cookie(&stack.base(), COOKIE_NAME).is_none());
+    // The copy an attacker might have kept is dead too: the session is gone from the store.
+    assert_eq!(status_with_cookie(&stack, &cookie).await, 401);
+    let redis = stack.redis.as_ref().expect("redis");
+    assert_eq!(
+        redis
+            .cli(&["--scan", "--pattern", "portcullis:session:*"])
+            .trim(),
+        ""
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_sessions_with_redis() {
+    let mut stack = Stack::traefik();
+    let browser = Browser::new();
+    browser
+        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
+        .await;
+    stack.portcullis.restart();
+    let hop = browser.get(&stack.url("/after-restart")).await;
+    assert_eq!(hop.status, 200, "session lost across restart: {}", hop.body);
+    assert_eq!(seen_headers(&hop.json())["x-auth-request-user"], "alice");
+}
+
+#[tokio::test]
+async fn the_in_memory_store_serves_without_redis_and_forgets_on_restart() {
+    let mut stack = Stack::start(Options {
+        store: StoreKind::Memory,
+        ..Options::default()
+    });
+    let browser = Browser::new();
+    let landed = browser
+        .sign_in_through(&stack.base(), "/", "bob", PASSWORD)
+        .await;
+    assert_eq!(seen_headers(&landed.json())["x-auth-request-user"], "bob");
+    assert_eq!(browser.get(&stack.url("/second")).await.status, 200);
+    stack.portcullis.restart();
+    let after = browser
+        .get_with_accept(&stack.url("/third"), API_ACCEPT)
+        .await;
+    assert_eq!(
+        after.status, 401,
+        "memory sessions do not survive a restart"
+    );
+}
+
+#[tokio::test]
+async fn redis_outage_denies_then_recovers_without_restart() {
+    let mut stack = Stack::traefik();
+    let browser = Browser::new();
+    browser
+        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
+        .await;
+    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+
+    stack.redis.as_mut().expect("redis").stop();
+    // Bounded: each request is bounded by portcullis' own Redis timeouts; we allow a few tries
+    // for the connection to notice the loss.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut denied = None;
+    while Instant::now() < deadline {
+        let status = status_with_cookie(&stack, &cookie).await;
+        if status != 200 {
+            denied = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        denied,
+        Some(503),
+        "auth must deny (503) while Redis is down"
+    );
+    let through_proxy = browser.get(&stack.url("/during-outage")).await;
+    assert!(
+        through_proxy.status >= 400,
+        "proxy let a request through: {}",
+        through_proxy.status
+    );
+    assert_eq!(
+        Browser::new().get(&stack.direct("/readyz")).await.status,
+        503
+    );
+    assert_eq!(
+        Browser::new().get(&stack.direct("/healthz")).await.status,
+        200
+    );
+
+    stack.redis.as_mut().expect("redis").restart();
+    // Redis came back empty (no persistence in tests): a new login must work, with no restart.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Browser::new().get(&stack.direct("/readyz")).await.status != 200 {
+        assert!(Instant::now() < deadline, "/readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fresh = Browser::new();
+    let landed = fresh
+        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
+        .await;
+    assert_eq!(seen_headers(&landed.json())["x-auth-request-user"], "alice");
+}

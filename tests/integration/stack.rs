@@ -1,0 +1,110 @@
+//! A whole deployment for one test: echo app, proxy, IdP, optional Redis, portcullis.
+
+use std::collections::HashMap;
+
+use crate::support::portcullis::{test_env, Portcullis};
+use crate::support::{Caddy, Idp, Nginx, Proxy, ProxyKind, RedisServer, Traefik, Upstream};
+
+pub struct Stack {
+    // Field order is drop order: portcullis first, then what it talks to.
+    pub portcullis: Portcullis,
+    pub proxy: Proxy,
+    pub idp: Idp,
+    pub redis: Option<RedisServer>,
+    pub upstream: Upstream,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Redis,
+    Memory,
+}
+
+pub struct Options<'a> {
+    pub proxy: ProxyKind,
+    pub store: StoreKind,
+    pub env: &'a [(&'a str, &'a str)],
+    /// Caddy only: the snippet most guides show, whose `uri` has no `?`.
+    pub naive_caddy: bool,
+    /// Use the IdP's second client, which authenticates with client_secret_post.
+    pub client_secret_post: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            proxy: ProxyKind::Traefik,
+            store: StoreKind::Redis,
+            env: &[],
+            naive_caddy: false,
+            client_secret_post: false,
+        }
+    }
+}
+
+impl Stack {
+    pub fn start(options: Options<'_>) -> Stack {
+        let upstream = Upstream::start();
+        let mut portcullis = Portcullis::reserve();
+        let proxy = match options.proxy {
+            ProxyKind::Traefik => Traefik::start(&portcullis.base_url(), &upstream.url()),
+            ProxyKind::Nginx => Nginx::start(&portcullis.hostport(), &upstream.addr()),
+            ProxyKind::Caddy => Caddy::start(
+                &portcullis.hostport(),
+                &upstream.addr(),
+                options.naive_caddy,
+            ),
+        };
+        let idp = Idp::start(&[format!("{}/oauth2/callback", proxy.base_url())], &[]);
+        let redis = (options.store == StoreKind::Redis).then(RedisServer::start);
+        let mut env = test_env(
+            &idp,
+            &proxy.base_url(),
+            redis.as_ref().map(|r| r.url()).as_deref(),
+        );
+        if options.client_secret_post {
+            env.insert("OIDC_CLIENT_ID".into(), idp.client_id_post());
+            env.insert("OIDC_TOKEN_AUTH_METHOD".into(), "client_secret_post".into());
+        }
+        for (k, v) in options.env {
+            env.insert(k.to_string(), v.to_string());
+        }
+        portcullis.start(env);
+        Stack {
+            portcullis,
+            proxy,
+            idp,
+            redis,
+            upstream,
+        }
+    }
+
+    pub fn traefik() -> Stack {
+        Stack::start(Options::default())
+    }
+
+    pub fn base(&self) -> String {
+        self.proxy.base_url()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base(), path)
+    }
+
+    /// portcullis directly, not through the proxy.
+    pub fn direct(&self, path: &str) -> String {
+        format!("{}{}", self.portcullis.base_url(), path)
+    }
+}
+
+/// Header values the echo app received, lower-case names.
+pub fn seen_headers(echo: &serde_json::Value) -> HashMap<String, String> {
+    echo["headers"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

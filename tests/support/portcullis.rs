@@ -1,0 +1,137 @@
+//! portcullis itself, started in-process (the library's `build`) on its own thread and actix
+//! System, on a chosen loopback port so that it can be stopped and started again there.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+
+use super::idp::Idp;
+use super::ports::free_port;
+
+/// A 32+ byte secret used by every test instance.
+pub const COOKIE_SECRET: &str = "test-cookie-secret-0123456789abcdef";
+pub const COOKIE_NAME: &str = "_portcullis";
+
+pub struct Portcullis {
+    port: u16,
+    env: HashMap<String, String>,
+    running: Option<(ServerHandle, JoinHandle<()>)>,
+}
+
+/// The environment of a test instance: the IdP's client, callback on `public_base`, plain http.
+pub fn test_env(idp: &Idp, public_base: &str, redis_url: Option<&str>) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("OIDC_ISSUER_URL", idp.issuer()),
+        ("OIDC_CLIENT_ID", idp.client_id()),
+        ("OIDC_CLIENT_SECRET", idp.client_secret()),
+        (
+            "OIDC_REDIRECT_URL",
+            format!("{public_base}/oauth2/callback"),
+        ),
+        ("OIDC_SCOPES", "openid profile email groups".to_string()),
+        ("COOKIE_SECRET", COOKIE_SECRET.to_string()),
+        ("COOKIE_SECURE", "false".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Some(url) = redis_url {
+        env.insert("REDIS_URL".into(), url.to_string());
+    }
+    env
+}
+
+impl Portcullis {
+    /// Reserves a port without starting (proxies need the address before portcullis can start,
+    /// because the IdP needs the proxy's callback address first).
+    pub fn reserve() -> Portcullis {
+        Portcullis {
+            port: free_port(),
+            env: HashMap::new(),
+            running: None,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn hostport(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self, mut env: HashMap<String, String>) {
+        env.insert("LISTEN_ADDR".into(), self.hostport());
+        self.env = env;
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        assert!(self.running.is_none(), "portcullis already running");
+        let env = self.env.clone();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("portcullis-{}", self.port))
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let config = match portcullis::config::Config::from_env_map(env) {
+                        Ok(config) => config,
+                        Err(err) => {
+                            let _ = tx.send(Err(err.to_string()));
+                            return;
+                        }
+                    };
+                    match portcullis::build(config).await {
+                        Ok(running) => {
+                            let _ = tx.send(Ok(running.server.handle()));
+                            let _ = running.server.await;
+                        }
+                        Err(err) => {
+                            let _ = tx.send(Err(err.to_string()));
+                        }
+                    }
+                })
+            })
+            .expect("spawn portcullis thread");
+        let handle = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("portcullis did not report its start")
+            .unwrap_or_else(|e| panic!("portcullis failed to start: {e}"));
+        self.running = Some((handle, thread));
+        super::wait::wait_for_http(
+            &format!("{}/healthz", self.base_url()),
+            Duration::from_secs(15),
+            |s| s == 200,
+        )
+        .expect("portcullis /healthz");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some((handle, thread)) = self.running.take() {
+            // Stopping needs an executor; the test's may be busy, so use a small one of our own.
+            let _ = std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(handle.stop(false));
+            })
+            .join();
+            let _ = thread.join();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for Portcullis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
