@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::config::Config;
+use crate::config::{Config, TokenAuthMethod};
 use crate::oidc::Oidc;
 use crate::session::Store;
 
@@ -88,13 +88,15 @@ fn registration(config: &Config) -> String {
     format!(
         "\nRegister at your identity provider (client {client}):\n  \
 redirect URI:             {redirect}\n  \
-post-logout redirect URI: {origin}/oauth2/sign_out (only if your IdP asks for one)\n  \
-back-channel logout URI:  not supported yet\n  \
-grant type: authorization_code, PKCE S256; client authentication: {auth:?}\n",
+post-logout redirect URI: none needed (sign-out ends the portcullis session only)\n  \
+back-channel logout URI:  none (not supported yet)\n  \
+grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
         client = config.client_id,
         redirect = config.redirect_url,
-        origin = origin(config),
-        auth = config.token_auth_method,
+        auth = match config.token_auth_method {
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+        },
     )
 }
 
@@ -119,8 +121,11 @@ nginx (inside your server block):
   location / {{ auth_request /_oauth2_auth; error_page 401 = @oauth2_signin; auth_request_set $user $upstream_http_x_auth_request_user; proxy_set_header X-Auth-Request-User $user; ... }}
   location @oauth2_signin {{ return 302 /oauth2/start?rd=$scheme://$http_host$request_uri; }}
 
-Caddy:
+Caddy (inside a route block, so the header removal runs before forward_auth):
   handle /oauth2/* {{ reverse_proxy {upstream} }}
+  # copy_headers skips empty values: remove client-sent identity headers first.
+  request_header -X-Auth-Request-*
+  request_header -Remote-*
   forward_auth {upstream} {{
     # The trailing "?" stops Caddy from copying the visited page's query onto the auth URL.
     uri /oauth2/forward-auth?

@@ -83,12 +83,18 @@ fn check() -> anyhow::Result<()> {
 }
 
 fn healthcheck() -> anyhow::Result<()> {
-    let port = std::env::var("LISTEN_ADDR")
+    let listen = std::env::var("LISTEN_ADDR")
         .ok()
         .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.port())
-        .unwrap_or(4180);
-    let url = format!("http://127.0.0.1:{port}/healthz");
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 4180)));
+    // A wildcard address is reached on loopback; a specific one only on itself.
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_string(),
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    let url = format!("http://{host}:{}/healthz", listen.port());
     actix_web::rt::System::new().block_on(async move {
         let client = openidconnect::reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(3))

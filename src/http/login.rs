@@ -75,9 +75,24 @@ fn query_params(req: &HttpRequest) -> HashMap<String, String> {
     params
 }
 
+/// The `rd` of `/oauth2/start`. nginx cannot URL-encode, so its sign-in redirect sends
+/// `rd=http://host/path?a=1&b=2` unencoded as the only parameter: when the value after a
+/// leading `rd=` starts with an unencoded `http://` or `https://`, the whole rest of the query
+/// is the URL. Otherwise `rd` is an ordinary (encoded) form parameter. Either way the result
+/// still has to pass the redirect allow-list.
+pub fn requested_return(raw_query: &str) -> Option<String> {
+    if let Some(rest) = raw_query.strip_prefix("rd=") {
+        if rest.starts_with("http://") || rest.starts_with("https://") {
+            return Some(rest.to_string());
+        }
+    }
+    url::form_urlencoded::parse(raw_query.as_bytes())
+        .find(|(key, _)| key == "rd")
+        .map(|(_, value)| value.into_owned())
+}
+
 pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let params = query_params(&req);
-    let return_to = safe_return_to(&state, params.get("rd").map(String::as_str));
+    let return_to = safe_return_to(&state, requested_return(req.query_string()).as_deref());
     begin(&state, &return_to).await
 }
 
@@ -219,4 +234,29 @@ pub async fn callback(
         .cookie(session_cookie::session_cookie(config, &state.keys, &id))
         .cookie(session_cookie::clear_login_cookie(config, &state_param))
         .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requested_return;
+
+    #[test]
+    fn rd_from_nginx_keeps_the_whole_original_query() {
+        assert_eq!(
+            requested_return("rd=https://app.example.com/a?x=1&y=2").as_deref(),
+            Some("https://app.example.com/a?x=1&y=2")
+        );
+    }
+
+    #[test]
+    fn encoded_rd_is_decoded_once_and_other_parameters_ignored() {
+        assert_eq!(
+            requested_return("foo=1&rd=https%3A%2F%2Fapp.example.com%2Fa%3Fx%3D1%26y%3D2")
+                .as_deref(),
+            Some("https://app.example.com/a?x=1&y=2")
+        );
+        assert_eq!(requested_return("rd=%2Fpath").as_deref(), Some("/path"));
+        assert_eq!(requested_return("other=1"), None);
+        assert_eq!(requested_return(""), None);
+    }
 }

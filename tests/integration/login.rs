@@ -26,14 +26,17 @@ async fn login_through(proxy: ProxyKind) {
     );
 
     let landed = browser
-        .sign_in_through(&stack.base(), "/some/page?x=1", "bob", PASSWORD)
+        .sign_in_through(&stack.base(), "/some/page?x=1&y=a%20b", "bob", PASSWORD)
         .await;
     let echo = landed.json();
     assert_eq!(
         echo["path"], "/some/page",
         "{proxy:?} landed elsewhere: {echo}"
     );
-    assert_eq!(echo["query"], "x=1");
+    assert_eq!(
+        echo["query"], "x=1&y=a%20b",
+        "{proxy:?} lost the query through login"
+    );
     let headers = seen_headers(&echo);
     assert_eq!(headers["x-auth-request-user"], "bob");
     assert_eq!(headers["x-auth-request-email"], "bob@example.com");

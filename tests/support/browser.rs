@@ -324,7 +324,7 @@ impl Browser {
         let login_page = hops.last().expect("at least one hop").clone();
         if !(login_page.status == 200 && login_page.body.contains("name=\"password\"")) {
             panic!(
-                "signing in through {proxy_base_url}{path} did not reach the IdP login page:\n{}",
+                "signing in through {proxy_base_url}{path} did not reach the IdP login page (already signed in? use a fresh Browser or clear_cookies()):\n{}",
                 describe(&hops)
             );
         }

@@ -14,6 +14,7 @@ pub fn repo_root() -> PathBuf {
     }
     // file!() is relative to the invoking workspace root, or absolute when the
     // module was included through an absolute #[path]; join handles both.
+    #[allow(clippy::join_absolute_paths)] // an absolute file!() replacing the base is intended
     let this_file = manifest.join(file!());
     let from_file = this_file
         .parent() // support/
