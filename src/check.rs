@@ -100,11 +100,37 @@ grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
     )
 }
 
+/// The identity headers portcullis answers with, in the order the snippets list them.
+const IDENTITY_HEADERS: [&str; 8] = [
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Preferred-Username",
+    "X-Auth-Request-Groups",
+    "Remote-User",
+    "Remote-Email",
+    "Remote-Name",
+    "Remote-Groups",
+];
+
 fn snippets(config: &Config) -> String {
     let port = config.listen_addr.port();
     let upstream = format!("portcullis:{port}");
+    let list = IDENTITY_HEADERS.join(", ");
+    let spaced = IDENTITY_HEADERS.join(" ");
+    let mut nginx_headers = String::new();
+    let mut caddy_removals = String::new();
+    for name in IDENTITY_HEADERS {
+        let var = name.to_ascii_lowercase().replace('-', "_");
+        let _ = write!(
+            nginx_headers,
+            "\n    auth_request_set $pc_{var} $upstream_http_{var}; proxy_set_header {name} $pc_{var};"
+        );
+        let _ = write!(caddy_removals, "\n    request_header -{name}");
+    }
     format!(
         r#"
+(Replace {upstream} with the address your proxy reaches portcullis at.)
+
 Traefik (dynamic configuration):
   http:
     middlewares:
@@ -112,24 +138,29 @@ Traefik (dynamic configuration):
         forwardAuth:
           address: "http://{upstream}/oauth2/forward-auth"
           trustForwardHeader: false
-          authResponseHeaders: [X-Auth-Request-User, X-Auth-Request-Email, X-Auth-Request-Preferred-Username, X-Auth-Request-Groups, Remote-User, Remote-Email, Remote-Name, Remote-Groups]
+          authResponseHeaders: [{list}]
   (and route {origin}/oauth2/ to http://{upstream} without the middleware)
 
 nginx (inside your server block):
   location /oauth2/ {{ proxy_pass http://{upstream}; proxy_set_header Host $host; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; }}
   location = /_oauth2_auth {{ internal; proxy_pass http://{upstream}/oauth2/auth; proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header X-Original-URL $scheme://$http_host$request_uri; proxy_set_header X-Original-Method $request_method; }}
-  location / {{ auth_request /_oauth2_auth; error_page 401 = @oauth2_signin; auth_request_set $user $upstream_http_x_auth_request_user; proxy_set_header X-Auth-Request-User $user; ... }}
   location @oauth2_signin {{ return 302 /oauth2/start?rd=$scheme://$http_host$request_uri; }}
+  location / {{
+    auth_request /_oauth2_auth;
+    error_page 401 = @oauth2_signin;{nginx_headers}
+    proxy_pass http://your-app;
+  }}
 
-Caddy (inside a route block, so the header removal runs before forward_auth):
+Caddy:
   handle /oauth2/* {{ reverse_proxy {upstream} }}
-  # copy_headers skips empty values: remove client-sent identity headers first.
-  request_header -X-Auth-Request-*
-  request_header -Remote-*
-  forward_auth {upstream} {{
-    # The trailing "?" stops Caddy from copying the visited page's query onto the auth URL.
-    uri /oauth2/forward-auth?
-    copy_headers X-Auth-Request-User X-Auth-Request-Email X-Auth-Request-Preferred-Username X-Auth-Request-Groups Remote-User Remote-Email Remote-Name Remote-Groups
+  route {{
+    # copy_headers skips empty values: remove client-sent identity headers first.{caddy_removals}
+    forward_auth {upstream} {{
+      # The trailing "?" stops Caddy from copying the visited page's query onto the auth URL.
+      uri /oauth2/forward-auth?
+      copy_headers {spaced}
+    }}
+    reverse_proxy your-app:80
   }}
 "#,
         origin = origin(config),
