@@ -11,3 +11,7 @@ mod endpoints;
 mod login;
 mod rules;
 mod sessions;
+
+mod browser;
+mod cli;
+mod examples;

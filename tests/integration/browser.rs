@@ -1,0 +1,168 @@
+//! A real browser: Debian's Chromium, driven by tests/browser/login.mjs (playwright-core),
+//! signs in through Traefik and the test IdP's form, meets the 403 page, signs out with its
+//! button, and is asked to sign in again. Screenshots go to target/test-artifacts/browser/.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::stack::{Options, Stack};
+use crate::support::paths::{find_program, repo_root};
+
+/// Global rules as in rules.rs; examples/traefik/dynamic.yml narrows /ops/ to the group "ops".
+const RULES: &[(&str, &str)] = &[
+    ("REQUIRE_GROUP", "ops,dev,^RT_"),
+    ("ALLOWED_EMAIL_DOMAINS", "example.com,example.org"),
+    ("ADMINS", "carol"),
+    ("GROUP_MAP", r#"{"ACME, Inc": "acme"}"#),
+];
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The script bounds itself at 120 s; this is the backstop.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn artifact_dir() -> PathBuf {
+    // CARGO_TARGET_DIR may move target/; the test binary lives in <target>/<profile>/deps/.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                repo_root().join(dir)
+            }
+        })
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("test-artifacts/browser")
+}
+
+/// Fails (never skips) with the install command when something is missing.
+fn require_browser_setup() -> PathBuf {
+    let mut missing = Vec::new();
+    let node = find_program("node");
+    if node.is_none() {
+        missing.push("node is not installed: apt-get install -y nodejs npm".to_string());
+    }
+    if !PathBuf::from(CHROMIUM).is_file() {
+        missing.push(format!(
+            "{CHROMIUM} is not installed: apt-get install -y chromium"
+        ));
+    }
+    if !repo_root()
+        .join("tests/browser/node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        missing.push(format!(
+            "the browser test's npm packages are not installed: npm ci --prefix tests/browser   (in {})",
+            repo_root().display()
+        ));
+    }
+    assert!(
+        missing.is_empty(),
+        "the real-browser test cannot run (scripts/install-test-deps.sh installs all of this):\n  {}",
+        missing.join("\n  ")
+    );
+    node.expect("node")
+}
+
+/// Runs the command in its own process group and kills the whole group (node and the
+/// Chromium it started) if it outlives `timeout`.
+fn run_group_with_timeout(mut command: Command, timeout: Duration) -> Output {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+
+    command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to run {command:?}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let status = child.wait().expect("wait for the killed browser script");
+            let out = out_reader.join().unwrap_or_default();
+            let err = err_reader.join().unwrap_or_default();
+            panic!(
+                "{command:?} did not finish within {timeout:?} and was killed ({status})\n\
+                 --- stdout ---\n{}\n--- stderr ---\n{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Whatever the script left behind (a Chromium helper) goes with its group.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+#[test]
+fn chromium_signs_in_meets_the_403_page_and_signs_out() {
+    let node = require_browser_setup();
+    let artifacts = artifact_dir();
+    // Stale screenshots of an earlier run must not pass for this one's.
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts)
+        .unwrap_or_else(|e| panic!("create {}: {e}", artifacts.display()));
+
+    let stack = Stack::start(Options {
+        env: RULES,
+        ..Options::default()
+    });
+
+    let mut command = Command::new(node);
+    command
+        .arg(repo_root().join("tests/browser/login.mjs"))
+        .arg(stack.base())
+        .arg(&artifacts)
+        .current_dir(repo_root());
+    let output = run_group_with_timeout(command, SCRIPT_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser script failed ({}); artifacts in {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n\
+         --- IdP log ---\n{}\n--- Traefik log ---\n{}",
+        output.status,
+        artifacts.display(),
+        stack.idp.log_tail(30),
+        stack.proxy.log_tail(30),
+    );
+    assert!(stdout.contains("browser test: PASSED"), "{stdout}");
+    for shot in ["forbidden.png", "signed-out.png"] {
+        let path = artifacts.join(shot);
+        let size = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("screenshot {}: {e}", path.display()))
+            .len();
+        assert!(size > 1000, "{} is only {size} bytes", path.display());
+    }
+}
