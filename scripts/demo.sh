@@ -222,7 +222,8 @@ cookie_secret="$(random_secret)"
 
 say "starting the test IdP (tests/idp, oidc-provider) on $issuer"
 start idp env PORT="$idp_port" ISSUER="$issuer" CLIENT_ID="$client_id" CLIENT_SECRET="$client_secret" \
-  REDIRECT_URIS="$base/oauth2/callback" NODE_ENV=test \
+  REDIRECT_URIS="$base/oauth2/callback" POST_LOGOUT_REDIRECT_URIS="$base/oauth2/signed_out" \
+  NODE_ENV=test \
   node tests/idp/idp.mjs
 wait_ready idp "$issuer/.well-known/openid-configuration"
 
@@ -237,7 +238,7 @@ if [ "$use_redis" = yes ]; then
 fi
 
 say "starting the demo app (scripts/demo/app.mjs) on 127.0.0.1:$app_port"
-start app env APP_PORT="$app_port" IDP_LOGOUT_URL="$issuer/session/end" node scripts/demo/app.mjs
+start app env APP_PORT="$app_port" node scripts/demo/app.mjs
 wait_ready app "http://127.0.0.1:$app_port/"
 
 # The rules of tests/integration/rules.rs; the proxy configuration adds /ops/: group ops only.
@@ -247,11 +248,12 @@ start portcullis env -i PATH="$PATH" \
   OIDC_CLIENT_ID="$client_id" \
   OIDC_CLIENT_SECRET="$client_secret" \
   OIDC_REDIRECT_URL="$base/oauth2/callback" \
+  OIDC_POST_LOGOUT_REDIRECT_URL="$base/oauth2/signed_out" \
   OIDC_SCOPES="openid profile email groups" \
   COOKIE_SECRET="$cookie_secret" \
   COOKIE_SECURE=false \
   LISTEN_ADDR="127.0.0.1:$portcullis_port" \
-  ALLOWED_REDIRECT_DOMAINS="127.0.0.1:$proxy_port,127.0.0.1:$idp_port" \
+  ALLOWED_REDIRECT_DOMAINS="127.0.0.1:$proxy_port" \
   REQUIRE_GROUP='ops,dev,^RT_' \
   ALLOWED_EMAIL_DOMAINS='example.com,example.org' \
   ADMINS=carol \

@@ -88,11 +88,19 @@ fn registration(config: &Config) -> String {
     format!(
         "\nRegister at your identity provider (client {client}):\n  \
 redirect URI:             {redirect}\n  \
-post-logout redirect URI: none needed (sign-out ends the portcullis session only)\n  \
+post-logout redirect URI: {post_logout}\n  \
 back-channel logout URI:  none (not supported yet)\n  \
 grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
         client = config.client_id,
         redirect = config.redirect_url,
+        post_logout = config
+            .post_logout_redirect_url
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| {
+                "none (OIDC_POST_LOGOUT_REDIRECT_URL unset: sign-out ends the portcullis session only)"
+                    .to_string()
+            }),
         auth = match config.token_auth_method {
             TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
             TokenAuthMethod::ClientSecretPost => "client_secret_post",

@@ -24,6 +24,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "OIDC_CLIENT_SECRET",
     "OIDC_CLIENT_SECRET_FILE",
     "OIDC_REDIRECT_URL",
+    "OIDC_POST_LOGOUT_REDIRECT_URL",
     "OIDC_SCOPES",
     "OIDC_USERNAME_CLAIM",
     "OIDC_GROUPS_CLAIM",
@@ -63,6 +64,7 @@ struct RawEnv {
     oidc_client_secret: Option<String>,
     oidc_client_secret_file: Option<String>,
     oidc_redirect_url: Option<String>,
+    oidc_post_logout_redirect_url: Option<String>,
     oidc_scopes: Option<String>,
     oidc_username_claim: Option<String>,
     oidc_groups_claim: Option<String>,
@@ -109,6 +111,9 @@ pub struct Config {
     pub client_id: String,
     pub client_secret: Secret,
     pub redirect_url: Url,
+    /// When set, sign-out also ends the session at the IdP (RP-initiated logout), which sends
+    /// the browser back here.
+    pub post_logout_redirect_url: Option<Url>,
     pub scopes: Vec<String>,
     pub username_claim: String,
     pub groups_claim: String,
@@ -298,7 +303,14 @@ impl Checker {
             true,
         );
         let redirect_url = self.required("OIDC_REDIRECT_URL", raw.oidc_redirect_url);
-        let redirect_url = self.parsed("OIDC_REDIRECT_URL", redirect_url, parse_redirect_url);
+        let redirect_url = self.parsed("OIDC_REDIRECT_URL", redirect_url, |v| {
+            parse_own_url(v, "/oauth2/callback")
+        });
+        let post_logout_redirect_url = self.parsed(
+            "OIDC_POST_LOGOUT_REDIRECT_URL",
+            raw.oidc_post_logout_redirect_url,
+            |v| parse_own_url(v, "/oauth2/signed_out"),
+        );
         let scopes = parse_scopes(raw.oidc_scopes.as_deref());
         let username_claim = raw.oidc_username_claim.unwrap_or_else(|| "sub".to_string());
         if ["email", "preferred_username", "name", "upn"].contains(&username_claim.as_str()) {
@@ -455,6 +467,7 @@ impl Checker {
             client_id: client_id?,
             client_secret: client_secret?,
             redirect_url: redirect_url?,
+            post_logout_redirect_url,
             scopes,
             username_claim,
             groups_claim,
@@ -550,14 +563,15 @@ fn parse_issuer(value: &str) -> Result<String, String> {
     Ok(issuer.to_string())
 }
 
-fn parse_redirect_url(value: &str) -> Result<Url, String> {
+/// One of portcullis' own addresses as registered at the IdP: exact path, nothing else.
+fn parse_own_url(value: &str, path: &str) -> Result<Url, String> {
     let url = Url::parse(value.trim()).map_err(|e| format!("{value:?} is not a URL ({e})"))?;
     if url.scheme() != "https" && url.scheme() != "http" {
         return Err(format!("{value:?} must be an http(s) URL"));
     }
-    if url.path() != "/oauth2/callback" {
+    if url.path() != path {
         return Err(format!(
-            "{value:?} must end in the path /oauth2/callback (the address portcullis answers)"
+            "{value:?} must end in the path {path} (the address portcullis answers)"
         ));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {

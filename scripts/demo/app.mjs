@@ -3,7 +3,6 @@
 //
 // Environment:
 //   APP_PORT          port on 127.0.0.1
-//   IDP_LOGOUT_URL    optional: the IdP's end-session URL, for "Sign out of the IdP too"
 
 import { createServer } from 'node:http';
 
@@ -12,7 +11,6 @@ if (!PORT) {
   console.error('app: APP_PORT is required');
   process.exit(2);
 }
-const IDP_LOGOUT_URL = process.env.IDP_LOGOUT_URL || '';
 
 const IDENTITY_HEADERS = [
   'X-Auth-Request-User',
@@ -67,9 +65,6 @@ function page(req) {
   const area = url.pathname.startsWith('/ops/')
     ? '<p class="note">You are in <strong>/ops/</strong>: the proxy lets only the group <code>ops</code> (and <code>ADMINS</code>) in here.</p>'
     : '';
-  const signOutEverywhere = IDP_LOGOUT_URL
-    ? `<form method="post" action="/oauth2/sign_out?rd=${encodeURIComponent(IDP_LOGOUT_URL)}"><button type="submit" class="secondary">Sign out of the IdP too</button></form>`
-    : '';
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -99,7 +94,6 @@ ${rows}
 </table>
 <div class="actions">
 <form method="post" action="/oauth2/sign_out"><button type="submit">Sign out</button></form>
-${signOutEverywhere}
 </div>
 <details><summary>Every request header the app received</summary>
 <table aria-label="all request headers">

@@ -37,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/oauth2/callback", web::get().to(login::callback))
         .route("/oauth2/sign_out", web::get().to(logout::sign_out))
         .route("/oauth2/sign_out", web::post().to(logout::sign_out))
+        .route("/oauth2/signed_out", web::get().to(logout::signed_out))
         .route("/oauth2/userinfo", web::get().to(userinfo::userinfo))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));

@@ -8,11 +8,12 @@ mod types;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::core::{CoreAuthenticationFlow, CoreJwsSigningAlgorithm};
 use openidconnect::{
     AccessToken, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    Scope, TokenResponse,
+    JsonWebKeySet, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout as ProviderMetadata, RedirectUrl, Scope,
+    TokenResponse,
 };
 use serde_json::{Map, Value};
 use url::Url;
@@ -77,7 +78,7 @@ pub struct VerifiedLogin {
 }
 
 struct LoadedProvider {
-    metadata: CoreProviderMetadata,
+    metadata: ProviderMetadata,
     client: OidcClient,
 }
 
@@ -140,7 +141,7 @@ impl Oidc {
         self.loaded.read().map(|g| g.clone()).unwrap_or(None)
     }
 
-    fn install(&self, metadata: CoreProviderMetadata) -> Result<(), OidcError> {
+    fn install(&self, metadata: ProviderMetadata) -> Result<(), OidcError> {
         let redirect = RedirectUrl::new(self.redirect_url.clone())
             .map_err(|e| OidcError::Discovery(e.to_string()))?;
         let client = OidcClient::from_provider_metadata(
@@ -161,7 +162,7 @@ impl Oidc {
     pub async fn discover(&self) -> Result<(), OidcError> {
         let issuer =
             IssuerUrl::new(self.issuer.clone()).map_err(|e| OidcError::Discovery(e.to_string()))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+        let metadata = ProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|err| discovery_error(&self.issuer, err))?;
         self.install(metadata)
@@ -178,9 +179,42 @@ impl Oidc {
                 .map(|u| u.to_string())
                 .unwrap_or_default(),
             userinfo_endpoint: provider.metadata.userinfo_endpoint().map(|u| u.to_string()),
-            end_session_endpoint: None,
+            end_session_endpoint: provider
+                .metadata
+                .additional_metadata()
+                .end_session_endpoint
+                .as_ref()
+                .map(|u| u.to_string()),
             signing_keys: provider.metadata.jwks().keys().len(),
         })
+    }
+
+    /// Where to send the browser to end its session at the provider (RP-initiated logout), or
+    /// None when the provider has no end-session endpoint. `state` comes back to
+    /// `post_logout_redirect` unchanged.
+    pub fn end_session_url(
+        &self,
+        id_token_hint: Option<&str>,
+        post_logout_redirect: &Url,
+        state: &str,
+    ) -> Option<Url> {
+        let provider = self.current()?;
+        let endpoint = provider
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(ClientId::new(self.client_id.clone()))
+            .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(
+                post_logout_redirect.clone(),
+            ))
+            .set_state(CsrfToken::new(state.to_string()));
+        // The hint is our own stored token; one that no longer parses is simply left out.
+        if let Some(hint) = id_token_hint.and_then(|t| t.parse::<types::IdToken>().ok()) {
+            request = request.set_id_token_hint(&hint);
+        }
+        Some(request.http_get_url())
     }
 
     pub fn authorization_request(&self) -> Result<AuthorizationRequest, OidcError> {

@@ -136,6 +136,7 @@ fn chromium_signs_in_meets_the_403_page_and_signs_out() {
 
     let stack = Stack::start(Options {
         env: RULES,
+        idp_logout: true,
         ..Options::default()
     });
 

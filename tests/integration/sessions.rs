@@ -147,3 +147,58 @@ async fn redis_outage_denies_then_recovers_without_restart() {
         .await;
     assert_eq!(seen_headers(&landed.json())["x-auth-request-user"], "alice");
 }
+
+#[tokio::test]
+async fn sign_out_at_the_idp_too_when_configured() {
+    let stack = Stack::start(Options {
+        idp_logout: true,
+        ..Options::default()
+    });
+    let browser = Browser::new();
+    browser
+        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
+        .await;
+    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+
+    let rd = format!("{}/bye", stack.base());
+    let out = browser
+        .get(&stack.url(&format!(
+            "/oauth2/sign_out?rd={}",
+            url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+        )))
+        .await;
+    assert_eq!(out.status, 302);
+    let to_idp = out.location.clone().expect("location");
+    assert!(to_idp.as_str().starts_with(&stack.idp.issuer()), "{to_idp}");
+    assert!(out.location_param("id_token_hint").is_some());
+    assert_eq!(
+        out.location_param("post_logout_redirect_uri"),
+        Some(format!("{}/oauth2/signed_out", stack.base()))
+    );
+    assert_eq!(
+        status_with_cookie(&stack, &cookie).await,
+        401,
+        "session deleted at once"
+    );
+
+    // The IdP asks for confirmation, then sends the browser back to /oauth2/signed_out, which
+    // honours the (re-checked) rd.
+    let hops = browser.follow(to_idp.as_str(), 6).await;
+    let confirm = hops.last().expect("hops");
+    let back = browser.submit_form(confirm, &[]).await;
+    let trace = crate::support::browser::describe(&back);
+    let signed_out = back
+        .iter()
+        .find(|h| h.url.path() == "/oauth2/signed_out")
+        .unwrap_or_else(|| panic!("never came back to /oauth2/signed_out: {trace}"));
+    assert_eq!(
+        signed_out.location.as_ref().map(|u| u.as_str()),
+        Some(rd.as_str())
+    );
+    // rd is itself protected, and the IdP no longer has a session: its login form shows.
+    let last = back.last().expect("hops");
+    assert!(
+        last.body.contains("name=\"password\""),
+        "no IdP login form: {trace}"
+    );
+}

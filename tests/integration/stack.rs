@@ -28,6 +28,8 @@ pub struct Options<'a> {
     pub naive_caddy: bool,
     /// Use the IdP's second client, which authenticates with client_secret_post.
     pub client_secret_post: bool,
+    /// Sign-out also ends the IdP session (OIDC_POST_LOGOUT_REDIRECT_URL).
+    pub idp_logout: bool,
 }
 
 impl Default for Options<'_> {
@@ -38,6 +40,7 @@ impl Default for Options<'_> {
             env: &[],
             naive_caddy: false,
             client_secret_post: false,
+            idp_logout: false,
         }
     }
 }
@@ -55,13 +58,20 @@ impl Stack {
                 options.naive_caddy,
             ),
         };
-        let idp = Idp::start(&[format!("{}/oauth2/callback", proxy.base_url())], &[]);
+        let post_logout = format!("{}/oauth2/signed_out", proxy.base_url());
+        let idp = Idp::start(
+            &[format!("{}/oauth2/callback", proxy.base_url())],
+            std::slice::from_ref(&post_logout),
+        );
         let redis = (options.store == StoreKind::Redis).then(RedisServer::start);
         let mut env = test_env(
             &idp,
             &proxy.base_url(),
             redis.as_ref().map(|r| r.url()).as_deref(),
         );
+        if options.idp_logout {
+            env.insert("OIDC_POST_LOGOUT_REDIRECT_URL".into(), post_logout);
+        }
         if options.client_secret_post {
             env.insert("OIDC_CLIENT_ID".into(), idp.client_id_post());
             env.insert("OIDC_TOKEN_AUTH_METHOD".into(), "client_secret_post".into());
