@@ -118,7 +118,10 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpRe
             Err(AppError::Forbidden {
                 user: session.user.clone(),
                 rule: reason.as_str(),
-                route: original.url.to_string(),
+                route: original
+                    .url()
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|e| e.to_string()),
                 page: mode == Mode::Redirect,
             })
         }
@@ -153,8 +156,10 @@ async fn not_signed_in(
 ) -> Result<HttpResponse, AppError> {
     let accept = header_str(req, "accept");
     if mode == Mode::Redirect && forwarded::is_browser_navigation(&original.method, accept) {
-        let return_to = original.url.as_str();
-        return login::begin(state, return_to).await;
+        let return_to = original
+            .url()
+            .map_err(|err| AppError::BadRequest(err.to_string()))?;
+        return login::begin(state, return_to.as_str()).await;
     }
     Err(AppError::NotSignedIn { reason })
 }
@@ -184,7 +189,7 @@ fn allowed(session: &Session, upstream_groups: &[String]) -> HttpResponse {
 /// two queries are identical, say so in the log, at most once a minute.
 fn hint_if_query_copied(req: &HttpRequest, state: &AppState, original: &OriginalRequest) {
     let auth_query = req.query_string();
-    if auth_query.is_empty() || original.url.query() != Some(auth_query) {
+    if auth_query.is_empty() || original.query() != Some(auth_query) {
         return;
     }
     let mut last = state

@@ -9,10 +9,25 @@ use crate::crypto::Keys;
 /// The session id in the request's session cookie, if the cookie is present and its signature
 /// holds. Which of the two failed is returned for the debug log.
 pub fn session_id(req: &HttpRequest, config: &Config, keys: &Keys) -> Result<String, &'static str> {
-    let cookie = req.cookie(&config.cookie_name).ok_or("no session cookie")?;
-    keys.verify(cookie.value())
+    let value = cookie_value(req, &config.cookie_name).ok_or("no session cookie")?;
+    keys.verify(&value)
         .map(str::to_string)
         .map_err(|_| "session cookie not valid")
+}
+
+/// The value of one cookie. `HttpRequest::cookie` parses and stores every cookie of the request
+/// on each call; the auth check needs one, so only the matching pair is handed to the parser.
+fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|header| header.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            pair.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('='))
+        })
+        .find_map(|pair| Cookie::parse(pair).ok().map(|c| c.value().to_string()))
 }
 
 fn base<'c>(config: &Config, name: String, value: String, path: &'static str) -> Cookie<'c> {
