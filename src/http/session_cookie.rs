@@ -91,3 +91,55 @@ pub fn clear_login_cookie<'c>(config: &Config, state: &str) -> Cookie<'c> {
     cookie.make_removal();
     cookie
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut env: std::collections::HashMap<String, String> = [
+            ("OIDC_ISSUER_URL", "https://idp.example.com"),
+            ("OIDC_CLIENT_ID", "portcullis"),
+            ("OIDC_CLIENT_SECRET", "secret"),
+            (
+                "OIDC_REDIRECT_URL",
+                "https://auth.example.com/oauth2/callback",
+            ),
+            ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        Config::from_env_map(env).expect("valid config")
+    }
+
+    #[test]
+    fn session_cookie_is_secure_http_only_lax_by_default() {
+        let config = config(&[]);
+        let keys = Keys::derive(b"0123456789abcdef0123456789abcdef").expect("keys");
+        let cookie = session_cookie(&config, &keys, &crate::crypto::random_id());
+        assert_eq!(cookie.secure(), Some(true));
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+        assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(cookie.domain(), None);
+        assert!(keys.verify(cookie.value()).is_ok());
+    }
+
+    #[test]
+    fn cookie_domain_and_insecure_mode_apply() {
+        let config = config(&[
+            ("COOKIE_DOMAIN", ".example.com"),
+            ("COOKIE_SECURE", "false"),
+        ]);
+        let cookie = clear_session_cookie(&config);
+        assert_eq!(cookie.secure(), Some(false));
+        assert_eq!(cookie.domain(), Some("example.com"));
+        let login = login_cookie(&config, "state-value-1234567890", "binding".into());
+        assert_eq!(login.path(), Some("/oauth2/"));
+        assert_eq!(login.name(), "_portcullis_login_statevalue123456");
+    }
+}

@@ -345,3 +345,80 @@ async fn redirect_targets_outside_the_allow_list_are_refused() {
 fn urlencode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn an_authorization_response_from_another_issuer_is_refused() {
+    // RFC 9207: the test IdP names itself in `iss`; a response claiming another issuer (a
+    // mix-up attack) must not be accepted even though the code and state are genuine.
+    let stack = Stack::traefik();
+    let browser = Browser::new();
+    let mut callback = callback_url(&browser, &stack, "alice").await;
+    let pairs: Vec<(String, String)> = callback
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "iss" {
+                "http://127.0.0.1:1".to_string()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    assert!(pairs.iter().any(|(k, _)| k == "iss"), "the IdP sent no iss");
+    callback.query_pairs_mut().clear().extend_pairs(&pairs);
+    let hop = browser.get(callback.as_str()).await;
+    assert_eq!(hop.status, 400);
+    assert!(
+        hop.body.contains("unexpected identity provider"),
+        "{}",
+        hop.body
+    );
+    assert!(browser.cookie(&stack.base(), COOKIE_NAME).is_none());
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_is_fetched_on_first_use() {
+    // The IdP restarts with a new signing key; portcullis still holds the old JWKS from
+    // discovery, meets an unknown `kid`, refetches once and accepts the new token.
+    let mut stack = Stack::traefik();
+    let first = Browser::new();
+    first
+        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
+        .await;
+    stack.idp.restart();
+    let second = Browser::new();
+    let landed = second
+        .sign_in_through(&stack.base(), "/", "bob", PASSWORD)
+        .await;
+    assert_eq!(
+        crate::stack::seen_headers(&landed.json())["x-auth-request-user"],
+        "bob"
+    );
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_lax_and_host_wide() {
+    let stack = Stack::traefik();
+    let browser = Browser::new();
+    let hops = browser
+        .sign_in_trace(&stack.base(), "/", "alice", PASSWORD)
+        .await;
+    let set = hops
+        .iter()
+        .flat_map(|h| h.set_cookies())
+        .find(|c| {
+            c.starts_with(&format!("{COOKIE_NAME}=")) && !c.starts_with(&format!("{COOKIE_NAME}=;"))
+        })
+        .expect("a session cookie was set");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attribute), "{attribute} missing: {set}");
+    }
+    let callback = hops
+        .iter()
+        .find(|h| h.url.path() == "/oauth2/callback")
+        .expect("callback hop");
+    assert_eq!(
+        callback.header("cache-control").as_deref(),
+        Some("no-store")
+    );
+}
