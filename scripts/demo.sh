@@ -351,9 +351,8 @@ cat <<EOF
          /ops/ requires group ops ($config)
   Sessions: $store.  IdP: $issuer.  Logs: $tmp
 
-  "Sign out" ends the portcullis session only; the IdP still remembers you and signs you in
-  again at once. To switch users, use "Sign out of the IdP too" on the app's page, or a
-  private window.
+  "Sign out" ends the portcullis session and, through the IdP's end-session endpoint
+  (OIDC_POST_LOGOUT_REDIRECT_URL), the IdP session too: the next sign-in asks again.
 
   Press Ctrl-C to stop everything.
 
