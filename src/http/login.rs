@@ -210,14 +210,21 @@ pub async fn callback(
         });
     }
 
-    let tokens = serde_json::json!({
-        "id_token": verified.id_token,
-        "refresh_token": verified.refresh_token,
-    });
-    let sealed = state
-        .keys
-        .encrypt(tokens.to_string().as_bytes())
-        .map_err(|e| failed("The sign-in could not be stored.", e.to_string()))?;
+    // Only what a later request uses is kept: the ID token, as the `id_token_hint` of an
+    // IdP logout, and only when IdP logout is configured. Refresh and access tokens are never
+    // used, so they are never stored (less to leak, ~1.3 KB less per session).
+    let sealed = match &config.post_logout_redirect_url {
+        Some(_) => {
+            let tokens = serde_json::json!({ "id_token": verified.id_token });
+            Some(
+                state
+                    .keys
+                    .encrypt(tokens.to_string().as_bytes())
+                    .map_err(|e| failed("The sign-in could not be stored.", e.to_string()))?,
+            )
+        }
+        None => None,
+    };
     // A fresh id at every login: a session id known before login is worth nothing after it.
     if let Ok(old_id) = session_cookie::session_id(&req, config, &state.keys) {
         state.store.delete_session(&old_id).await?;
@@ -225,7 +232,7 @@ pub async fn callback(
     let id = crypto::random_id();
     state
         .store
-        .put_session(&id, &session, Some(sealed), config.session_lifetime)
+        .put_session(&id, &session, sealed, config.session_lifetime)
         .await?;
     tracing::info!(user = %session.user, groups = session.groups.len(), "signed in");
     Ok(HttpResponse::Found()

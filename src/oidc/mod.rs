@@ -74,7 +74,6 @@ pub struct VerifiedLogin {
     /// ID token claims merged with userinfo claims.
     pub claims: Value,
     pub id_token: String,
-    pub refresh_token: Option<String>,
 }
 
 struct LoadedProvider {
@@ -279,7 +278,6 @@ impl Oidc {
         Ok(VerifiedLogin {
             claims: Value::Object(claims),
             id_token: id_token.to_string(),
-            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         })
     }
 
