@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The portcullis benchmark, in one command (see bench/README.md):
+#
+#   bash bench/run.sh            full run (~10 min on 2 cores), writes bench/results/<date>.json
+#   bash bench/run.sh --smoke    a short run for CI: 1 s rounds, exits non-zero unless every
+#                                answer had the expected status
+#
+# Any other argument goes to bench-runner (--duration S, --reps N, --connections 16,64,
+# --levels 1000,100000,1000000, --memory-sessions N, --out FILE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=0
+for arg in "$@"; do
+  if [ "$arg" = "--smoke" ]; then smoke=1; fi
+done
+
+missing=()
+for tool in wrk redis-server nginx node setsid timeout; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench: missing ${missing[*]} (Debian: apt-get install wrk redis-server nginx-light nodejs npm)" >&2
+  exit 2
+fi
+if [ ! -d tests/idp/node_modules/oidc-provider ]; then
+  npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+fi
+
+# Two invocations, so that the portcullis binary is built with exactly its own features (the
+# bench crate's dependencies must not change what is measured).
+cargo build --release --locked -p portcullis --bin portcullis
+cargo build --release --locked -p portcullis-bench
+runner="${CARGO_TARGET_DIR:-target}/release/bench-runner"
+
+if [ "$smoke" = 1 ]; then limit=300; else limit=1800; fi
+# Own process group (setsid), bounded (timeout signals the whole group): whatever happens, no
+# process of the bench outlives this script.
+setsid timeout -k 10 "$limit" "$runner" "$@" &
+pid=$!
+cleanup() {
+  if kill -0 -- "-$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    sleep 2
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+rc=0
+wait "$pid" || rc=$?
+if [ "$rc" = 124 ]; then
+  echo "bench: stopped after the ${limit} s time limit" >&2
+fi
+exit "$rc"
