@@ -1,12 +1,10 @@
 //! Each endpoint's answers to anonymous, forged and replayed requests (portcullis behind Traefik,
 //! and directly, as a proxy would call it).
 
-use reqwest::Method;
 use url::Url;
 
 use crate::stack::Stack;
 use crate::support::browser::{API_ACCEPT, BROWSER_ACCEPT};
-use crate::support::html::first_form;
 use crate::support::idp::PASSWORD;
 use crate::support::portcullis::{COOKIE_NAME, COOKIE_SECRET};
 use crate::support::Browser;
@@ -221,21 +219,8 @@ async fn callback_url(browser: &Browser, stack: &Stack, user: &str) -> Url {
             hop = browser.get(next.as_str()).await;
             continue;
         }
-        let form = first_form(&hop.body).expect("IdP login form");
-        let action = hop.url.join(&form.action).expect("form action");
-        let mut fields = form.fields.clone();
-        for (name, value) in [("login", user), ("password", PASSWORD)] {
-            match fields.iter_mut().find(|(n, _)| n == name) {
-                Some(field) => field.1 = value.to_string(),
-                None => fields.push((name.to_string(), value.to_string())),
-            }
-        }
-        let borrowed: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
         hop = browser
-            .request(Method::POST, action.as_str(), &[], Some(&borrowed))
+            .submit_form_once(&hop, &[("login", user), ("password", PASSWORD)])
             .await;
     }
     panic!("the IdP never redirected to the callback");

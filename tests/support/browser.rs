@@ -257,7 +257,7 @@ impl Browser {
     /// Submits the first form of `page` like a browser without JavaScript:
     /// its own fields, with `overrides` replacing or adding values; then
     /// follows redirects. Panics if the page has no form.
-    pub async fn submit_form(&self, page: &Hop, overrides: &[(&str, &str)]) -> Vec<Hop> {
+    pub async fn submit_form_once(&self, page: &Hop, overrides: &[(&str, &str)]) -> Hop {
         let form = html::first_form(&page.body).unwrap_or_else(|| {
             panic!(
                 "no <form> in {} ({}): {}",
@@ -284,13 +284,19 @@ impl Browser {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let response = if form.method == "post" {
+        if form.method == "post" {
             self.post_form(action.as_str(), &borrowed).await
         } else {
             let mut url = action.clone();
             url.query_pairs_mut().clear().extend_pairs(&borrowed);
             self.get(url.as_str()).await
-        };
+        }
+    }
+
+    /// Submits the first form of `page` (see [`Browser::submit_form_once`]), then follows
+    /// redirects.
+    pub async fn submit_form(&self, page: &Hop, overrides: &[(&str, &str)]) -> Vec<Hop> {
+        let response = self.submit_form_once(page, overrides).await;
         self.follow_from(response, MAX_HOPS).await
     }
 

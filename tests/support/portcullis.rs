@@ -107,7 +107,7 @@ impl Portcullis {
         self.running = Some((handle, thread));
         super::wait::wait_for_http(
             &format!("{}/healthz", self.base_url()),
-            Duration::from_secs(15),
+            super::wait::STARTUP_TIMEOUT,
             |s| s == 200,
         )
         .expect("portcullis /healthz");

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 /// How often to poll something that is not ready yet.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a program gets to become ready, unless a caller says otherwise.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Generous: a loaded 2-core CI machine starting Traefik or node can take well over 15 s.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Timeout of one probe connection or request.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
