@@ -169,6 +169,20 @@ impl Processes {
             .ok_or_else(|| anyhow!("no process {name}"))
     }
 
+    /// Every pid of the bench: our children, what perf wraps, and their children (nginx workers).
+    fn all_pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for child in &self.children {
+            for pid in [child.own_pid(), child.pid()] {
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                    pids.extend(children_of(pid));
+                }
+            }
+        }
+        pids
+    }
+
     fn ensure_running(&mut self) -> anyhow::Result<()> {
         for child in &mut self.children {
             child.ensure_running()?;
@@ -472,6 +486,9 @@ struct Bench {
     rounds: Vec<Round>,
     failures: Vec<String>,
     started: Instant,
+    /// Every process of the bench (to tell other load on the machine apart).
+    ours: Vec<u32>,
+    cores: f64,
 }
 
 /// How wrk runs a round.
@@ -531,9 +548,10 @@ impl Bench {
             duration_s,
             rep,
             &scenario.watch,
+            &self.ours,
         )?;
         println!(
-            "  [{:>5.0}s] {:<14} {:<34} c={:<3} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>6.2} ms  {}",
+            "  [{:>5.0}s] {:<14} {:<34} c={:<3} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>6.2} ms  other load {:>4.0}%  {}",
             self.started.elapsed().as_secs_f64(),
             phase,
             name,
@@ -542,6 +560,7 @@ impl Bench {
             round.latency_us.p50 as f64 / 1000.0,
             round.latency_us.p99 as f64 / 1000.0,
             round.latency_us.p999 as f64 / 1000.0,
+            100.0 * round.foreign_cpu_s / (f64::from(duration_s) * self.cores),
             if round.ok {
                 "statuses ok".to_string()
             } else {
@@ -571,6 +590,7 @@ impl Bench {
             for &c in &connections {
                 for scenario in scenarios {
                     live.ensure_running()?;
+                    self.ours = live.all_pids();
                     self.round(phase, scenario, c, rep, self.options.duration_s)?;
                 }
             }
@@ -631,6 +651,8 @@ fn run(options: Options) -> anyhow::Result<bool> {
         rounds: Vec::new(),
         failures: Vec::new(),
         started,
+        ours: Vec::new(),
+        cores: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
     };
     let outcome = run_phases(
         &options,
@@ -1194,6 +1216,7 @@ fn run_phases(
     let max_c = *options.connections.iter().max().unwrap_or(&16);
     if options.warmup {
         println!("warm-up (1 s per scenario, statuses checked, not reported)");
+        bench.ours = live.all_pids();
         for s in &main_scenarios {
             bench.round("warmup", s, max_c, 0, 1)?;
         }
@@ -1222,6 +1245,7 @@ fn run_phases(
         for rep in 1..=options.repetitions {
             for s in &paced {
                 live.ensure_running()?;
+                bench.ours = live.all_pids();
                 bench.round_with("paced", s, max_c, rep, options.duration_s, Load::Paced)?;
             }
         }
@@ -1233,6 +1257,7 @@ fn run_phases(
             for s in &calibrated {
                 for load in [Load::Counted, Load::Uncounted] {
                     live.ensure_running()?;
+                    bench.ours = live.all_pids();
                     bench.round_with("calibration", s, max_c, rep, options.duration_s, load)?;
                 }
             }

@@ -27,6 +27,8 @@ pub struct Row {
     pub vs_floor_b: Option<f64>,
     /// CPU microseconds per request of each process on the path.
     pub cpu_us_per_request: BTreeMap<String, f64>,
+    /// Share of the machine's CPU used by processes that are not the bench's, mean of rounds.
+    pub other_load_pct: f64,
     pub statuses: BTreeMap<String, u64>,
     pub expected_status: u16,
     /// False for calibration rounds run without the status counter.
@@ -78,6 +80,12 @@ pub fn rows(rounds: &[Round]) -> Vec<Row> {
                 }
             }
             let rps: Vec<f64> = group.iter().map(|r| r.requests_per_s).collect();
+            let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+            let other_load_pct = mean(
+                group
+                    .iter()
+                    .map(|r| 100.0 * r.foreign_cpu_s / (f64::from(r.duration_s) * cores)),
+            );
             Row {
                 phase,
                 scenario,
@@ -95,6 +103,7 @@ pub fn rows(rounds: &[Round]) -> Vec<Row> {
                 vs_floor_a: None,
                 vs_floor_b: None,
                 cpu_us_per_request,
+                other_load_pct,
                 statuses,
                 expected_status: group.first().map_or(0, |r| r.expected_status),
                 counted: group.iter().all(|r| r.counted),
@@ -164,9 +173,12 @@ pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| phase | scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | vs floor A | vs floor B | CPU µs/req (server) | statuses |"
+        "| phase | scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | vs floor A | vs floor B | CPU µs/req (server) | other load | statuses |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
+    );
     for row in rows {
         let cpu: Vec<String> = row
             .cpu_us_per_request
@@ -175,7 +187,7 @@ pub fn markdown(rows: &[Row]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {:.0}% | {} |",
             row.phase,
             row.scenario,
             row.connections,
@@ -186,6 +198,7 @@ pub fn markdown(rows: &[Row]) -> String {
             ratio(row.vs_floor_a),
             ratio(row.vs_floor_b),
             cpu.join(", "),
+            row.other_load_pct,
             statuses(row),
         );
     }

@@ -75,6 +75,9 @@ pub struct Round {
     pub problems: Vec<String>,
     /// CPU seconds used during the round by each process of the path (name -> seconds).
     pub cpu_s: BTreeMap<String, f64>,
+    /// CPU seconds the machine spent on processes that are not the bench's during the round
+    /// (other builds, tests...): the bench is only as good as this is small.
+    pub foreign_cpu_s: f64,
 }
 
 pub struct Settings<'a> {
@@ -98,6 +101,7 @@ pub fn run(
     duration_s: u32,
     repetition: u32,
     watch: &[(String, u32)],
+    ours: &[u32],
 ) -> anyhow::Result<Round> {
     let threads = settings.threads.min(connections).max(1);
     let mut command = Command::new("wrk");
@@ -116,6 +120,14 @@ pub fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let ours_cpu = || -> f64 {
+        ours.iter()
+            .map(|pid| procs::cpu_seconds(*pid).unwrap_or(0.0))
+            .sum::<f64>()
+            + procs::own_and_reaped_seconds()
+    };
+    let machine_before = procs::machine_busy_seconds();
+    let ours_before = ours_cpu();
     let cpu_before: Vec<f64> = watch
         .iter()
         .map(|(_, pid)| procs::cpu_seconds(*pid).unwrap_or(f64::NAN))
@@ -144,6 +156,8 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let foreign_cpu_s =
+        (procs::machine_busy_seconds() - machine_before) - (ours_cpu() - ours_before);
     let cpu_s: BTreeMap<String, f64> = watch
         .iter()
         .zip(cpu_before)
@@ -221,5 +235,6 @@ pub fn run(
         ok: problems.is_empty(),
         problems,
         cpu_s,
+        foreign_cpu_s,
     })
 }
