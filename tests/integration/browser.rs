@@ -3,11 +3,12 @@
 //! button, and is asked to sign in again. Screenshots go to target/test-artifacts/browser/.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::stack::{Options, Stack};
 use crate::support::paths::{find_program, repo_root};
+use crate::support::process::run_with_timeout;
 
 /// Global rules as in rules.rs; examples/traefik/dynamic.yml narrows /ops/ to the group "ops".
 const RULES: &[(&str, &str)] = &[
@@ -65,66 +66,6 @@ fn require_browser_setup() -> PathBuf {
     node.expect("node")
 }
 
-/// Runs the command in its own process group and kills the whole group (node and the
-/// Chromium it started) if it outlives `timeout`.
-fn run_group_with_timeout(mut command: Command, timeout: Duration) -> Output {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
-
-    command
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("failed to run {command:?}: {e}"));
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let status = child.wait().expect("wait for the killed browser script");
-            let out = out_reader.join().unwrap_or_default();
-            let err = err_reader.join().unwrap_or_default();
-            panic!(
-                "{command:?} did not finish within {timeout:?} and was killed ({status})\n\
-                 --- stdout ---\n{}\n--- stderr ---\n{}",
-                String::from_utf8_lossy(&out),
-                String::from_utf8_lossy(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    // Whatever the script left behind (a Chromium helper) goes with its group.
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", child.id())])
-        .stderr(Stdio::null())
-        .status();
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
 #[test]
 fn chromium_signs_in_meets_the_403_page_and_signs_out() {
     let node = require_browser_setup();
@@ -146,7 +87,7 @@ fn chromium_signs_in_meets_the_403_page_and_signs_out() {
         .arg(stack.base())
         .arg(&artifacts)
         .current_dir(repo_root());
-    let output = run_group_with_timeout(command, SCRIPT_TIMEOUT);
+    let output = run_with_timeout(command, SCRIPT_TIMEOUT);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -12,13 +12,7 @@ use crate::support::{free_port, Idp, RedisServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-const REQUIRED: &[&str] = &[
-    "OIDC_ISSUER_URL",
-    "OIDC_CLIENT_ID",
-    "OIDC_CLIENT_SECRET",
-    "OIDC_REDIRECT_URL",
-    "COOKIE_SECRET",
-];
+use crate::support::portcullis::REQUIRED;
 
 /// The binary with exactly `env` as its environment (nothing inherited from the test runner).
 fn portcullis(args: &[&str], env: &HashMap<String, String>) -> Output {

@@ -17,14 +17,7 @@ const PROXY_CONFIGS: &[(&str, &str)] = &[
     ("caddy", "examples/caddy/Caddyfile"),
 ];
 
-/// Required by `Config`; each may also be given as its `_FILE` variant where one exists.
-const REQUIRED: &[&str] = &[
-    "OIDC_ISSUER_URL",
-    "OIDC_CLIENT_ID",
-    "OIDC_CLIENT_SECRET",
-    "OIDC_REDIRECT_URL",
-    "COOKIE_SECRET",
-];
+use crate::support::portcullis::REQUIRED;
 
 fn compose_files() -> Vec<PathBuf> {
     let examples = repo_root().join("examples");

@@ -14,6 +14,14 @@ use super::ports::free_port;
 /// A 32+ byte secret used by every test instance.
 pub const COOKIE_SECRET: &str = "test-cookie-secret-0123456789abcdef";
 pub const COOKIE_NAME: &str = "_portcullis";
+/// The variables portcullis cannot start without (each secret may be given as `_FILE` instead).
+pub const REQUIRED: &[&str] = &[
+    "OIDC_ISSUER_URL",
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "OIDC_REDIRECT_URL",
+    "COOKIE_SECRET",
+];
 
 pub struct Portcullis {
     port: u16,

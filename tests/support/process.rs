@@ -179,10 +179,14 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Runs a short-lived command, killing it if it takes longer than `timeout`.
-/// Output is read on threads so a chatty command cannot block on a full pipe.
+/// Runs a short-lived command in its own process group, killing the whole group if it takes
+/// longer than `timeout` (and afterwards, so that no helper it started outlives it). Output is
+/// read on threads so a chatty command cannot block on a full pipe.
 pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Output {
+    use std::os::unix::process::CommandExt;
+
     command
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -201,19 +205,33 @@ pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Output {
         let _ = stderr.read_to_end(&mut buf);
         buf
     });
+    let kill_group = |pid: u32| {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+    };
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Ok(Some(status)) = child.try_wait() {
             break status;
         }
         if Instant::now() >= deadline {
+            kill_group(child.id());
             let _ = child.kill();
             let status = child.wait().expect("wait for killed command");
-            let _ = (out_reader.join(), err_reader.join());
-            panic!("{command:?} did not finish within {timeout:?} and was killed ({status})");
+            let out = out_reader.join().unwrap_or_default();
+            let err = err_reader.join().unwrap_or_default();
+            panic!(
+                "{command:?} did not finish within {timeout:?} and was killed ({status})\n\
+                 --- stdout ---\n{}\n--- stderr ---\n{}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    kill_group(child.id());
     Output {
         status,
         stdout: out_reader.join().unwrap_or_default(),
