@@ -169,6 +169,32 @@ impl Processes {
             .ok_or_else(|| anyhow!("no process {name}"))
     }
 
+    /// Starts `command` as `name` (log in `dir`) and waits until `path` on `port` answers 200.
+    fn spawn_until_ok(
+        &mut self,
+        name: &str,
+        command: Command,
+        dir: &Path,
+        port: u16,
+        path: &str,
+    ) -> anyhow::Result<&mut Child> {
+        self.children.push(Child::spawn(
+            name,
+            command,
+            &dir.join(format!("{name}.log")),
+        )?);
+        let child = self.get(name)?;
+        child.wait_until(
+            &format!("200 on {path}"),
+            STARTUP,
+            || match procs::http_status(port, path)? {
+                200 => Ok(()),
+                other => Err(format!("status {other}")),
+            },
+        )?;
+        Ok(child)
+    }
+
     /// Every pid of the bench: our children, what perf wraps, and their children (nginx workers).
     fn all_pids(&self) -> Vec<u32> {
         let mut pids = Vec::new();
@@ -835,18 +861,7 @@ fn run_phases(
     ] {
         let env = portcullis_env(idp_port, &client_secret, port, redis);
         let command = launcher(options, repo, name, portcullis_bin, Some(&env));
-        live.children.push(Child::spawn(
-            name,
-            command,
-            &dir.join(format!("{name}.log")),
-        )?);
-        let child = live.get(name)?;
-        child.wait_until("/readyz", STARTUP, || {
-            match procs::http_status(port, "/readyz")? {
-                200 => Ok(()),
-                other => Err(format!("status {other}")),
-            }
-        })?;
+        let child = live.spawn_until_ok(name, command, dir, port, "/readyz")?;
         if options.perf {
             let wrapped = children_of(child.own_pid());
             let inner = wrapped
@@ -975,18 +990,7 @@ fn run_phases(
         if mode == "redis" {
             command.args(["--redis", &redis_url, "--key", &session_key]);
         }
-        live.children.push(Child::spawn(
-            name,
-            command,
-            &dir.join(format!("{name}.log")),
-        )?);
-        let child = live.get(name)?;
-        child.wait_until("200 on /", STARTUP, || {
-            match procs::http_status(port, "/")? {
-                200 => Ok(()),
-                other => Err(format!("status {other}")),
-            }
-        })?;
+        let child = live.spawn_until_ok(name, command, dir, port, "/")?;
         if wrapped {
             measure_wrapped(options, child)?;
         }
