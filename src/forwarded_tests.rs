@@ -12,7 +12,7 @@ fn fwd(
     method: Option<&str>,
 ) -> Result<(String, String), ForwardedError> {
     from_forwarded_headers(proto, host, uri, method)
-        .and_then(|r| Ok((r.url()?.to_string(), r.method)))
+        .and_then(|r| Ok((r.url()?.to_string(), r.method.to_owned())))
 }
 
 fn ok(url: &str, method: &str) -> Result<(String, String), ForwardedError> {
@@ -514,4 +514,63 @@ fn quote_aware_split() {
         vec!["a;x=\"q\\\"\"", "b"]
     );
     assert_eq!(split_outside_quotes("", ','), vec![""]);
+}
+
+#[test]
+fn plain_dns_names_skip_the_url_parser_only_where_it_would_agree() {
+    let names = [
+        "app.example.com",
+        "APP.Example.COM",
+        "localhost",
+        "a_b.example",
+        "-odd-.example",
+        "1.2.3.example",
+        &"l".repeat(70),
+        // everything below must take the parser's path
+        "xn--nxasmq6b.example",
+        "app.XN--nxasmq6b",
+        "127.1",
+        "1.2.3.4",
+        "example.0x1f",
+        "example.123",
+        "a..b",
+        "example.com.",
+        ".example.com",
+        "",
+        "127.0.0.1",
+        "10.1.2.255",
+        "01.2.3.4",
+        "1.2.3.04",
+        "1.2.3.256",
+        "0x7f.0.0.1",
+        "1.2.3",
+        "1.2.3.4.",
+    ];
+    for name in names {
+        if is_plain_dns_name(name) || is_dotted_decimal_ipv4(name) {
+            let parsed = Host::parse(name).map(|h| h.to_string());
+            assert_eq!(
+                parsed.as_deref().map(str::to_ascii_lowercase),
+                Ok(name.to_ascii_lowercase()),
+                "{name:?} skips the parser, so the parser must keep it as it is"
+            );
+        }
+    }
+    for name in [
+        "app.example.com",
+        "APP.Example.COM",
+        "localhost",
+        "a_b.example",
+    ] {
+        assert!(is_plain_dns_name(name), "{name:?}");
+    }
+    for name in [
+        "xn--nxasmq6b.example",
+        "127.1",
+        "example.0x1f",
+        "a..b",
+        "example.com.",
+    ] {
+        assert!(!is_plain_dns_name(name), "{name:?}");
+    }
 }

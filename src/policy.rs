@@ -408,12 +408,14 @@ pub struct Identity<'a> {
     pub username: &'a str,
     pub email: Option<&'a str>,
     pub email_verified: bool,
-    pub idp_groups: &'a [String],
+    pub idp_groups: &'a [&'a str],
 }
 
+/// The groups forward upstream borrow from the identity and the configuration, so an
+/// allowed request copies no group name before writing the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow { upstream_groups: Vec<String> },
+pub enum Decision<'a> {
+    Allow { upstream_groups: Vec<&'a str> },
     Deny(DenyReason),
 }
 
@@ -477,7 +479,7 @@ impl fmt::Display for DenyReason {
 /// Decides whether `who` may pass. Admins skip every rule; everyone else must satisfy
 /// all global rules and then all route rules. On success the decision carries the
 /// groups to forward upstream.
-pub fn decide(global: &GlobalRules, route: &RouteRules, who: &Identity) -> Decision {
+pub fn decide<'a>(global: &'a GlobalRules, route: &RouteRules, who: &Identity<'a>) -> Decision<'a> {
     let verdict = if is_admin(global, who.username) {
         Ok(())
     } else {
@@ -534,7 +536,7 @@ fn check_route(global: &GlobalRules, route: &RouteRules, who: &Identity) -> Resu
 
 /// `default_groups` are deliberately not consulted: they only decorate headers and
 /// must never satisfy a group requirement.
-fn any_group_matches(terms: &[GroupTerm], group_map: &GroupMap, idp_groups: &[String]) -> bool {
+fn any_group_matches(terms: &[GroupTerm], group_map: &GroupMap, idp_groups: &[&str]) -> bool {
     idp_groups
         .iter()
         .any(|group| terms.iter().any(|term| term.matches(group, group_map)))
@@ -572,27 +574,49 @@ fn email_domain(email: &str) -> Option<&str> {
 /// kept as is when unmapped, or dropped when unmapped and the map is strict. A user the
 /// IdP gave no groups at all gets `default_groups` instead. Duplicates are removed,
 /// keeping the first occurrence.
-pub fn upstream_groups(global: &GlobalRules, idp_groups: &[String]) -> Vec<String> {
+pub fn upstream_groups<'a>(global: &'a GlobalRules, idp_groups: &[&'a str]) -> Vec<&'a str> {
+    let mut kept = FirstSeen::default();
     if idp_groups.is_empty() {
-        return dedup_in_first_seen_order(&global.default_groups);
+        global
+            .default_groups
+            .iter()
+            .for_each(|name| kept.push(name));
+        return kept.names;
     }
-    let mapped = idp_groups
-        .iter()
-        .flat_map(|group| match global.group_map.targets(group) {
-            Some(targets) => targets,
-            None if global.group_map_strict => &[],
-            None => std::slice::from_ref(group),
-        });
-    dedup_in_first_seen_order(mapped)
+    for &group in idp_groups {
+        match global.group_map.targets(group) {
+            Some(targets) => targets.iter().for_each(|name| kept.push(name)),
+            None if global.group_map_strict => {}
+            None => kept.push(group),
+        }
+    }
+    kept.names
 }
 
-fn dedup_in_first_seen_order<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    names
-        .into_iter()
-        .filter(|name| seen.insert(name.as_str()))
-        .cloned()
-        .collect()
+/// Names without duplicates, in the order first seen.
+#[derive(Default)]
+struct FirstSeen<'a> {
+    names: Vec<&'a str>,
+    /// Filled only once there are many names: for the usual few, a scan beats hashing.
+    index: HashSet<&'a str>,
+}
+
+const SCAN_UP_TO: usize = 16;
+
+impl<'a> FirstSeen<'a> {
+    fn push(&mut self, name: &'a str) {
+        let new = if self.names.len() < SCAN_UP_TO {
+            !self.names.contains(&name)
+        } else {
+            if self.index.is_empty() {
+                self.index.extend(self.names.iter().copied());
+            }
+            self.index.insert(name)
+        };
+        if new {
+            self.names.push(name);
+        }
+    }
 }
 
 /// Renders groups as one header value: names joined with `,`.
@@ -602,24 +626,33 @@ fn dedup_in_first_seen_order<'a>(names: impl IntoIterator<Item = &'a String>) ->
 /// characters (below 0x20, and 0x7f) are percent-encoded as well, so a group name can
 /// never end the header line and inject another header. Everything else, including
 /// non-ASCII text, is passed through unchanged as UTF-8.
-pub fn encode_groups_header(groups: &[String]) -> String {
-    groups
-        .iter()
-        .map(|name| encode_group_name(name))
-        .collect::<Vec<_>>()
-        .join(",")
+pub fn encode_groups_header(groups: &[&str]) -> String {
+    let mut header = String::with_capacity(groups.iter().map(|g| g.len() + 1).sum());
+    for (i, name) in groups.iter().enumerate() {
+        if i > 0 {
+            header.push(',');
+        }
+        encode_group_name(name, &mut header);
+    }
+    header
 }
 
-fn encode_group_name(name: &str) -> String {
-    let mut encoded = String::with_capacity(name.len());
+fn encode_group_name(name: &str, out: &mut String) {
+    if !name.bytes().any(needs_escape) {
+        out.push_str(name);
+        return;
+    }
     for character in name.chars() {
-        if character == '%' || character == ',' || character.is_ascii_control() {
-            encoded.push_str(&format!("%{:02X}", u32::from(character)));
+        if character.is_ascii() && needs_escape(character as u8) {
+            out.push_str(&format!("%{:02X}", u32::from(character)));
         } else {
-            encoded.push(character);
+            out.push(character);
         }
     }
-    encoded
+}
+
+fn needs_escape(byte: u8) -> bool {
+    byte == b'%' || byte == b',' || byte.is_ascii_control()
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ struct User {
     username: &'static str,
     email: Option<&'static str>,
     email_verified: bool,
-    groups: Vec<String>,
+    groups: Vec<&'static str>,
 }
 
 impl User {
@@ -60,16 +60,16 @@ impl User {
     }
 }
 
-fn user(username: &'static str, email: &'static str, groups: &[&str]) -> User {
+fn user(username: &'static str, email: &'static str, groups: &[&'static str]) -> User {
     User {
         username,
         email: Some(email),
         email_verified: true,
-        groups: names(groups),
+        groups: groups.to_vec(),
     }
 }
 
-fn alice(groups: &[&str]) -> User {
+fn alice(groups: &[&'static str]) -> User {
     user("alice", "alice@example.com", groups)
 }
 
@@ -79,13 +79,13 @@ fn with_email(mut who: User, email: Option<&'static str>, verified: bool) -> Use
     who
 }
 
-fn allow(groups: &[&str]) -> Decision {
+fn allow(groups: &[&'static str]) -> Decision<'static> {
     Decision::Allow {
-        upstream_groups: names(groups),
+        upstream_groups: groups.to_vec(),
     }
 }
 
-fn deny(reason: DenyReason) -> Decision {
+fn deny(reason: DenyReason) -> Decision<'static> {
     Decision::Deny(reason)
 }
 
@@ -94,7 +94,7 @@ struct Case {
     global: GlobalRules,
     query: &'static str,
     who: User,
-    expected: Decision,
+    expected: Decision<'static>,
 }
 
 fn check(cases: Vec<Case>) {
@@ -516,7 +516,7 @@ fn decide_global_email_rules() {
     let example_and_subdomains = global(|g| g.allowed_email_domains = domains(".example.com"));
     let open = GlobalRules::default();
     let who = |email| with_email(alice(&["g"]), email, true);
-    let cases: Vec<(&str, &GlobalRules, User, Decision)> = vec![
+    let cases: Vec<(&str, &GlobalRules, User, Decision<'static>)> = vec![
         (
             "allowed domain",
             &example_only,
@@ -861,13 +861,13 @@ fn admins_bypass_every_rule() {
         g.group_map_strict = true;
         g.default_groups = names(&["guests"]);
     });
-    let root = |email: Option<&'static str>, verified: bool, groups: &[&str]| User {
+    let root = |email: Option<&'static str>, verified: bool, groups: &[&'static str]| User {
         username: "root",
         email,
         email_verified: verified,
-        groups: names(groups),
+        groups: groups.to_vec(),
     };
-    let cases: Vec<(&str, &str, User, Decision)> = vec![
+    let cases: Vec<(&str, &str, User, Decision<'static>)> = vec![
         (
             "global group rule",
             "",
@@ -1016,8 +1016,8 @@ fn upstream_groups_map_keep_drop_and_dedup() {
     ];
     for (name, rules, idp_groups, expected) in cases {
         assert_eq!(
-            upstream_groups(rules, &names(idp_groups)),
-            names(expected),
+            upstream_groups(rules, idp_groups),
+            expected.to_vec(),
             "case: {name}"
         );
     }
@@ -1081,18 +1081,14 @@ fn groups_header_encoding() {
         ),
     ];
     for (groups, expected) in cases {
-        assert_eq!(
-            encode_groups_header(&names(groups)),
-            *expected,
-            "{groups:?}"
-        );
+        assert_eq!(encode_groups_header(groups), *expected, "{groups:?}");
     }
 }
 
 #[test]
 fn groups_header_never_contains_control_characters() {
     let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
-    let header = encode_groups_header(&[every_ascii]);
+    let header = encode_groups_header(&[every_ascii.as_str()]);
     assert!(!header.chars().any(|c| c.is_ascii_control()), "{header:?}");
     assert!(!header.contains(','));
 }

@@ -5,13 +5,14 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{login, session_cookie, unix_now, AppState};
 use crate::error::AppError;
 use crate::forwarded::{self, OriginalRequest};
 use crate::policy::{self, Decision, Identity, RouteRules};
-use crate::session::Session;
+use crate::session::{SessionView, StoredSession};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -56,15 +57,24 @@ const IDENTITY_HEADERS: [[HeaderName; 2]; 4] = [
     ],
 ];
 
-fn header_str<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+// Request headers are looked up by `HeaderName`, not `&str`: a string would be parsed into a
+// header name on every lookup of every request.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+
+fn header_str<'r>(req: &'r HttpRequest, name: &HeaderName) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn original_request(
-    req: &HttpRequest,
+fn original_request<'r>(
+    req: &'r HttpRequest,
     state: &AppState,
     mode: Mode,
-) -> Result<OriginalRequest, AppError> {
+) -> Result<OriginalRequest<'r>, AppError> {
     let peer_trusted = req
         .peer_addr()
         .is_some_and(|peer| state.config.trusted_proxies.contains(peer.ip()));
@@ -75,14 +85,14 @@ fn original_request(
     }
     let parsed = match mode {
         Mode::Redirect => forwarded::from_forwarded_headers(
-            header_str(req, "x-forwarded-proto"),
-            header_str(req, "x-forwarded-host"),
-            header_str(req, "x-forwarded-uri"),
-            header_str(req, "x-forwarded-method"),
+            header_str(req, &X_FORWARDED_PROTO),
+            header_str(req, &X_FORWARDED_HOST),
+            header_str(req, &X_FORWARDED_URI),
+            header_str(req, &X_FORWARDED_METHOD),
         ),
         Mode::Status => forwarded::from_original_url(
-            header_str(req, "x-original-url"),
-            header_str(req, "x-original-method"),
+            header_str(req, &X_ORIGINAL_URL),
+            header_str(req, &X_ORIGINAL_METHOD),
         ),
     };
     parsed.map_err(|err| AppError::BadRequest(err.to_string()))
@@ -99,13 +109,17 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpRe
             )));
         }
     };
-    let session = match signed_in_session(req, state).await? {
+    let stored = match stored_session(req, state).await? {
+        Ok(stored) => stored,
+        Err(reason) => return not_signed_in(req, state, mode, &original, reason).await,
+    };
+    let session = match stored.live_view(unix_now()) {
         Ok(session) => session,
         Err(reason) => return not_signed_in(req, state, mode, &original, reason).await,
     };
     let identity = Identity {
-        username: &session.user,
-        email: session.email.as_deref(),
+        username: session.user,
+        email: session.email,
         email_verified: session.email_verified,
         idp_groups: &session.groups,
     };
@@ -116,7 +130,7 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpRe
                 hint_if_query_copied(req, state, &original);
             }
             Err(AppError::Forbidden {
-                user: session.user.clone(),
+                user: session.user.to_owned(),
                 rule: reason.as_str(),
                 route: original
                     .url()
@@ -128,34 +142,33 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpRe
     }
 }
 
-/// The live session behind the request's cookie. The outer error is the store failing (deny
-/// with 503); the inner one is "not signed in" with its reason.
-pub async fn signed_in_session(
+/// The stored session behind the request's cookie, still encoded: read it with
+/// [`StoredSession::live_view`]. The outer error is the store failing (deny with 503); the
+/// inner one is "not signed in" with its reason.
+pub async fn stored_session(
     req: &HttpRequest,
     state: &AppState,
-) -> Result<Result<Session, &'static str>, AppError> {
+) -> Result<Result<StoredSession, &'static str>, AppError> {
     let id = match session_cookie::session_id(req, &state.config, &state.keys) {
         Ok(id) => id,
         Err(reason) => return Ok(Err(reason)),
     };
-    let Some(session) = state.store.get_session(&id).await? else {
-        return Ok(Err("session unknown or revoked"));
-    };
-    if !session.is_live(unix_now()) {
-        return Ok(Err("session expired"));
-    }
-    Ok(Ok(session))
+    Ok(state
+        .store
+        .get_session(id)
+        .await?
+        .ok_or("session unknown or revoked"))
 }
 
 async fn not_signed_in(
     req: &HttpRequest,
     state: &AppState,
     mode: Mode,
-    original: &OriginalRequest,
+    original: &OriginalRequest<'_>,
     reason: &'static str,
 ) -> Result<HttpResponse, AppError> {
-    let accept = header_str(req, "accept");
-    if mode == Mode::Redirect && forwarded::is_browser_navigation(&original.method, accept) {
+    let accept = header_str(req, &header::ACCEPT);
+    if mode == Mode::Redirect && forwarded::is_browser_navigation(original.method, accept) {
         let return_to = original
             .url()
             .map_err(|err| AppError::BadRequest(err.to_string()))?;
@@ -164,30 +177,36 @@ async fn not_signed_in(
     Err(AppError::NotSignedIn { reason })
 }
 
-fn allowed(session: &Session, upstream_groups: &[String]) -> HttpResponse {
+fn allowed(session: &SessionView, upstream_groups: &[&str]) -> HttpResponse {
     let groups = policy::encode_groups_header(upstream_groups);
     let values = [
-        session.user.as_str(),
-        session.email.as_deref().unwrap_or(""),
-        session.preferred_username.as_deref().unwrap_or(""),
+        session.user,
+        session.email.unwrap_or(""),
+        session.preferred_username.unwrap_or(""),
         groups.as_str(),
     ];
-    let mut response = HttpResponse::Ok();
-    response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    let mut response = HttpResponse::new(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.reserve(1 + 2 * IDENTITY_HEADERS.len());
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for (names, value) in IDENTITY_HEADERS.iter().zip(values) {
-        // A value that cannot be a header (control characters from a hostile IdP claim) is
-        // sent empty rather than failing the whole check.
-        let value = HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""));
         for name in names {
-            response.insert_header((name.clone(), value.clone()));
+            headers.insert(name.clone(), header_value(value));
         }
     }
-    response.finish()
+    response
+}
+
+/// A value that cannot be a header (control characters from a hostile IdP claim) is sent
+/// empty rather than failing the whole check. Built per header name: a copy of a short value
+/// costs less than sharing one (the shared buffer is a second allocation).
+fn header_value(value: &str) -> HeaderValue {
+    HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// Caddy (and misconfigured proxies) copy the visited page's query onto the auth URL. When the
 /// two queries are identical, say so in the log, at most once a minute.
-fn hint_if_query_copied(req: &HttpRequest, state: &AppState, original: &OriginalRequest) {
+fn hint_if_query_copied(req: &HttpRequest, state: &AppState, original: &OriginalRequest<'_>) {
     let auth_query = req.query_string();
     if auth_query.is_empty() || original.query() != Some(auth_query) {
         return;

@@ -196,11 +196,12 @@ pub async fn callback(
         expires_at: session_now + config.session_lifetime.as_secs(),
         user,
     };
+    let idp_groups: Vec<&str> = session.groups.iter().map(String::as_str).collect();
     let identity = Identity {
         username: &session.user,
         email: session.email.as_deref(),
         email_verified: session.email_verified,
-        idp_groups: &session.groups,
+        idp_groups: &idp_groups,
     };
     if let Decision::Deny(reason) = policy::decide(&config.rules, &RouteRules::default(), &identity)
     {
@@ -227,7 +228,7 @@ pub async fn callback(
     };
     // A fresh id at every login: a session id known before login is worth nothing after it.
     if let Ok(old_id) = session_cookie::session_id(&req, config, &state.keys) {
-        state.store.delete_session(&old_id).await?;
+        state.store.delete_session(old_id).await?;
     }
     let id = crypto::random_id();
     state

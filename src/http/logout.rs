@@ -31,8 +31,8 @@ pub async fn sign_out(
     let config = &state.config;
     let mut id_token = None;
     if let Ok(id) = session_cookie::session_id(&req, config, &state.keys) {
-        id_token = id_token_of(&state, &id).await;
-        state.store.delete_session(&id).await?;
+        id_token = id_token_of(&state, id).await;
+        state.store.delete_session(id).await?;
     }
     let params = query(&req);
     let rd = params

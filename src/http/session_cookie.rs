@@ -8,26 +8,28 @@ use crate::crypto::Keys;
 
 /// The session id in the request's session cookie, if the cookie is present and its signature
 /// holds. Which of the two failed is returned for the debug log.
-pub fn session_id(req: &HttpRequest, config: &Config, keys: &Keys) -> Result<String, &'static str> {
+pub fn session_id<'r>(
+    req: &'r HttpRequest,
+    config: &Config,
+    keys: &Keys,
+) -> Result<&'r str, &'static str> {
     let value = cookie_value(req, &config.cookie_name).ok_or("no session cookie")?;
-    keys.verify(&value)
-        .map(str::to_string)
-        .map_err(|_| "session cookie not valid")
+    keys.verify(value).map_err(|_| "session cookie not valid")
 }
 
-/// The value of one cookie. `HttpRequest::cookie` parses and stores every cookie of the request
-/// on each call; the auth check needs one, so only the matching pair is handed to the parser.
-fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
+/// The raw value of one cookie, borrowed from the request. `HttpRequest::cookie` parses and
+/// stores every cookie of the request on each call; the auth check needs one, and its value
+/// is checked byte for byte by the signature, so no cookie parser is needed to read it (a
+/// quoted or encoded value simply fails the signature).
+fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     req.headers()
         .get_all(actix_web::http::header::COOKIE)
         .filter_map(|header| header.to_str().ok())
         .flat_map(|header| header.split(';'))
-        .map(str::trim)
-        .filter(|pair| {
-            pair.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('='))
+        .find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key.trim() == name).then(|| value.trim())
         })
-        .find_map(|pair| Cookie::parse(pair).ok().map(|c| c.value().to_string()))
 }
 
 fn base<'c>(config: &Config, name: String, value: String, path: &'static str) -> Cookie<'c> {

@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{auth, AppState};
+use super::{auth, unix_now, AppState};
 use crate::error::AppError;
 use crate::policy;
 
@@ -11,8 +11,11 @@ pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let session = auth::signed_in_session(&req, &state)
+    let stored = auth::stored_session(&req, &state)
         .await?
+        .map_err(|reason| AppError::NotSignedIn { reason })?;
+    let session = stored
+        .live_view(unix_now())
         .map_err(|reason| AppError::NotSignedIn { reason })?;
     let groups = policy::upstream_groups(&state.config.rules, &session.groups);
     Ok(HttpResponse::Ok()

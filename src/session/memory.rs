@@ -1,31 +1,46 @@
 //! In-memory store for a single instance and for trying portcullis out.
+//!
+//! One map per key space, keyed by the bare id, holding values behind an `Arc` so that a read
+//! is a lock, a hash lookup and a reference count, never a copy. There is no per-user index:
+//! revoking a user scans the sessions instead (rare, and it keeps each session about 240 bytes).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use super::store::Space;
 
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<RwLock<Inner>>,
 }
 
+struct Entry {
+    value: Arc<[u8]>,
+    expires: Instant,
+}
+
 #[derive(Default)]
 struct Inner {
-    values: HashMap<String, (Vec<u8>, Instant)>,
-    sets: HashMap<String, (HashSet<String>, Instant)>,
+    spaces: [HashMap<Box<str>, Entry>; Space::ALL.len()],
     writes_since_sweep: usize,
 }
 
 /// Expired entries are swept every this many writes, so memory stays bounded without a timer.
 const SWEEP_EVERY: usize = 1024;
 
+fn index(space: Space) -> usize {
+    space as usize
+}
+
 impl Inner {
     fn sweep_if_due(&mut self, now: Instant) {
         self.writes_since_sweep += 1;
         if self.writes_since_sweep >= SWEEP_EVERY {
             self.writes_since_sweep = 0;
-            self.values.retain(|_, (_, expires)| *expires > now);
-            self.sets.retain(|_, (_, expires)| *expires > now);
+            for map in &mut self.spaces {
+                map.retain(|_, entry| entry.expires > now);
+            }
         }
     }
 }
@@ -41,62 +56,52 @@ impl MemoryStore {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+    pub fn get(&self, space: Space, id: &str) -> Option<Arc<[u8]>> {
         let now = Instant::now();
-        self.read()
-            .values
-            .get(key)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(value, _)| value.clone())
+        self.read().spaces[index(space)]
+            .get(id)
+            .filter(|entry| entry.expires > now)
+            .map(|entry| entry.value.clone())
     }
 
-    pub fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+    pub fn set(&self, space: Space, id: &str, value: Arc<[u8]>, ttl: Duration) {
         let now = Instant::now();
         let mut inner = self.write();
         inner.sweep_if_due(now);
-        inner.values.insert(key.to_string(), (value, now + ttl));
+        let entry = Entry {
+            value,
+            expires: now + ttl,
+        };
+        inner.spaces[index(space)].insert(id.into(), entry);
     }
 
-    pub fn take(&self, key: &str) -> Option<Vec<u8>> {
+    pub fn take(&self, space: Space, id: &str) -> Option<Arc<[u8]>> {
         let now = Instant::now();
-        self.write()
-            .values
-            .remove(key)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(value, _)| value)
+        self.write().spaces[index(space)]
+            .remove(id)
+            .filter(|entry| entry.expires > now)
+            .map(|entry| entry.value)
     }
 
-    pub fn delete(&self, keys: &[String]) -> usize {
-        let now = Instant::now();
-        let mut inner = self.write();
-        let mut removed = 0;
-        for key in keys {
-            let value = inner.values.remove(key).is_some_and(|(_, e)| e > now);
-            let set = inner.sets.remove(key).is_some_and(|(_, e)| e > now);
-            removed += usize::from(value || set);
-        }
-        removed
-    }
-
-    pub fn add_to_set(&self, key: &str, member: &str, ttl: Duration) {
+    pub fn delete(&self, keys: &[(Space, &str)]) -> usize {
         let now = Instant::now();
         let mut inner = self.write();
-        inner.sweep_if_due(now);
-        let entry = inner
-            .sets
-            .entry(key.to_string())
-            .or_insert_with(|| (HashSet::new(), now));
-        entry.0.insert(member.to_string());
-        entry.1 = entry.1.max(now + ttl);
+        keys.iter()
+            .filter(|(space, id)| {
+                inner.spaces[index(*space)]
+                    .remove(*id)
+                    .is_some_and(|entry| entry.expires > now)
+            })
+            .count()
     }
 
-    pub fn set_members(&self, key: &str) -> Vec<String> {
+    /// The ids in `space` whose live value satisfies `wanted`.
+    pub fn ids_where(&self, space: Space, wanted: impl Fn(&[u8]) -> bool) -> Vec<String> {
         let now = Instant::now();
-        self.read()
-            .sets
-            .get(key)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(members, _)| members.iter().cloned().collect())
-            .unwrap_or_default()
+        self.read().spaces[index(space)]
+            .iter()
+            .filter(|(_, entry)| entry.expires > now && wanted(&entry.value))
+            .map(|(id, _)| id.to_string())
+            .collect()
     }
 }

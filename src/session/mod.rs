@@ -6,10 +6,13 @@ mod store;
 
 pub use store::{Store, StoreError};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-/// What the auth check needs about a signed-in user. Kept small: it is read on every request.
-/// Tokens are stored apart from it, encrypted (see [`Store::put_session`]).
+/// What the auth check needs about a signed-in user, as the login builds it. Kept small: it
+/// is read on every request. Tokens are stored apart from it, encrypted (see
+/// [`Store::put_session`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Value of `OIDC_USERNAME_CLAIM`.
@@ -26,9 +29,81 @@ pub struct Session {
     pub expires_at: u64,
 }
 
-impl Session {
+/// A stored session read in place: every string borrows from the stored bytes, so the auth
+/// check decodes a session without copying it. Same fields, same order as [`Session`]: both
+/// have one encoding (see [`encode`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SessionView<'a> {
+    pub user: &'a str,
+    pub email: Option<&'a str>,
+    pub email_verified: bool,
+    pub preferred_username: Option<&'a str>,
+    pub groups: Vec<&'a str>,
+    pub created_at: u64,
+    pub expires_at: u64,
+}
+
+impl SessionView<'_> {
     pub fn is_live(&self, now: u64) -> bool {
         now < self.expires_at
+    }
+
+    pub fn to_session(&self) -> Session {
+        Session {
+            user: self.user.to_owned(),
+            email: self.email.map(str::to_owned),
+            email_verified: self.email_verified,
+            preferred_username: self.preferred_username.map(str::to_owned),
+            groups: self.groups.iter().map(|g| (*g).to_owned()).collect(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// The first byte of every stored session. postcard is compact (a session is about 80 bytes)
+/// and decodes borrowed strings, unlike JSON with its escapes. Bytes that start otherwise
+/// (an older format, a hand-written key) are refused as unreadable, never guessed at.
+const FORMAT_V1: u8 = 1;
+
+pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
+    postcard::to_extend(session, vec![FORMAT_V1]).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A session as the store returned it, not yet decoded.
+#[derive(Debug, Clone)]
+pub struct StoredSession(Arc<[u8]>);
+
+impl StoredSession {
+    pub(crate) fn new(bytes: impl Into<Arc<[u8]>>) -> StoredSession {
+        StoredSession(bytes.into())
+    }
+
+    pub fn view(&self) -> Result<SessionView<'_>, StoreError> {
+        match self.0.split_first() {
+            Some((&FORMAT_V1, rest)) => match postcard::take_from_bytes(rest) {
+                Ok((view, [])) => Ok(view),
+                Ok(_) => Err(StoreError::Corrupt(
+                    "trailing bytes after a session".to_string(),
+                )),
+                Err(e) => Err(StoreError::Corrupt(e.to_string())),
+            },
+            _ => Err(StoreError::Corrupt(
+                "not a session in a known format".to_string(),
+            )),
+        }
+    }
+
+    /// The session if it decodes and has not expired; otherwise why not, for the debug log.
+    pub fn live_view(&self, now: u64) -> Result<SessionView<'_>, &'static str> {
+        match self.view() {
+            Ok(view) if view.is_live(now) => Ok(view),
+            Ok(_) => Err("session expired"),
+            Err(err) => {
+                tracing::warn!(error = %err, "a stored session is unreadable; treated as signed out");
+                Err("session unreadable")
+            }
+        }
     }
 }
 
@@ -42,4 +117,59 @@ pub struct LoginState {
     pub nonce: String,
     /// Where the browser goes after login (already checked against the allow-list).
     pub return_to: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(groups: &[&str]) -> Session {
+        Session {
+            user: "alice".into(),
+            email: Some("alice@example.com".into()),
+            email_verified: true,
+            preferred_username: None,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            created_at: 1_700_000_000,
+            expires_at: 1_700_043_200,
+        }
+    }
+
+    #[test]
+    fn a_session_reads_back_as_the_same_view() {
+        for groups in [&[][..], &["ops", "ACME, Inc", "ü/ß", ""][..]] {
+            let original = session(groups);
+            let stored = StoredSession::new(encode(&original).unwrap());
+            assert_eq!(stored.view().unwrap().to_session(), original);
+        }
+    }
+
+    #[test]
+    fn unknown_or_damaged_bytes_are_unreadable_not_a_session() {
+        let good = encode(&session(&["ops"])).unwrap();
+        let json = serde_json::to_vec(&session(&["ops"])).unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            json,
+            vec![2],
+            good[..good.len() - 1].to_vec(),
+            vec![FORMAT_V1, 200, 200, 200],
+            [good.as_slice(), &[0]].concat(),
+        ];
+        for bytes in cases {
+            let stored = StoredSession::new(bytes.clone());
+            assert!(stored.view().is_err(), "{bytes:?}");
+            assert_eq!(stored.live_view(0).unwrap_err(), "session unreadable");
+        }
+    }
+
+    #[test]
+    fn live_view_refuses_an_expired_session() {
+        let stored = StoredSession::new(encode(&session(&[])).unwrap());
+        assert!(stored.live_view(1_700_043_199).is_ok());
+        assert_eq!(
+            stored.live_view(1_700_043_200).unwrap_err(),
+            "session expired"
+        );
+    }
 }

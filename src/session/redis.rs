@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
+use super::store::Space;
 use super::StoreError;
 
 /// Bounds every Redis round trip, so that an unreachable Redis turns into a denial within
@@ -23,6 +24,14 @@ pub struct RedisStore {
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(err.to_string())
+}
+
+fn key(space: Space, id: &str) -> String {
+    let prefix = space.prefix();
+    let mut key = String::with_capacity(prefix.len() + id.len());
+    key.push_str(prefix);
+    key.push_str(id);
+    key
 }
 
 impl RedisStore {
@@ -65,48 +74,63 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(redis::cmd("GET").arg(key)).await
+    pub async fn get(&self, space: Space, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(redis::cmd("GET").arg(key(space, id))).await
     }
 
-    pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+    pub async fn set(
+        &self,
+        space: Space,
+        id: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         let millis = ttl.as_millis().max(1) as u64;
-        self.run(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis))
-            .await
+        self.run(
+            redis::cmd("SET")
+                .arg(key(space, id))
+                .arg(value)
+                .arg("PX")
+                .arg(millis),
+        )
+        .await
     }
 
-    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(redis::cmd("GETDEL").arg(key)).await
+    pub async fn take(&self, space: Space, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(redis::cmd("GETDEL").arg(key(space, id))).await
     }
 
-    pub async fn delete(&self, keys: &[String]) -> Result<usize, StoreError> {
+    pub async fn delete(&self, keys: &[(Space, &str)]) -> Result<usize, StoreError> {
         if keys.is_empty() {
             return Ok(0);
         }
+        let keys: Vec<String> = keys.iter().map(|(space, id)| key(*space, id)).collect();
         self.run(redis::cmd("DEL").arg(keys)).await
     }
 
     pub async fn add_to_set(
         &self,
-        key: &str,
+        space: Space,
+        set: &str,
         member: &str,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        let key = key(space, set);
         let seconds = ttl.as_secs().max(1);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SADD")
-            .arg(key)
+            .arg(&key)
             .arg(member)
             .ignore()
             // GT: the index lives as long as its longest-lived session.
             .cmd("EXPIRE")
-            .arg(key)
+            .arg(&key)
             .arg(seconds)
             .arg("GT")
             .ignore()
             .cmd("EXPIRE")
-            .arg(key)
+            .arg(&key)
             .arg(seconds)
             .arg("NX")
             .ignore();
@@ -117,7 +141,7 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
-    pub async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        self.run(redis::cmd("SMEMBERS").arg(key)).await
+    pub async fn set_members(&self, space: Space, set: &str) -> Result<Vec<String>, StoreError> {
+        self.run(redis::cmd("SMEMBERS").arg(key(space, set))).await
     }
 }

@@ -1,19 +1,52 @@
 //! The session store: one small surface, two backends (memory and Redis).
 //!
 //! An enum rather than a trait object: there are exactly two backends, dispatch stays static on
-//! the hot path, and no async-trait boxing is needed. Serialisation and key naming live here,
-//! so both backends only move bytes.
+//! the hot path, and no async-trait boxing is needed. Serialisation lives here and in
+//! `session::encode`, so both backends only move bytes; each backend names its own keys from a
+//! [`Space`] and an id, so the memory store keys its maps without building strings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
-use super::{LoginState, Session};
+use super::{LoginState, Session, StoredSession};
 
-const SESSION_PREFIX: &str = "portcullis:session:";
-const TOKENS_PREFIX: &str = "portcullis:tokens:";
-const LOGIN_PREFIX: &str = "portcullis:login:";
-const USER_PREFIX: &str = "portcullis:user:";
+/// The kinds of entries kept, each in its own key space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// session id -> encoded [`Session`]
+    Session,
+    /// session id -> sealed tokens
+    Tokens,
+    /// `state` -> [`LoginState`] as JSON
+    Login,
+    /// username -> set of that user's session ids (Redis only)
+    User,
+    /// probes written by [`Store::ping`]
+    Ping,
+}
+
+impl Space {
+    pub const ALL: [Space; 5] = [
+        Space::Session,
+        Space::Tokens,
+        Space::Login,
+        Space::User,
+        Space::Ping,
+    ];
+
+    /// The Redis key prefix (documented in the README for revocation by hand).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Space::Session => "portcullis:session:",
+            Space::Tokens => "portcullis:tokens:",
+            Space::Login => "portcullis:login:",
+            Space::User => "portcullis:user:",
+            Space::Ping => "portcullis:ping:",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,45 +80,48 @@ impl Store {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, space: Space, id: &str) -> Result<Option<Arc<[u8]>>, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.get(key)),
-            Store::Redis(r) => r.get(key).await,
+            Store::Memory(m) => Ok(m.get(space, id)),
+            Store::Redis(r) => Ok(r.get(space, id).await?.map(Arc::from)),
         }
     }
 
-    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+    async fn set(
+        &self,
+        space: Space,
+        id: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
-                m.set(key, value, ttl);
+                m.set(space, id, value.into(), ttl);
                 Ok(())
             }
-            Store::Redis(r) => r.set(key, value, ttl).await,
+            Store::Redis(r) => r.set(space, id, value, ttl).await,
         }
     }
 
-    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn take(&self, space: Space, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.take(key)),
-            Store::Redis(r) => r.take(key).await,
+            Store::Memory(m) => Ok(m.take(space, id).map(|value| value.to_vec())),
+            Store::Redis(r) => r.take(space, id).await,
         }
     }
 
-    /// Deletes keys; returns how many existed.
-    async fn delete(&self, keys: &[String]) -> Result<usize, StoreError> {
+    /// Deletes entries; returns how many existed.
+    async fn delete(&self, keys: &[(Space, &str)]) -> Result<usize, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.delete(keys)),
             Store::Redis(r) => r.delete(keys).await,
         }
     }
 
-    pub async fn get_session(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        let Some(bytes) = self.get(&format!("{SESSION_PREFIX}{id}")).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    /// The session behind an id, still encoded: the auth check reads it in place
+    /// ([`StoredSession::live_view`]).
+    pub async fn get_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+        Ok(self.get(Space::Session, id).await?.map(StoredSession::new))
     }
 
     /// Stores a session, its sealed tokens (if any), and indexes it under its user so that all
@@ -97,55 +133,47 @@ impl Store {
         sealed_tokens: Option<String>,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.set(&format!("{SESSION_PREFIX}{id}"), bytes, ttl)
+        self.set(Space::Session, id, super::encode(session)?, ttl)
             .await?;
         if let Some(tokens) = sealed_tokens {
-            self.set(&format!("{TOKENS_PREFIX}{id}"), tokens.into_bytes(), ttl)
+            self.set(Space::Tokens, id, tokens.into_bytes(), ttl)
                 .await?;
         }
-        let index = format!("{USER_PREFIX}{}", session.user);
         match self {
-            Store::Memory(m) => {
-                m.add_to_set(&index, id, ttl);
-                Ok(())
-            }
-            Store::Redis(r) => r.add_to_set(&index, id, ttl).await,
+            // The memory store finds a user's sessions by scanning them (see memory.rs).
+            Store::Memory(_) => Ok(()),
+            Store::Redis(r) => r.add_to_set(Space::User, &session.user, id, ttl).await,
         }
     }
 
     pub async fn get_sealed_tokens(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .get(&format!("{TOKENS_PREFIX}{id}"))
+            .get(Space::Tokens, id)
             .await?
-            .and_then(|b| String::from_utf8(b).ok()))
+            .and_then(|b| String::from_utf8(b.to_vec()).ok()))
     }
 
     pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
-        self.delete(&[
-            format!("{SESSION_PREFIX}{id}"),
-            format!("{TOKENS_PREFIX}{id}"),
-        ])
-        .await?;
+        self.delete(&[(Space::Session, id), (Space::Tokens, id)])
+            .await?;
         Ok(())
     }
 
     /// Revokes every session of a user; returns how many live sessions were removed.
     pub async fn delete_user_sessions(&self, user: &str) -> Result<usize, StoreError> {
-        let index = format!("{USER_PREFIX}{user}");
         let ids = match self {
-            Store::Memory(m) => m.set_members(&index),
-            Store::Redis(r) => r.set_members(&index).await?,
+            Store::Memory(m) => m.ids_where(Space::Session, |bytes| {
+                StoredSession::new(bytes)
+                    .view()
+                    .is_ok_and(|view| view.user == user)
+            }),
+            Store::Redis(r) => r.set_members(Space::User, user).await?,
         };
-        let sessions: Vec<String> = ids
-            .iter()
-            .map(|id| format!("{SESSION_PREFIX}{id}"))
-            .collect();
-        let mut others: Vec<String> = ids
-            .iter()
-            .map(|id| format!("{TOKENS_PREFIX}{id}"))
-            .collect();
-        others.push(index);
+        let sessions: Vec<(Space, &str)> =
+            ids.iter().map(|id| (Space::Session, id.as_str())).collect();
+        let mut others: Vec<(Space, &str)> =
+            ids.iter().map(|id| (Space::Tokens, id.as_str())).collect();
+        others.push((Space::User, user));
         let removed = self.delete(&sessions).await?;
         self.delete(&others).await?;
         Ok(removed)
@@ -158,13 +186,12 @@ impl Store {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(login).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.set(&format!("{LOGIN_PREFIX}{state}"), bytes, ttl)
-            .await
+        self.set(Space::Login, state, bytes, ttl).await
     }
 
     /// Reads and deletes in one step, so a `state` can be used once only.
     pub async fn take_login(&self, state: &str) -> Result<Option<LoginState>, StoreError> {
-        let Some(bytes) = self.take(&format!("{LOGIN_PREFIX}{state}")).await? else {
+        let Some(bytes) = self.take(Space::Login, state).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -174,10 +201,10 @@ impl Store {
 
     /// A write, read and delete round trip: proves the store answers and keeps what it is given.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let key = format!("portcullis:ping:{}", crate::crypto::random_id());
-        self.set(&key, b"ok".to_vec(), Duration::from_secs(10))
+        let id = crate::crypto::random_id();
+        self.set(Space::Ping, &id, b"ok".to_vec(), Duration::from_secs(10))
             .await?;
-        let read = self.take(&key).await?;
+        let read = self.take(Space::Ping, &id).await?;
         if read.as_deref() == Some(&b"ok"[..]) {
             Ok(())
         } else {
