@@ -2,8 +2,8 @@
 # The portcullis benchmark, in one command (see bench/README.md):
 #
 #   bash bench/run.sh            full run (~10 min on 2 cores), writes bench/results/<date>.json
-#   bash bench/run.sh --smoke    a short run for CI: 1 s rounds, exits non-zero unless every
-#                                answer had the expected status
+#   bash bench/run.sh --smoke    a short run for CI (debug build): 1 s rounds, exits non-zero
+#                                unless every answer had the expected status
 #
 # Any other argument goes to bench-runner (--duration S, --reps N, --connections 16,64,
 # --levels 1000,100000,1000000, --memory-sessions N, --out FILE).
@@ -28,10 +28,12 @@ if [ ! -d tests/idp/node_modules/oidc-provider ]; then
 fi
 
 # Two invocations, so that the portcullis binary is built with exactly its own features (the
-# bench crate's dependencies must not change what is measured).
-cargo build --release --locked -p portcullis --bin portcullis
-cargo build --release --locked -p portcullis-bench
-runner="${CARGO_TARGET_DIR:-target}/release/bench-runner"
+# bench crate's dependencies must not change what is measured). The smoke run measures nothing,
+# so it uses the debug profile: CI has built most of it already for the tests.
+if [ "$smoke" = 1 ]; then profile=dev; dir=debug; else profile=release; dir=release; fi
+cargo build --profile "$profile" --locked -p portcullis --bin portcullis
+cargo build --profile "$profile" --locked -p portcullis-bench
+runner="${CARGO_TARGET_DIR:-target}/$dir/bench-runner"
 
 if [ "$smoke" = 1 ]; then limit=300; else limit=1800; fi
 # Own process group (setsid), bounded (timeout signals the whole group): whatever happens, no
