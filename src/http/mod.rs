@@ -29,18 +29,25 @@ pub struct AppState {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/oauth2/auth", web::get().to(auth::status_mode))
-        .route("/oauth2/auth", web::head().to(auth::status_mode))
-        .route("/oauth2/forward-auth", web::get().to(auth::redirect_mode))
-        .route("/oauth2/forward-auth", web::head().to(auth::redirect_mode))
-        .route("/oauth2/start", web::get().to(login::start))
-        .route("/oauth2/callback", web::get().to(login::callback))
-        .route("/oauth2/sign_out", web::get().to(logout::sign_out))
-        .route("/oauth2/sign_out", web::post().to(logout::sign_out))
-        .route("/oauth2/signed_out", web::get().to(logout::signed_out))
-        .route("/oauth2/userinfo", web::get().to(userinfo::userinfo))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+    // The two auth checks first, one resource each: every request walks this list in order.
+    cfg.service(
+        web::resource("/oauth2/auth")
+            .route(web::get().to(auth::status_mode))
+            .route(web::head().to(auth::status_mode)),
+    )
+    .service(
+        web::resource("/oauth2/forward-auth")
+            .route(web::get().to(auth::redirect_mode))
+            .route(web::head().to(auth::redirect_mode)),
+    )
+    .route("/oauth2/start", web::get().to(login::start))
+    .route("/oauth2/callback", web::get().to(login::callback))
+    .route("/oauth2/sign_out", web::get().to(logout::sign_out))
+    .route("/oauth2/sign_out", web::post().to(logout::sign_out))
+    .route("/oauth2/signed_out", web::get().to(logout::signed_out))
+    .route("/oauth2/userinfo", web::get().to(userinfo::userinfo))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz));
 }
 
 /// Unix seconds now; handlers read the clock once and pass it to the pure decisions.

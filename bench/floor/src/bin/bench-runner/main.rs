@@ -1243,7 +1243,12 @@ fn run_phases(
             .collect()
     };
     let partial = !options.only.is_empty();
-    let paced = pick(&["floor-a", "redis/forward-auth", "memory/forward-auth"]);
+    let paced = pick(&[
+        "floor-a",
+        "floor-b",
+        "redis/forward-auth",
+        "memory/forward-auth",
+    ]);
     if !partial && !paced.is_empty() {
         println!("paced phase: {max_c} connections, each waiting {PACE_MS} ms between requests");
         for rep in 1..=options.repetitions {
@@ -1478,9 +1483,12 @@ fn evaluate_targets(options: &Options, rows: &[Row], extra: &serde_json::Value) 
             row.map(|r| r.p99_us < 2000.0),
         ));
     }
-    for scenario in ["redis/forward-auth", "memory/forward-auth"] {
+    for (scenario, floor_name, floor_label) in [
+        ("redis/forward-auth", "floor-b", "floor B"),
+        ("memory/forward-auth", "floor-a", "floor A"),
+    ] {
         if let Some(row) = report::find(rows, "paced", scenario, c) {
-            let floor = report::find(rows, "paced", "floor-a", c);
+            let floor = report::find(rows, "paced", floor_name, c);
             goals.push(Goal::new(
                 &format!(
                     "{scenario} p99, {c} conns paced ({PACE_MS} ms think time, {:.0} req/s)",
@@ -1488,7 +1496,7 @@ fn evaluate_targets(options: &Options, rows: &[Row], extra: &serde_json::Value) 
                 ),
                 "< 2 ms",
                 format!(
-                    "{:.2} ms (floor A: {:.2} ms)",
+                    "{:.2} ms ({floor_label}: {:.2} ms)",
                     row.p99_us / 1000.0,
                     floor.map_or(f64::NAN, |f| f.p99_us / 1000.0)
                 ),
@@ -1530,19 +1538,25 @@ fn evaluate_targets(options: &Options, rows: &[Row], extra: &serde_json::Value) 
                 (Some(x), Some(y)) => y / x - 1.0,
                 _ => f64::NAN,
             };
+            // Judged on the ratio to floor B measured in the same phase: floor B reads one key
+            // from the same Redis, so it is the control for the machine's own drift between
+            // phases minutes apart (floor B's req/s moves by 10-20% on the 2-core VM).
             goals.push(Goal::new(
                 &format!("redis/forward-auth {first} -> {last} sessions, {conns} conns"),
-                "within 10%",
+                "within 10% (ratio to floor B)",
                 format!(
-                    "req/s {:+.1}% ({:.0} -> {:.0}); vs floor B {:+.1}%; p99 {:.2} -> {:.2} ms",
+                    "vs floor B {:+.1}% ({:.2}x -> {:.2}x); req/s {:+.1}% ({:.0} -> {:.0}); p99 {:.2} -> {:.2} ms",
+                    ratio_change * 100.0,
+                    a.vs_floor_b.unwrap_or(f64::NAN),
+                    b.vs_floor_b.unwrap_or(f64::NAN),
                     change * 100.0,
                     a.rps_mean,
                     b.rps_mean,
-                    ratio_change * 100.0,
                     a.p99_us / 1000.0,
                     b.p99_us / 1000.0
                 ),
-                (last >= 1_000_000).then_some(change.abs() <= 0.10),
+                (last >= 1_000_000 && ratio_change.is_finite())
+                    .then_some(ratio_change.abs() <= 0.10),
             ));
         }
     }
