@@ -21,14 +21,20 @@ async fn status_with_cookie(stack: &Stack, cookie: &str) -> u16 {
         .status
 }
 
-#[tokio::test]
-async fn sign_out_deletes_the_session_so_the_old_cookie_no_longer_works() {
-    let stack = Stack::traefik();
+/// A browser signed in as alice through the stack, and its session cookie.
+async fn alice_signed_in(stack: &Stack) -> (Browser, String) {
     let browser = Browser::new();
     browser
         .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
         .await;
     let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    (browser, cookie)
+}
+
+#[tokio::test]
+async fn sign_out_deletes_the_session_so_the_old_cookie_no_longer_works() {
+    let stack = Stack::traefik();
+    let (browser, cookie) = alice_signed_in(&stack).await;
     assert_eq!(status_with_cookie(&stack, &cookie).await, 200);
 
     let out = browser
@@ -60,11 +66,7 @@ async fn sign_out_deletes_the_session_so_the_old_cookie_no_longer_works() {
 #[tokio::test]
 async fn an_unreadable_session_in_redis_denies_as_signed_out() {
     let stack = Stack::traefik();
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    let (_, cookie) = alice_signed_in(&stack).await;
     assert_eq!(status_with_cookie(&stack, &cookie).await, 200);
     let id = cookie.split('.').next().expect("signed id");
     let key = format!("portcullis:session:{id}");
@@ -124,11 +126,7 @@ async fn the_in_memory_store_serves_without_redis_and_forgets_on_restart() {
 #[tokio::test]
 async fn redis_outage_denies_then_recovers_without_restart() {
     let mut stack = Stack::traefik();
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    let (browser, cookie) = alice_signed_in(&stack).await;
 
     stack.redis.as_mut().expect("redis").stop();
     // Bounded: each request is bounded by portcullis' own Redis timeouts; we allow a few tries
@@ -183,11 +181,7 @@ async fn sign_out_at_the_idp_too_when_configured() {
         idp_logout: true,
         ..Options::default()
     });
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    let (browser, cookie) = alice_signed_in(&stack).await;
 
     let rd = format!("{}/bye", stack.base());
     let out = browser
