@@ -16,7 +16,7 @@ for arg in "$@"; do
 done
 
 missing=()
-for tool in wrk redis-server nginx node setsid timeout; do
+for tool in wrk redis-server nginx node setsid timeout taskset; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -526,7 +526,14 @@ enum Load {
     Uncounted,
     /// Counted, each connection waiting PACE_MS between requests: latency below saturation.
     Paced,
+    /// Counted, as fast as the connections go, with wrk (one thread) alone on CPU 1 and every
+    /// server on CPU 0: latency without the load generator competing for the servers' core.
+    Pinned,
 }
+
+/// The CPU the load generator gets in pinned rounds; the servers get every other one.
+const WRK_CPU: &str = "1";
+const SERVER_CPUS: &str = "0";
 
 const PACE_MS: u32 = 10;
 
@@ -553,13 +560,18 @@ impl Bench {
     ) -> anyhow::Result<()> {
         let settings = wrk::Settings {
             script: match load {
-                Load::Counted => &self.count_script,
+                Load::Counted | Load::Pinned => &self.count_script,
                 Load::Uncounted => &self.uncounted_script,
                 Load::Paced => &self.paced_script,
             },
-            threads: self.options.wrk_threads,
+            threads: if load == Load::Pinned {
+                1
+            } else {
+                self.options.wrk_threads
+            },
             counted: load != Load::Uncounted,
             pace_ms: (load == Load::Paced).then_some(PACE_MS),
+            cpu: (load == Load::Pinned).then_some(WRK_CPU),
         };
         let name = match load {
             Load::Uncounted => format!("{} (uncounted)", scenario.name),
@@ -1259,6 +1271,33 @@ fn run_phases(
             }
         }
     }
+    let pinned = pick(&[
+        "floor-a",
+        "floor-b",
+        "redis/forward-auth",
+        "redis/auth",
+        "memory/forward-auth",
+        "memory/auth",
+    ]);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !partial && !pinned.is_empty() && cpus < 2 {
+        println!("pinned phase skipped: it needs two CPUs, this machine has {cpus}");
+    } else if !partial && !pinned.is_empty() {
+        println!(
+            "pinned phase: {max_c} connections, wrk (1 thread) on CPU {WRK_CPU}, servers on CPU {SERVER_CPUS}"
+        );
+        for rep in 1..=options.repetitions {
+            for s in &pinned {
+                live.ensure_running()?;
+                bench.ours = live.all_pids();
+                procs::set_affinity(&bench.ours, SERVER_CPUS)?;
+                let result =
+                    bench.round_with("pinned", s, max_c, rep, options.duration_s, Load::Pinned);
+                procs::set_affinity(&bench.ours, &format!("0-{}", cpus - 1))?;
+                result?;
+            }
+        }
+    }
     let calibrated = pick(&["floor-a", "memory/forward-auth"]);
     if !partial && !options.smoke && !calibrated.is_empty() {
         println!("calibration: the same rounds with and without wrk's per-answer status counter");
@@ -1499,6 +1538,27 @@ fn evaluate_targets(options: &Options, rows: &[Row], extra: &serde_json::Value) 
                     "{:.2} ms ({floor_label}: {:.2} ms)",
                     row.p99_us / 1000.0,
                     floor.map_or(f64::NAN, |f| f.p99_us / 1000.0)
+                ),
+                Some(row.p99_us < 2000.0),
+            ));
+        }
+    }
+    for (scenario, floor_name, floor_label) in [
+        ("redis/forward-auth", "floor-b", "floor B"),
+        ("redis/auth", "floor-b", "floor B"),
+        ("memory/forward-auth", "floor-a", "floor A"),
+        ("memory/auth", "floor-a", "floor A"),
+    ] {
+        if let Some(row) = report::find(rows, "pinned", scenario, c) {
+            let floor = report::find(rows, "pinned", floor_name, c);
+            goals.push(Goal::new(
+                &format!("{scenario} p99, {c} conns, wrk alone on CPU {WRK_CPU}"),
+                "< 2 ms",
+                format!(
+                    "{:.2} ms ({floor_label}: {:.2} ms; {:.0} req/s)",
+                    row.p99_us / 1000.0,
+                    floor.map_or(f64::NAN, |f| f.p99_us / 1000.0),
+                    row.rps_mean
                 ),
                 Some(row.p99_us < 2000.0),
             ));

@@ -278,3 +278,25 @@ pub fn own_and_reaped_seconds() -> f64 {
     };
     seconds(libc::RUSAGE_SELF) + seconds(libc::RUSAGE_CHILDREN)
 }
+
+/// Confines every thread of each process to `cpus` (`taskset -a -p -c`). A process that has
+/// exited meanwhile is skipped; any other failure is an error, so that a pinned round never
+/// silently runs unpinned.
+pub fn set_affinity(pids: &[u32], cpus: &str) -> anyhow::Result<()> {
+    for pid in pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let output = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+            .output()
+            .with_context(|| "taskset (util-linux) is needed for the pinned rounds")?;
+        if !output.status.success() && std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            anyhow::bail!(
+                "taskset -c {cpus} for pid {pid} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}

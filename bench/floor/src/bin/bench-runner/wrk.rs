@@ -88,6 +88,8 @@ pub struct Settings<'a> {
     pub counted: bool,
     /// Think time per request set by the script (paced rounds), in milliseconds.
     pub pace_ms: Option<u32>,
+    /// The CPU wrk is confined to (pinned rounds), given to `taskset -c`.
+    pub cpu: Option<&'a str>,
 }
 
 /// Runs wrk for `duration_s` with `connections`, bounded to the duration plus 20 s.
@@ -104,7 +106,14 @@ pub fn run(
     ours: &[u32],
 ) -> anyhow::Result<Round> {
     let threads = settings.threads.min(connections).max(1);
-    let mut command = Command::new("wrk");
+    let mut command = match settings.cpu {
+        Some(cpu) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", cpu, "wrk"]);
+            taskset
+        }
+        None => Command::new("wrk"),
+    };
     command
         .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
