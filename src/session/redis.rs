@@ -27,11 +27,7 @@ fn unavailable(err: impl std::fmt::Display) -> StoreError {
 }
 
 fn key(space: Space, id: &str) -> String {
-    let prefix = space.prefix();
-    let mut key = String::with_capacity(prefix.len() + id.len());
-    key.push_str(prefix);
-    key.push_str(id);
-    key
+    [space.prefix(), id].concat()
 }
 
 impl RedisStore {
