@@ -89,6 +89,59 @@ pub fn bool_claim(claims: &Value, path: &str) -> bool {
     }
 }
 
+/// The email to hand the app (identity headers, `/oauth2/userinfo`), if any. An address the IdP
+/// does not vouch for is not an identity: at many IdPs users type their own email, so forwarding
+/// it unverified would let anyone claim anyone's address in the app. Only
+/// `OIDC_ALLOW_UNVERIFIED_EMAIL` (`allow_unverified`) lifts that.
+pub fn forwarded_email(
+    email: Option<&str>,
+    verified: bool,
+    allow_unverified: bool,
+) -> Option<&str> {
+    email.filter(|_| verified || allow_unverified)
+}
+
+/// Why no username could be taken from the claims.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsernameError {
+    #[error("the claim {claim:?} is missing")]
+    Missing { claim: String },
+    #[error("OIDC_USERNAME_CLAIM is email, but the IdP does not say the email is verified")]
+    EmailNotVerified,
+}
+
+impl UsernameError {
+    /// What the sign-in error page tells the user (the `Display` text is for the log).
+    pub fn page_message(&self) -> &'static str {
+        match self {
+            UsernameError::Missing { .. } => "The identity provider did not say who you are.",
+            UsernameError::EmailNotVerified => {
+                "Your email address is not verified at the identity provider, so it cannot be \
+                 used to sign in here."
+            }
+        }
+    }
+}
+
+/// The username: the claim named by `OIDC_USERNAME_CLAIM` (see [`string_claim`]). When that
+/// claim is `email`, the email must also be verified (`email_verified` true, or `"true"`), unless
+/// `allow_unverified_email`: otherwise whoever types someone else's address at the IdP would sign
+/// in as them.
+pub fn username(
+    claims: &Value,
+    username_claim: &str,
+    allow_unverified_email: bool,
+) -> Result<String, UsernameError> {
+    let user = string_claim(claims, username_claim).ok_or_else(|| UsernameError::Missing {
+        claim: username_claim.to_owned(),
+    })?;
+    if username_claim == "email" && !allow_unverified_email && !bool_claim(claims, "email_verified")
+    {
+        return Err(UsernameError::EmailNotVerified);
+    }
+    Ok(user)
+}
+
 /// Adds userinfo claims to the ID token claims. Userinfo is fresher for profile data
 /// (groups, email) so it wins on conflicts. Protocol claims (`iss`, `aud`, `sub`,
 /// `nonce`, ...) are taken only from the signed ID token: userinfo's copies are ignored

@@ -223,3 +223,83 @@ fn merge_userinfo_does_not_add_protocol_claims_the_id_token_lacked() {
         json!({"sub": "user-1", "email": "a@b.c"})
     );
 }
+
+#[test]
+fn forwarded_email_only_when_verified_unless_allowed() {
+    let cases: &[(Option<&str>, bool, bool, Option<&str>)] = &[
+        (Some("a@example.com"), true, false, Some("a@example.com")),
+        (Some("a@example.com"), false, false, None),
+        (Some("a@example.com"), false, true, Some("a@example.com")),
+        (Some("a@example.com"), true, true, Some("a@example.com")),
+        (None, true, false, None),
+        (None, false, true, None),
+    ];
+    for (email, verified, allow, expected) in cases {
+        assert_eq!(
+            forwarded_email(*email, *verified, *allow),
+            *expected,
+            "email {email:?} verified {verified} allow_unverified {allow}"
+        );
+    }
+}
+
+#[test]
+fn username_requires_a_verified_email_when_it_is_the_email() {
+    let verified = json!({"sub": "u1", "email": "a@example.com", "email_verified": true});
+    let cognito = json!({"sub": "u2", "email": "c@example.com", "email_verified": "true"});
+    let unverified = json!({"sub": "u3", "email": "d@example.com", "email_verified": false});
+    let string_false = json!({"sub": "u4", "email": "e@example.com", "email_verified": "false"});
+    let odd = json!({"sub": "u5", "email": "f@example.com", "email_verified": "yes"});
+    let silent = json!({"sub": "u6", "email": "g@example.com"});
+    let numeric = json!({"sub": 42, "email_verified": false});
+    let no_email = json!({"sub": "u7", "email_verified": true});
+    let missing = |claim: &str| {
+        Err(UsernameError::Missing {
+            claim: claim.to_owned(),
+        })
+    };
+    let not_verified = Err(UsernameError::EmailNotVerified);
+    let ok = |user: &str| Ok(user.to_owned());
+    let cases: Vec<(&Value, &str, bool, Result<String, UsernameError>)> = vec![
+        (&verified, "email", false, ok("a@example.com")),
+        (&cognito, "email", false, ok("c@example.com")),
+        (&unverified, "email", false, not_verified.clone()),
+        (&string_false, "email", false, not_verified.clone()),
+        (&odd, "email", false, not_verified.clone()),
+        // Entra ID sends no email_verified at all.
+        (&silent, "email", false, not_verified.clone()),
+        (&unverified, "email", true, ok("d@example.com")),
+        (&silent, "email", true, ok("g@example.com")),
+        // A missing claim is missing, verified or not.
+        (&no_email, "email", false, missing("email")),
+        (&no_email, "email", true, missing("email")),
+        // Other claims do not depend on email_verified.
+        (&unverified, "sub", false, ok("u3")),
+        (&numeric, "sub", false, ok("42")),
+        (
+            &unverified,
+            "preferred_username",
+            false,
+            missing("preferred_username"),
+        ),
+    ];
+    for (claims, claim, allow, expected) in cases {
+        assert_eq!(
+            username(claims, claim, allow),
+            expected,
+            "claim {claim:?} allow_unverified {allow} claims {claims}"
+        );
+    }
+}
+
+#[test]
+fn username_errors_tell_the_user_and_the_log_apart() {
+    let missing = UsernameError::Missing {
+        claim: "email".to_owned(),
+    };
+    assert_eq!(missing.to_string(), "the claim \"email\" is missing");
+    assert!(UsernameError::EmailNotVerified
+        .page_message()
+        .contains("not verified"));
+    assert!(!missing.page_message().contains("not verified"));
+}

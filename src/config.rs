@@ -29,6 +29,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "OIDC_USERNAME_CLAIM",
     "OIDC_GROUPS_CLAIM",
     "OIDC_TOKEN_AUTH_METHOD",
+    "OIDC_ALLOW_UNVERIFIED_EMAIL",
     "REDIS_URL",
     "REDIS_URL_FILE",
     "COOKIE_SECRET",
@@ -39,6 +40,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "SESSION_LIFETIME",
     "ALLOWED_REDIRECT_DOMAINS",
     "TRUSTED_PROXIES",
+    "ALLOW_ENCODED_SLASHES",
     "LISTEN_ADDR",
     "LOG_FORMAT",
     "LOG_CLAIMS",
@@ -69,6 +71,7 @@ struct RawEnv {
     oidc_username_claim: Option<String>,
     oidc_groups_claim: Option<String>,
     oidc_token_auth_method: Option<String>,
+    oidc_allow_unverified_email: Option<String>,
     redis_url: Option<String>,
     redis_url_file: Option<String>,
     cookie_secret: Option<String>,
@@ -79,6 +82,7 @@ struct RawEnv {
     session_lifetime: Option<String>,
     allowed_redirect_domains: Option<String>,
     trusted_proxies: Option<String>,
+    allow_encoded_slashes: Option<String>,
     listen_addr: Option<String>,
     log_format: Option<String>,
     log_claims: Option<String>,
@@ -118,6 +122,9 @@ pub struct Config {
     pub username_claim: String,
     pub groups_claim: String,
     pub token_auth_method: TokenAuthMethod,
+    /// Forward emails the IdP does not say are verified (off: only `email_verified: true`
+    /// emails reach the app).
+    pub allow_unverified_email: bool,
     pub redis_url: Option<Secret>,
     pub cookie_secret: Secret,
     pub cookie_name: String,
@@ -126,6 +133,8 @@ pub struct Config {
     pub session_lifetime: Duration,
     pub allowed_redirects: AllowedRedirects,
     pub trusted_proxies: TrustedProxies,
+    /// Let `%2F`/`%5C` through in the original request's path (dot segments never pass).
+    pub allow_encoded_slashes: bool,
     pub listen_addr: SocketAddr,
     pub log_format: LogFormat,
     /// Log the full merged claims at debug level (off by default: claims are personal data).
@@ -295,6 +304,15 @@ impl Checker {
     fn build(&mut self, raw: RawEnv) -> Option<Config> {
         let issuer_url = self.required("OIDC_ISSUER_URL", raw.oidc_issuer_url);
         let issuer_url = self.parsed("OIDC_ISSUER_URL", issuer_url, parse_issuer);
+        if let Some(url) = issuer_url.as_deref().and_then(|i| Url::parse(i).ok()) {
+            if url.scheme() == "http" && !is_loopback_host(&url) {
+                self.warnings.push(format!(
+                    "OIDC_ISSUER_URL {} is plain http: signing keys and tokens travel \
+                     unprotected; use https",
+                    url.as_str().trim_end_matches('/')
+                ));
+            }
+        }
         let client_id = self.required("OIDC_CLIENT_ID", raw.oidc_client_id);
         let client_secret = self.secret(
             "OIDC_CLIENT_SECRET",
@@ -333,6 +351,18 @@ impl Checker {
                 TokenAuthMethod::ClientSecretBasic
             }
         };
+        let allow_unverified_email = self.boolean(
+            "OIDC_ALLOW_UNVERIFIED_EMAIL",
+            raw.oidc_allow_unverified_email,
+            false,
+        );
+        if allow_unverified_email {
+            self.warnings.push(
+                "OIDC_ALLOW_UNVERIFIED_EMAIL=true: emails the IdP does not say are verified are \
+                 sent to the app; anyone who can set an unverified address at the IdP can claim it"
+                    .to_string(),
+            );
+        }
         let redis_url = self.secret("REDIS_URL", raw.redis_url, raw.redis_url_file, false);
         if let Some(url) = &redis_url {
             let scheme_ok = url.expose().starts_with("redis://")
@@ -394,6 +424,27 @@ impl Checker {
             }
         }
         let cookie_secure = self.boolean("COOKIE_SECURE", raw.cookie_secure, true);
+        // Browsers drop `__Host-` cookies unless Secure, Path=/ and without Domain, and
+        // `__Secure-` cookies unless Secure: a setting that contradicts that would fail silently.
+        if cookie_name.starts_with("__Host-") {
+            if cookie_domain.is_some() {
+                self.problem(format!(
+                    "COOKIE_NAME={cookie_name} (a __Host- name) cannot be combined with \
+                     COOKIE_DOMAIN: browsers keep __Host- cookies only without a Domain"
+                ));
+            }
+            if !cookie_secure {
+                self.problem(format!(
+                    "COOKIE_NAME={cookie_name} (a __Host- name) needs COOKIE_SECURE=true: \
+                     browsers keep __Host- cookies only when Secure"
+                ));
+            }
+        } else if cookie_name.starts_with("__Secure-") && !cookie_secure {
+            self.problem(format!(
+                "COOKIE_NAME={cookie_name} (a __Secure- name) needs COOKIE_SECURE=true: \
+                 browsers keep __Secure- cookies only when Secure"
+            ));
+        }
         let session_lifetime = self
             .parsed("SESSION_LIFETIME", raw.session_lifetime, parse_lifetime)
             .unwrap_or(Duration::from_secs(12 * 3600));
@@ -420,6 +471,8 @@ impl Checker {
                 .parsed("TRUSTED_PROXIES", Some(list), TrustedProxies::parse)
                 .unwrap_or_else(TrustedProxies::default_private),
         };
+        let allow_encoded_slashes =
+            self.boolean("ALLOW_ENCODED_SLASHES", raw.allow_encoded_slashes, false);
         let listen_addr = self
             .parsed("LISTEN_ADDR", raw.listen_addr, |s| {
                 s.parse::<SocketAddr>()
@@ -472,6 +525,7 @@ impl Checker {
             username_claim,
             groups_claim,
             token_auth_method,
+            allow_unverified_email,
             redis_url,
             cookie_secret: cookie_secret?,
             cookie_name,
@@ -480,6 +534,7 @@ impl Checker {
             session_lifetime,
             allowed_redirects,
             trusted_proxies,
+            allow_encoded_slashes,
             listen_addr,
             log_format,
             log_claims,
@@ -582,13 +637,35 @@ fn parse_own_url(value: &str, path: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// Browsers cap a cookie's lifetime at 400 days (RFC 6265bis); a longer session would
+/// outlive its cookie, and every duration below this bound is far from overflowing.
+const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
+
 fn parse_lifetime(value: &str) -> Result<Duration, String> {
     let lifetime = humantime::parse_duration(value.trim())
         .map_err(|_| format!("{value:?} is not a duration like 30m or 12h"))?;
     if lifetime < Duration::from_secs(60) {
         return Err(format!("{value:?} is shorter than one minute"));
     }
+    if lifetime > MAX_SESSION_LIFETIME {
+        return Err(format!(
+            "{value:?} is longer than 400 days, the longest cookie lifetime browsers keep"
+        ));
+    }
     Ok(lifetime)
+}
+
+/// Plain http to an IdP is only private on this machine.
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 fn is_cookie_name(name: &str) -> bool {

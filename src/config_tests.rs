@@ -236,3 +236,66 @@ fn readme_configuration_table_lists_exactly_the_variables_read() {
         "README configuration table vs ENV_VARIABLES"
     );
 }
+
+#[test]
+fn host_prefixed_cookie_names_refuse_a_domain_or_plain_http() {
+    assert!(problems(with(&[("COOKIE_NAME", "__Host-portcullis")])).is_empty());
+    let both = problems(with(&[
+        ("COOKIE_NAME", "__Host-portcullis"),
+        ("COOKIE_DOMAIN", ".example.com"),
+        ("COOKIE_SECURE", "false"),
+    ]));
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both
+        .iter()
+        .all(|p| p.starts_with("COOKIE_NAME=__Host-portcullis")));
+    assert!(both.iter().any(|p| p.contains("COOKIE_DOMAIN")));
+    assert!(both.iter().any(|p| p.contains("COOKIE_SECURE=true")));
+    let secure_prefix = problems(with(&[
+        ("COOKIE_NAME", "__Secure-portcullis"),
+        ("COOKIE_SECURE", "false"),
+    ]));
+    assert_eq!(secure_prefix.len(), 1, "{secure_prefix:?}");
+    assert!(problems(with(&[
+        ("COOKIE_NAME", "__Secure-portcullis"),
+        ("COOKIE_DOMAIN", ".example.com"),
+    ]))
+    .is_empty());
+}
+
+#[test]
+fn session_lifetime_is_bounded_by_what_browsers_keep() {
+    for ok in ["1m", "12h", "400d"] {
+        assert!(
+            problems(with(&[("SESSION_LIFETIME", ok)])).is_empty(),
+            "{ok}"
+        );
+    }
+    for bad in [
+        "401d",
+        "2y",
+        "99999999999999999999y",
+        "18446744073709551615s",
+    ] {
+        let found = problems(with(&[("SESSION_LIFETIME", bad)]));
+        assert_eq!(found.len(), 1, "{bad}: {found:?}");
+        assert!(found[0].starts_with("SESSION_LIFETIME"), "{bad}: {found:?}");
+    }
+}
+
+#[test]
+fn a_plain_http_issuer_off_this_machine_is_warned_about() {
+    let warned = |issuer: &str| {
+        Config::from_env_map(with(&[("OIDC_ISSUER_URL", issuer)]))
+            .expect("valid")
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("OIDC_ISSUER_URL") && w.contains("plain http"))
+    };
+    assert!(warned("http://idp.example.com/realms/acme"));
+    assert!(warned("http://10.0.0.5:8080"));
+    assert!(!warned("https://idp.example.com"));
+    assert!(!warned("http://127.0.0.1:8080"));
+    assert!(!warned("http://[::1]:8080"));
+    assert!(!warned("http://localhost:8080"));
+}

@@ -22,6 +22,8 @@ pub const ID_BYTES: usize = 32;
 pub struct Keys {
     signing: HmacSha256,
     encryption: XChaCha20Poly1305,
+    /// Seals the login cookie; its own key, so a sealed token can never pass for a login.
+    login: XChaCha20Poly1305,
 }
 
 impl std::fmt::Debug for Keys {
@@ -48,13 +50,17 @@ impl Keys {
         // HMAC-SHA256 takes its key as one 64-byte block.
         let mut signing_key = [0u8; 64];
         let mut encryption_key = [0u8; 32];
+        let mut login_key = [0u8; 32];
         hkdf.expand(b"cookie signing", &mut signing_key)
             .map_err(|_| CryptoError::KeyDerivation)?;
         hkdf.expand(b"token encryption", &mut encryption_key)
             .map_err(|_| CryptoError::KeyDerivation)?;
+        hkdf.expand(b"login cookie encryption", &mut login_key)
+            .map_err(|_| CryptoError::KeyDerivation)?;
         Ok(Keys {
             signing: <HmacSha256 as KeyInit>::new(&signing_key.into()),
             encryption: XChaCha20Poly1305::new(&encryption_key.into()),
+            login: XChaCha20Poly1305::new(&login_key.into()),
         })
     }
 
@@ -85,30 +91,48 @@ impl Keys {
         Ok(id)
     }
 
+    /// Encrypts tokens kept at rest in the store.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<String, CryptoError> {
-        // A random 192-bit nonce per message: XChaCha's nonce is large enough for that.
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ciphertext = self
-            .encryption
-            .encrypt(&nonce, plaintext)
-            .map_err(|_| CryptoError::Undecryptable)?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ciphertext);
-        Ok(URL_SAFE_NO_PAD.encode(out))
+        seal(&self.encryption, plaintext)
     }
 
     pub fn decrypt(&self, encoded: &str) -> Result<Vec<u8>, CryptoError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map_err(|_| CryptoError::Malformed)?;
-        if bytes.len() < 24 {
-            return Err(CryptoError::Malformed);
-        }
-        let (nonce, ciphertext) = bytes.split_at(24);
-        self.encryption
-            .decrypt(XNonce::from_slice(nonce), ciphertext)
-            .map_err(|_| CryptoError::Undecryptable)
+        open(&self.encryption, encoded)
     }
+
+    /// Encrypts a login in progress for the browser's login cookie.
+    pub fn seal_login(&self, plaintext: &[u8]) -> Result<String, CryptoError> {
+        seal(&self.login, plaintext)
+    }
+
+    pub fn open_login(&self, encoded: &str) -> Result<Vec<u8>, CryptoError> {
+        open(&self.login, encoded)
+    }
+}
+
+/// Nonce followed by ciphertext and tag, base64url.
+fn seal(cipher: &XChaCha20Poly1305, plaintext: &[u8]) -> Result<String, CryptoError> {
+    // A random 192-bit nonce per message: XChaCha's nonce is large enough for that.
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let ciphertext = cipher
+        .encrypt(&nonce, plaintext)
+        .map_err(|_| CryptoError::Undecryptable)?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ciphertext);
+    Ok(URL_SAFE_NO_PAD.encode(out))
+}
+
+fn open(cipher: &XChaCha20Poly1305, encoded: &str) -> Result<Vec<u8>, CryptoError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| CryptoError::Malformed)?;
+    if bytes.len() < 24 {
+        return Err(CryptoError::Malformed);
+    }
+    let (nonce, ciphertext) = bytes.split_at(24);
+    cipher
+        .decrypt(XNonce::from_slice(nonce), ciphertext)
+        .map_err(|_| CryptoError::Undecryptable)
 }
 
 /// A fresh 256-bit random value from the OS CSPRNG, base64url encoded (43 characters).
@@ -169,5 +193,15 @@ mod tests {
         let other = Keys::derive(b"another secret, another secret!!").expect("keys");
         assert_eq!(other.decrypt(&sealed), Err(CryptoError::Undecryptable));
         assert_eq!(keys.decrypt("short"), Err(CryptoError::Malformed));
+    }
+
+    #[test]
+    fn login_cookies_and_tokens_use_separate_keys() {
+        let keys = keys();
+        let login = keys.seal_login(b"login").expect("sealed");
+        assert_eq!(keys.open_login(&login).as_deref(), Ok(&b"login"[..]));
+        assert_eq!(keys.decrypt(&login), Err(CryptoError::Undecryptable));
+        let tokens = keys.encrypt(b"tokens").expect("sealed");
+        assert_eq!(keys.open_login(&tokens), Err(CryptoError::Undecryptable));
     }
 }

@@ -3,11 +3,10 @@
 //! Every denial is one of these variants, logged once here with its reason, and answered with a
 //! plain message or an escaped page: never a token, a stack trace or an internal error text.
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::http::pages;
+use crate::http::pages::{self, html, plain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -58,7 +57,7 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         self.log();
         let status = self.status_code();
-        let mut response = match self {
+        match self {
             AppError::NotSignedIn { .. } => plain(status, "not signed in"),
             AppError::Forbidden {
                 user, page: true, ..
@@ -74,11 +73,7 @@ impl ResponseError for AppError {
                 status,
                 "identity provider not reachable yet, try again shortly",
             ),
-        };
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        }
     }
 }
 
@@ -109,16 +104,4 @@ impl From<crate::session::StoreError> for AppError {
     fn from(err: crate::session::StoreError) -> Self {
         AppError::StoreUnavailable(err.to_string())
     }
-}
-
-fn plain(status: StatusCode, text: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(format!("{text}\n"))
-}
-
-fn html(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body)
 }

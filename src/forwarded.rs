@@ -10,6 +10,11 @@
 //! GHSA-68wm-pfjf-wqp6 (CVE-2021-32637) was exactly a best guess: a malformed
 //! `X-Original-URL` led to "allow". Here a malformed value can only lead to an error.
 //!
+//! The path is also refused when it could mean one thing to the proxy's router and another to
+//! the app: dot segments and encoded slashes (see [`check_path`]). Traefik routed `/x/../ops/`
+//! and `/x/%2e%2e/ops/` by their raw text (CVE-2025-32431, GHSA-vrch-868g-9jx5) while the app
+//! served `/ops/`, so a per-route rule on `/ops/` was skipped.
+//!
 //! `X-Forwarded-Port` and `X-Forwarded-Prefix` are deliberately not read: the port is
 //! taken from `X-Forwarded-Host` and the path from `X-Forwarded-Uri`, because Traefik
 //! has had advisories (GHSA-6384-m2mw-rf54, GHSA-3q9r-p662-5j8m) where those two
@@ -163,24 +168,52 @@ pub enum ForwardedError {
     /// The request did not come from a trusted proxy, so its headers mean nothing.
     #[error("the request did not come from a trusted proxy")]
     UntrustedPeer,
+    /// The named header's path could be read as another path than the one written.
+    #[error("the {0} header's path has {1}")]
+    HiddenPath(&'static str, PathProblem),
+}
+
+/// What the original request's path may contain beyond plain segments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathRules {
+    /// `ALLOW_ENCODED_SLASHES`: let `%2F`/`%5C` through (GitLab's API names projects
+    /// `group%2Fproject`). Dot segments are refused whatever it says.
+    pub allow_encoded_slashes: bool,
+}
+
+/// Why [`check_path`] refused a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathProblem {
+    /// A `.` or `..` segment, literal or percent-encoded, possibly followed by `;params`.
+    #[error("a dot segment")]
+    DotSegment,
+    /// `%2F` or `%5C`.
+    #[error("an encoded slash or backslash (ALLOW_ENCODED_SLASHES=true lets them through)")]
+    EncodedSlash,
+    /// A literal `\`.
+    #[error("a backslash")]
+    Backslash,
 }
 
 /// Rebuilds the original request from Traefik/Caddy `X-Forwarded-*` headers.
 ///
 /// Pass each header's value (or `None` when absent). Comma lists in `X-Forwarded-Proto`
 /// and `X-Forwarded-Host`, which appear when proxies are chained, are reduced to their
-/// first element: the value set by the proxy nearest the client.
+/// first element: the value set by the proxy nearest the client. The path must pass
+/// [`check_path`] under `rules`.
 pub fn from_forwarded_headers<'r>(
     proto: Option<&'r str>,
     host: Option<&'r str>,
     uri: Option<&'r str>,
     method: Option<&'r str>,
+    rules: PathRules,
 ) -> Result<OriginalRequest<'r>, ForwardedError> {
     let scheme = parse_proto(proto)?;
     let host = first_of_list(present(host).ok_or(ForwardedError::Missing(HOST))?, HOST)?;
     let uri = present(uri).ok_or(ForwardedError::Missing(URI))?;
     let (host_text, port) = validate_host_port(host).ok_or(ForwardedError::Invalid(HOST))?;
     validate_request_target(uri).ok_or(ForwardedError::Invalid(URI))?;
+    check_path(uri, rules).map_err(|problem| ForwardedError::HiddenPath(URI, problem))?;
     let method = parse_method(method, METHOD)?;
 
     Ok(OriginalRequest {
@@ -195,10 +228,12 @@ pub fn from_forwarded_headers<'r>(
 
 /// Rebuilds the original request from nginx's `X-Original-URL` (and optional
 /// `X-Original-Method`). The URL must be absolute `http`/`https`, written as
-/// `scheme://host[:port]/path[?query]`, without userinfo or fragment.
+/// `scheme://host[:port]/path[?query]`, without userinfo or fragment, and its path must pass
+/// [`check_path`] under `rules`.
 pub fn from_original_url<'r>(
     value: Option<&'r str>,
     method: Option<&'r str>,
+    rules: PathRules,
 ) -> Result<OriginalRequest<'r>, ForwardedError> {
     let invalid = || ForwardedError::Invalid(ORIGINAL_URL);
     let value = present(value).ok_or(ForwardedError::Missing(ORIGINAL_URL))?;
@@ -221,6 +256,8 @@ pub fn from_original_url<'r>(
     let (authority, target) = rest.split_at(slash);
     let (host_text, port) = validate_host_port(authority).ok_or_else(invalid)?;
     validate_request_target(target).ok_or_else(invalid)?;
+    check_path(target, rules)
+        .map_err(|problem| ForwardedError::HiddenPath(ORIGINAL_URL, problem))?;
     let method = parse_method(method, ORIGINAL_METHOD)?;
 
     Ok(OriginalRequest {
@@ -457,6 +494,116 @@ fn validate_request_target(target: &str) -> Option<()> {
         return None;
     }
     Some(())
+}
+
+/// Refuses a request target whose path (the part before `?`; the query is not looked at) a
+/// router and an app could read as two different paths:
+///
+/// - a dot segment: `.` or `..`, each dot literal or `%2E` in either case, anywhere (also
+///   last, `/a/..`), also with Tomcat-style parameters (`/..;x/`, `/..%3B/`). Browsers resolve
+///   dot segments before sending, so only crafted requests have them. Names that merely
+///   contain dots (`/v1.2/`, `/..a/`, `/...`, `/.well-known/`) pass.
+/// - `%2F` or `%5C` (an app that decodes them sees other segments than the router did), unless
+///   `rules` allow encoded slashes. They still end a segment when looking for dot segments,
+///   so `/x/..%2Fops/` is a dot segment either way.
+/// - a literal `\`, which some servers and URL parsers read as `/`.
+///
+/// One pass over the path's bytes, no allocation: this runs on every auth check.
+pub fn check_path(target: &str, rules: PathRules) -> Result<(), PathProblem> {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let mut rest = path.as_bytes();
+    let mut segment = Segment::default();
+    while let Some((unit, width)) = path_unit(rest) {
+        rest = rest.get(width..).unwrap_or_default();
+        match unit {
+            PathUnit::Slash => segment.end()?,
+            PathUnit::EncodedSlash => {
+                // The segment it ends is judged first: `..%2F` is a dot segment whatever
+                // ALLOW_ENCODED_SLASHES says.
+                segment.end()?;
+                if !rules.allow_encoded_slashes {
+                    return Err(PathProblem::EncodedSlash);
+                }
+            }
+            PathUnit::Backslash => return Err(PathProblem::Backslash),
+            PathUnit::Dot => segment.dot(),
+            PathUnit::Params => segment.params = true,
+            PathUnit::Other => segment.other(),
+        }
+    }
+    segment.end()
+}
+
+/// One step of [`check_path`]'s scan: a byte, or a `%XX` escape that matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathUnit {
+    /// `/`: ends a segment.
+    Slash,
+    /// `%2F` or `%5C`: a separator once the app decodes it.
+    EncodedSlash,
+    /// `\`.
+    Backslash,
+    /// `.` or `%2E`.
+    Dot,
+    /// `;` or `%3B`: the rest of the segment is parameters (Tomcat, Jetty and Spring drop
+    /// them before resolving dot segments).
+    Params,
+    Other,
+}
+
+/// The unit at the start of `bytes` and how many bytes it takes; `None` at the end. Any other
+/// `%` counts as one ordinary byte, so that every escape that could decode to a dot or a
+/// separator is seen, however a decoder would read the bytes before it.
+fn path_unit(bytes: &[u8]) -> Option<(PathUnit, usize)> {
+    let unit = match bytes {
+        [] => return None,
+        [b'/', ..] => (PathUnit::Slash, 1),
+        [b'\\', ..] => (PathUnit::Backslash, 1),
+        [b'.', ..] => (PathUnit::Dot, 1),
+        [b';', ..] => (PathUnit::Params, 1),
+        [b'%', high, low, ..] => match (high, low.to_ascii_lowercase()) {
+            (b'2', b'e') => (PathUnit::Dot, 3),
+            (b'2', b'f') | (b'5', b'c') => (PathUnit::EncodedSlash, 3),
+            (b'3', b'b') => (PathUnit::Params, 3),
+            _ => (PathUnit::Other, 1),
+        },
+        _ => (PathUnit::Other, 1),
+    };
+    Some(unit)
+}
+
+/// What [`check_path`] has seen of the current segment's name (the part before any `;`).
+#[derive(Debug, Default)]
+struct Segment {
+    dots: usize,
+    other: bool,
+    params: bool,
+}
+
+impl Segment {
+    fn dot(&mut self) {
+        if !self.params {
+            self.dots = self.dots.saturating_add(1);
+        }
+    }
+
+    fn other(&mut self) {
+        if !self.params {
+            self.other = true;
+        }
+    }
+
+    /// At a separator or the end of the path: refuses a name of one or two dots and nothing
+    /// else, then starts the next segment.
+    fn end(&mut self) -> Result<(), PathProblem> {
+        let dot_segment = !self.other && (self.dots == 1 || self.dots == 2);
+        *self = Segment::default();
+        if dot_segment {
+            Err(PathProblem::DotSegment)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Printable ASCII other than `\`: no spaces, controls (CR/LF), DEL or non-ASCII.

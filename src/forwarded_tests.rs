@@ -11,8 +11,16 @@ fn fwd(
     uri: Option<&str>,
     method: Option<&str>,
 ) -> Result<(String, String), ForwardedError> {
-    from_forwarded_headers(proto, host, uri, method)
+    from_forwarded_headers(proto, host, uri, method, PathRules::default())
         .and_then(|r| Ok((r.url()?.to_string(), r.method.to_owned())))
+}
+
+/// `X-Original-URL` under the default path rules.
+fn original<'r>(
+    value: Option<&'r str>,
+    method: Option<&'r str>,
+) -> Result<OriginalRequest<'r>, ForwardedError> {
+    from_original_url(value, method, PathRules::default())
 }
 
 fn ok(url: &str, method: &str) -> Result<(String, String), ForwardedError> {
@@ -287,10 +295,10 @@ fn forwarded_uri_rules() {
         run("/a%20b?q=%2F&x=,"),
         ok("https://app.example.com/a%20b?q=%2F&x=,", "GET")
     );
-    // Dot segments are resolved by the parser; the authority cannot change.
+    // Dot segments are refused (see the path tables below), never resolved.
     assert_eq!(
         run("/a/../../etc/passwd"),
-        ok("https://app.example.com/etc/passwd", "GET")
+        Err(ForwardedError::HiddenPath(URI, PathProblem::DotSegment))
     );
     assert_eq!(
         run("/@evil.com"),
@@ -349,24 +357,24 @@ fn forwarded_method_rules() {
 
 #[test]
 fn original_url_basic() {
-    let got = from_original_url(Some("https://app.example.com/a?b=c"), None).expect("valid");
+    let got = original(Some("https://app.example.com/a?b=c"), None).expect("valid");
     assert_eq!(got.url().unwrap().as_str(), "https://app.example.com/a?b=c");
     assert_eq!(got.method, "GET");
-    let got = from_original_url(Some("HTTP://App.Example.com:8080/x"), Some("PUT")).expect("valid");
+    let got = original(Some("HTTP://App.Example.com:8080/x"), Some("PUT")).expect("valid");
     assert_eq!(got.url().unwrap().as_str(), "http://app.example.com:8080/x");
     assert_eq!(got.method, "PUT");
-    let got = from_original_url(Some("http://[::1]:8080/x"), None).expect("valid");
+    let got = original(Some("http://[::1]:8080/x"), None).expect("valid");
     assert_eq!(got.url().unwrap().as_str(), "http://[::1]:8080/x");
 }
 
 #[test]
 fn original_url_missing() {
     assert_eq!(
-        from_original_url(None, None),
+        original(None, None),
         Err(ForwardedError::Missing(ORIGINAL_URL))
     );
     assert_eq!(
-        from_original_url(Some(""), None),
+        original(Some(""), None),
         Err(ForwardedError::Missing(ORIGINAL_URL))
     );
 }
@@ -375,11 +383,11 @@ fn original_url_missing() {
 fn original_url_method_rules() {
     let url = Some("https://app.example.com/");
     assert_eq!(
-        from_original_url(url, Some("delete")),
+        original(url, Some("delete")),
         Err(ForwardedError::Invalid(ORIGINAL_METHOD))
     );
     assert_eq!(
-        from_original_url(url, Some("GET\r\nX: y")),
+        original(url, Some("GET\r\nX: y")),
         Err(ForwardedError::Invalid(ORIGINAL_METHOD))
     );
 }
@@ -413,11 +421,216 @@ fn original_url_rejects_malformed_values() {
         "https://b\u{fc}cher.example/",
     ] {
         assert_eq!(
-            from_original_url(Some(bad), None),
+            original(Some(bad), None),
             Err(ForwardedError::Invalid(ORIGINAL_URL)),
             "{bad:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------- the original path
+
+const ENCODED_SLASHES_ALLOWED: PathRules = PathRules {
+    allow_encoded_slashes: true,
+};
+
+/// Dot segments: refused whatever `ALLOW_ENCODED_SLASHES` says.
+const DOT_SEGMENTS: &[&str] = &[
+    // CVE-2025-32431: literal, anywhere.
+    "/x/../ops/",
+    "/../ops/",
+    "/./ops/",
+    "/ops/./",
+    "/a/./b",
+    "/a/b/../../ops/",
+    // Last segment: nothing after it.
+    "/..",
+    "/.",
+    "/a/..",
+    "/a/.",
+    "/a/..?x=1",
+    // GHSA-vrch-868g-9jx5: percent-encoded, in either case, whole or half.
+    "/x/%2e%2e/ops/",
+    "/x/%2E%2E/ops/",
+    "/x/%2e%2E/ops/",
+    "/x/.%2e/ops/",
+    "/x/%2e./ops/",
+    "/x/.%2E/ops/",
+    "/ops/%2e/",
+    "/ops/%2E/",
+    "/ops/%2e",
+    "/a/%2e%2e",
+    // Tomcat-style path parameters after the dots, literal or encoded `;`.
+    "/x/..;/ops/",
+    "/x/..;jsessionid=1/ops/",
+    "/x/.;x/ops/",
+    "/x/%2e%2e;/ops/",
+    "/x/..%3b/ops/",
+    "/x/..%3Bx/ops/",
+    "/a/..;",
+    // Ended by an encoded slash or backslash: a dot segment once the app decodes it.
+    "/x/..%2fops/",
+    "/x/..%2Fops/",
+    "/x/%2e%2e%2fops/",
+    "/x/..%5cops/",
+    "/x/..%5Cops/",
+    "/x/.%2fops/",
+    "/ops/x/..%5c",
+];
+
+/// Encoded slashes and backslashes: refused unless `ALLOW_ENCODED_SLASHES=true`.
+const ENCODED_SLASHES: &[&str] = &[
+    // GHSA-gm3x-23wp-hc2c
+    "/ops%2f",
+    "/ops%2F",
+    "/x%2fops/",
+    "/ops%5c",
+    "/ops%5C",
+    "/%2f%2fevil.com",
+    "/%5Cevil.com",
+    // GitLab's API: legitimate, and what the flag is for.
+    "/api/v4/projects/group%2Fproject",
+    "/api/v4/projects/group%2Fproject/repository/files/a%2Fb.txt?ref=main",
+];
+
+/// Names that merely contain dots, escapes that are neither dots nor separators, and queries
+/// (never checked): these pass with the flag on and off.
+const PLAIN_PATHS: &[&str] = &[
+    "/",
+    "/ops/",
+    "/ops",
+    "/v1.2/",
+    "/..a/",
+    "/a../",
+    "/.a./",
+    "/a.b/",
+    "/...",
+    "/..../",
+    "/.well-known/openid-configuration",
+    "/.hidden",
+    "/a/.b",
+    "/a/b.",
+    "/%2e%2e%2e/",
+    "/.%2e%2e",
+    "/%2ea",
+    "/a%2e",
+    "/%2E%2Ex/",
+    "/a;b/",
+    "/..a;x/",
+    "/a%20b/c%41d",
+    "/a%",
+    "/a%2",
+    "/%zz",
+    "/%%2e",
+    "/a//b",
+    "/ok?x=/../&y=%2e%2e",
+    "/ok?x=%2f%5c&y=/./",
+    "/ok?/..",
+];
+
+/// `path` through both header parsers and the bare check, as one comparable result each.
+fn path_results(path: &str, rules: PathRules) -> [Result<(), ForwardedError>; 3] {
+    let url = format!("https://app.example.com{path}");
+    [
+        check_path(path, rules).map_err(|problem| ForwardedError::HiddenPath("check", problem)),
+        from_forwarded_headers(
+            Some("https"),
+            Some("app.example.com"),
+            Some(path),
+            None,
+            rules,
+        )
+        .and_then(|r| r.url().map(drop)),
+        from_original_url(Some(&url), None, rules).and_then(|r| r.url().map(drop)),
+    ]
+}
+
+fn refused(problem: PathProblem) -> [Result<(), ForwardedError>; 3] {
+    [
+        Err(ForwardedError::HiddenPath("check", problem)),
+        Err(ForwardedError::HiddenPath(URI, problem)),
+        Err(ForwardedError::HiddenPath(ORIGINAL_URL, problem)),
+    ]
+}
+
+const PASSED: [Result<(), ForwardedError>; 3] = [Ok(()), Ok(()), Ok(())];
+
+#[test]
+fn dot_segments_are_refused_whatever_the_flag_says() {
+    for rules in [PathRules::default(), ENCODED_SLASHES_ALLOWED] {
+        for path in DOT_SEGMENTS {
+            assert_eq!(
+                path_results(path, rules),
+                refused(PathProblem::DotSegment),
+                "{path:?} with {rules:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn encoded_slashes_are_refused_unless_allowed() {
+    for path in ENCODED_SLASHES {
+        assert_eq!(
+            path_results(path, PathRules::default()),
+            refused(PathProblem::EncodedSlash),
+            "{path:?}"
+        );
+        assert_eq!(
+            path_results(path, ENCODED_SLASHES_ALLOWED),
+            PASSED,
+            "{path:?} with ALLOW_ENCODED_SLASHES"
+        );
+    }
+}
+
+#[test]
+fn names_with_dots_and_queries_pass() {
+    for rules in [PathRules::default(), ENCODED_SLASHES_ALLOWED] {
+        for path in PLAIN_PATHS {
+            assert_eq!(path_results(path, rules), PASSED, "{path:?} with {rules:?}");
+        }
+    }
+}
+
+#[test]
+fn a_literal_backslash_is_refused_whatever_the_flag_says() {
+    for rules in [PathRules::default(), ENCODED_SLASHES_ALLOWED] {
+        for path in ["/a\\b", "/ops\\", "/\\evil.com", "/x\\..\\ops\\"] {
+            assert_eq!(
+                check_path(path, rules),
+                Err(PathProblem::Backslash),
+                "{path:?}"
+            );
+            // The header parsers refuse it earlier, as a byte no request target may contain.
+            let [_, forwarded, original] = path_results(path, rules);
+            assert_eq!(forwarded, Err(ForwardedError::Invalid(URI)), "{path:?}");
+            assert_eq!(
+                original,
+                Err(ForwardedError::Invalid(ORIGINAL_URL)),
+                "{path:?}"
+            );
+        }
+        // The query is not the path.
+        assert_eq!(check_path("/ok?x=\\", rules), Ok(()));
+    }
+}
+
+#[test]
+fn hidden_path_errors_name_the_header_and_the_problem() {
+    assert_eq!(
+        ForwardedError::HiddenPath(URI, PathProblem::DotSegment).to_string(),
+        "the X-Forwarded-Uri header's path has a dot segment"
+    );
+    assert_eq!(
+        ForwardedError::HiddenPath(ORIGINAL_URL, PathProblem::EncodedSlash).to_string(),
+        "the X-Original-URL header's path has an encoded slash or backslash \
+         (ALLOW_ENCODED_SLASHES=true lets them through)"
+    );
+    assert_eq!(
+        ForwardedError::HiddenPath(URI, PathProblem::Backslash).to_string(),
+        "the X-Forwarded-Uri header's path has a backslash"
+    );
 }
 
 // ---------------------------------------------------------------- is_browser_navigation

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod error;
 pub mod forwarded;
 pub mod http;
+pub mod login;
 pub mod oidc;
 pub mod policy;
 pub mod redirect;

@@ -32,11 +32,22 @@ enum HostRule {
     Subdomains(String),
 }
 
+/// Which ports one allow-list entry covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortRule {
+    /// A bare host: only the scheme's default port (443 for https, 80 for http), so that an
+    /// allowed name does not also allow whatever else listens on another port of it.
+    Default,
+    /// `host:8443`: that port only.
+    Exact(u16),
+    /// `host:*`: any port.
+    Any,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     host: HostRule,
-    /// `None` means any port.
-    port: Option<u16>,
+    port: PortRule,
 }
 
 /// The hosts (and optionally ports) that absolute redirect targets may point at.
@@ -74,7 +85,8 @@ impl AllowedRedirects {
         }
     }
 
-    /// Adds one host, e.g. the host of our own callback URL or the cookie domain.
+    /// Adds one host, e.g. the host of our own callback URL or the cookie domain, with its
+    /// port (`None`: the scheme's default port, as a URL without a port means).
     ///
     /// A leading `.` means "this domain and its subdomains", as in the list syntax.
     /// The caller has already validated these values as part of other settings, so
@@ -87,6 +99,7 @@ impl AllowedRedirects {
             None => parse_exact_rule(host).ok(),
         };
         if let Some(host) = rule {
+            let port = port.map_or(PortRule::Default, PortRule::Exact);
             self.push(Entry { host, port });
         }
     }
@@ -134,7 +147,8 @@ impl AllowedRedirects {
             return None;
         }
         let host = url.host()?.to_owned();
-        let port = url.port_or_known_default()?;
+        // The parser drops a port written as the scheme's default: `None` is the default port.
+        let port = (url.port(), url.port_or_known_default()?);
         self.entries
             .iter()
             .any(|entry| entry_matches(entry, &host, port))
@@ -217,8 +231,15 @@ fn authority_is_canonical(raw_authority: &str, url: &Url) -> bool {
     }
 }
 
-fn entry_matches(entry: &Entry, host: &Host<String>, port: u16) -> bool {
-    if entry.port.is_some_and(|wanted| wanted != port) {
+/// `port` is the URL's explicit port (`None` for the scheme's default) and its effective port.
+fn entry_matches(entry: &Entry, host: &Host<String>, port: (Option<u16>, u16)) -> bool {
+    let (explicit, effective) = port;
+    let port_ok = match entry.port {
+        PortRule::Default => explicit.is_none(),
+        PortRule::Exact(wanted) => effective == wanted,
+        PortRule::Any => true,
+    };
+    if !port_ok {
         return false;
     }
     match (&entry.host, host) {
@@ -252,9 +273,13 @@ fn parse_entry(raw: &str) -> Result<Entry, String> {
     if raw.contains('@') {
         return Err(fail("has a user name; list hosts only"));
     }
-    if raw.contains('*') {
+    let (raw_host_port, any_port) = match raw.strip_suffix(":*") {
+        Some(host) => (host, true),
+        None => (raw, false),
+    };
+    if raw_host_port.contains('*') {
         return Err(fail(
-            "has a wildcard; write .example.com for a domain and its subdomains",
+            "has a wildcard; write .example.com for a domain and its subdomains, host:* for any port",
         ));
     }
     if raw
@@ -263,10 +288,15 @@ fn parse_entry(raw: &str) -> Result<Entry, String> {
     {
         return Err(fail("has spaces, control or percent characters"));
     }
-    let (host, port) = split_host_port(raw).ok_or_else(|| fail("is not host or host:port"))?;
-    let port = match port {
-        None => None,
-        Some(text) => Some(parse_port(text).ok_or_else(|| fail("has an invalid port"))?),
+    let (host, port) =
+        split_host_port(raw_host_port).ok_or_else(|| fail("is not host or host:port"))?;
+    let port = match (port, any_port) {
+        (None, true) => PortRule::Any,
+        (Some(_), true) => return Err(fail("has two ports")),
+        (None, false) => PortRule::Default,
+        (Some(text), false) => {
+            PortRule::Exact(parse_port(text).ok_or_else(|| fail("has an invalid port"))?)
+        }
     };
     let host = match host.strip_prefix('.') {
         Some(domain) => parse_subdomain_rule(domain),

@@ -1,6 +1,7 @@
 use super::*;
 
-const LIST: &str = "app.example.com, .example.org, port.example.net:8443, 127.0.0.1:8080";
+const LIST: &str = "app.example.com, .example.org, port.example.net:8443, 127.0.0.1:8080, \
+any.example.net:*, .wild.example.net:*";
 
 fn allowed() -> AllowedRedirects {
     AllowedRedirects::parse(LIST).expect("test list parses")
@@ -22,10 +23,25 @@ const TABLE: &[Case] = &[
     ),
     ("/a/../b", Some("https://auth.example.com/b")),
     ("https://app.example.com/", Some("https://app.example.com/")),
-    // An entry without a port allows any port.
+    // An entry without a port allows only the scheme's default port.
+    ("https://app.example.com:9000/x", None),
+    ("http://app.example.com:443/x", None),
+    ("http://app.example.com/x", Some("http://app.example.com/x")),
     (
-        "https://app.example.com:9000/x",
-        Some("https://app.example.com:9000/x"),
+        "http://app.example.com:80/x",
+        Some("http://app.example.com/x"),
+    ),
+    ("https://sub.example.org:8443/", None),
+    // `host:*` and `.suffix:*` allow any port.
+    (
+        "https://any.example.net:9000/x",
+        Some("https://any.example.net:9000/x"),
+    ),
+    ("https://any.example.net/", Some("https://any.example.net/")),
+    ("https://sub.any.example.net/", None),
+    (
+        "http://a.wild.example.net:8080/",
+        Some("http://a.wild.example.net:8080/"),
     ),
     (
         "HTTPS://App.Example.COM/X",
@@ -235,20 +251,24 @@ fn parse_accepts_every_entry_form() {
         list.entries[0],
         Entry {
             host: HostRule::Exact(Host::Domain("app.example.com".to_owned())),
-            port: None
+            port: PortRule::Default
         }
     );
     assert_eq!(
         list.entries[2],
         Entry {
             host: HostRule::Subdomains("example.org".to_owned()),
-            port: None
+            port: PortRule::Default
         }
     );
+    let any = AllowedRedirects::parse("app.example.com:*,.example.org:*").expect("any port");
+    assert_eq!(any.entries[0].port, PortRule::Any);
+    assert_eq!(any.entries[1].port, PortRule::Any);
     let base = base();
     assert!(list.check("http://[::1]:9000/", &base).is_some());
     assert!(list.check("http://[::1]:9001/", &base).is_none());
-    assert!(list.check("http://127.0.0.1:1234/", &base).is_some());
+    assert!(list.check("http://127.0.0.1:1234/", &base).is_none());
+    assert!(list.check("http://127.0.0.1/", &base).is_some());
 }
 
 #[test]
@@ -274,6 +294,9 @@ fn parse_rejects_bad_entries_naming_each() {
         ("app.example.com:99999", "port"),
         ("app.example.com:", "port"),
         ("app.example.com:+80", "port"),
+        ("app.example.com:80:*", "two ports"),
+        ("app.example.com:*:80", "port"),
+        ("app.*:80", "wildcard"),
         ("::1", "host or host:port"),
         ("[::1", "host or host:port"),
         ("..example.com", "stray dot"),
@@ -322,7 +345,8 @@ fn add_host_extends_the_list() {
         .is_none());
 
     list.add_host(".example.net", None);
-    assert!(list.check("http://a.example.net:81/", &base).is_some());
+    assert!(list.check("http://a.example.net:81/", &base).is_none());
+    assert!(list.check("http://a.example.net/", &base).is_some());
     assert!(list.check("http://example.net/", &base).is_some());
     assert!(list.check("http://badexample.net/", &base).is_none());
 

@@ -10,6 +10,7 @@ use actix_web::web::BytesMut;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{login, session_cookie, unix_now, AppState};
+use crate::claims;
 use crate::error::AppError;
 use crate::forwarded::{self, OriginalRequest};
 use crate::policy::{self, Decision, Identity, RouteRules};
@@ -84,16 +85,21 @@ fn original_request<'r>(
             "forwarded headers are only accepted from TRUSTED_PROXIES".to_string(),
         ));
     }
+    let rules = forwarded::PathRules {
+        allow_encoded_slashes: state.config.allow_encoded_slashes,
+    };
     let parsed = match mode {
         Mode::Redirect => forwarded::from_forwarded_headers(
             header_str(req, &X_FORWARDED_PROTO),
             header_str(req, &X_FORWARDED_HOST),
             header_str(req, &X_FORWARDED_URI),
             header_str(req, &X_FORWARDED_METHOD),
+            rules,
         ),
         Mode::Status => forwarded::from_original_url(
             header_str(req, &X_ORIGINAL_URL),
             header_str(req, &X_ORIGINAL_METHOD),
+            rules,
         ),
     };
     parsed.map_err(|err| AppError::BadRequest(err.to_string()))
@@ -125,7 +131,11 @@ async fn check(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpRe
         idp_groups: &session.groups,
     };
     match policy::decide(&state.config.rules, &route, &identity) {
-        Decision::Allow { upstream_groups } => Ok(allowed(&session, &upstream_groups)),
+        Decision::Allow { upstream_groups } => Ok(allowed(
+            &session,
+            &upstream_groups,
+            state.config.allow_unverified_email,
+        )),
         Decision::Deny(reason) => {
             if !route.is_empty() {
                 hint_if_query_copied(req, state, &original);
@@ -178,11 +188,20 @@ async fn not_signed_in(
     Err(AppError::NotSignedIn { reason })
 }
 
-fn allowed(session: &SessionView, upstream_groups: &[&str]) -> HttpResponse {
+fn allowed(
+    session: &SessionView,
+    upstream_groups: &[&str],
+    allow_unverified_email: bool,
+) -> HttpResponse {
     let groups = policy::encode_groups_header(upstream_groups);
+    let email = claims::forwarded_email(
+        session.email,
+        session.email_verified,
+        allow_unverified_email,
+    );
     let values = [
         session.user,
-        session.email.unwrap_or(""),
+        email.unwrap_or(""),
         session.preferred_username.unwrap_or(""),
         groups.as_str(),
     ];

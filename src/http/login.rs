@@ -1,22 +1,17 @@
-//! `/oauth2/start` and `/oauth2/callback`: the authorization code flow with PKCE.
-
-use std::collections::HashMap;
-use std::time::Duration;
+//! `/oauth2/start` and `/oauth2/callback`: the authorization code flow with PKCE. The decisions
+//! are in [`crate::login`]; these handlers are the order of the I/O around them.
 
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use subtle::ConstantTimeEq;
 
-use super::{session_cookie, unix_now, AppState};
+use super::{pages, session_cookie, unix_now, AppState};
 use crate::crypto;
 use crate::error::AppError;
+use crate::login::{self, CallbackFailure, CallbackParams, LoginState, LOGIN_TTL_SECS};
 use crate::oidc::OidcError;
 use crate::policy::{self, Decision, Identity, RouteRules};
-use crate::session::{LoginState, Session};
-
-/// How long a started login may take before its `state` expires.
-pub const LOGIN_TTL: Duration = Duration::from_secs(600);
+use crate::session::Session;
 
 /// Where a browser may be sent: the checked `rd`, or our own root.
 pub fn safe_return_to(state: &AppState, candidate: Option<&str>) -> String {
@@ -31,48 +26,32 @@ pub fn safe_return_to(state: &AppState, candidate: Option<&str>) -> String {
         })
 }
 
-/// Starts a login: remembers `state` server-side, binds it to this browser with a cookie, and
-/// sends the browser to the provider.
+/// Starts a login: seals it into this browser's login cookie (nothing is stored server-side)
+/// and sends the browser to the provider.
 pub async fn begin(state: &AppState, return_to: &str) -> Result<HttpResponse, AppError> {
     let return_to = safe_return_to(state, Some(return_to));
     let request = state
         .oidc
         .authorization_request()
-        .map_err(|err| match err {
-            OidcError::NotReady => AppError::ProviderUnavailable(err.to_string()),
-            other => AppError::ProviderUnavailable(other.to_string()),
-        })?;
-    let binding = crypto::random_id();
+        .map_err(|err| AppError::ProviderUnavailable(err.to_string()))?;
     let login = LoginState {
-        browser_binding: crypto::digest(&binding),
+        state: request.state,
         pkce_verifier: request.pkce_verifier,
         nonce: request.nonce,
         return_to,
+        expires_at: unix_now() + LOGIN_TTL_SECS,
     };
-    state
-        .store
-        .put_login(&request.state, &login, LOGIN_TTL)
-        .await?;
-    Ok(HttpResponse::Found()
+    let chunks = login
+        .seal(&state.keys)
+        .ok_or_else(|| AppError::BadRequest("the return address is too long".to_string()))?;
+    let mut response = HttpResponse::Found();
+    response
         .insert_header((header::LOCATION, request.url.to_string()))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(session_cookie::login_cookie(
-            &state.config,
-            &request.state,
-            binding,
-        ))
-        .finish())
-}
-
-fn query_params(req: &HttpRequest) -> HashMap<String, String> {
-    // First value wins; a repeated parameter cannot override an earlier one.
-    let mut params = HashMap::new();
-    for (key, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
-        params
-            .entry(key.into_owned())
-            .or_insert_with(|| value.into_owned());
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    for cookie in session_cookie::login_cookies(&state.config, &login.state, chunks) {
+        response.cookie(cookie);
     }
-    params
+    Ok(response.finish())
 }
 
 /// The `rd` of `/oauth2/start`. nginx cannot URL-encode, so its sign-in redirect sends
@@ -96,7 +75,19 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     begin(&state, &return_to).await
 }
 
-fn failed(message: &'static str, detail: impl Into<String>) -> AppError {
+fn failed(failure: &CallbackFailure) -> AppError {
+    AppError::LoginFailed {
+        message: failure.message(),
+        detail: failure.detail(),
+        status: if failure.is_refusal() {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        },
+    }
+}
+
+fn not_completed(message: &'static str, detail: impl Into<String>) -> AppError {
     AppError::LoginFailed {
         message,
         detail: detail.into(),
@@ -108,64 +99,39 @@ pub async fn callback(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let params = query_params(&req);
-    let state_param = params.get("state").cloned().unwrap_or_default();
-
-    if let Some(error) = params.get("error") {
-        // Consume the state so the login cannot be resumed; the outcome does not matter here.
-        if !state_param.is_empty() {
-            let _ = state.store.take_login(&state_param).await;
+    let config = &state.config;
+    let params = CallbackParams::parse(req.query_string());
+    let state_param = params.state.as_deref().unwrap_or_default();
+    let login = match state_param {
+        "" => None,
+        s => LoginState::open(&session_cookie::login_chunks(&req, config, s), &state.keys),
+    };
+    let now = unix_now();
+    let code = match login::verify_callback(&params, login.as_ref(), state.oidc.issuer(), now) {
+        Ok(code) => code.to_string(),
+        Err(CallbackFailure::NoLoginCookie) if state.store.login_used(state_param).await? => {
+            return Err(failed(&CallbackFailure::AlreadyUsed));
         }
-        let description = params.get("error_description").cloned().unwrap_or_default();
-        let detail = format!("the identity provider answered {error:?}: {description:?}");
-        return Err(if error == "access_denied" {
-            AppError::LoginFailed {
-                message: "The identity provider did not allow this sign-in.",
-                detail,
-                status: StatusCode::FORBIDDEN,
+        Err(failure) => {
+            // An IdP error ends the login for good: its state cannot be resumed.
+            if let (CallbackFailure::IdpError { .. }, Some(login)) = (&failure, &login) {
+                let ttl = login.expires_at.saturating_sub(now).max(1);
+                state
+                    .store
+                    .claim_login(&login.state, std::time::Duration::from_secs(ttl))
+                    .await?;
             }
-        } else {
-            failed("The identity provider reported an error.", detail)
-        });
-    }
-    if state_param.is_empty() {
-        return Err(failed(
-            "This sign-in link is incomplete.",
-            "callback without state",
-        ));
-    }
-    let login = state.store.take_login(&state_param).await?.ok_or_else(|| {
-        failed(
-            "This sign-in has expired or was already used.",
-            "unknown, expired or replayed state",
-        )
-    })?;
-    let cookie_name = session_cookie::login_cookie_name(&state.config, &state_param);
-    let binding_matches = req
-        .cookie(&cookie_name)
-        .map(|c| crypto::digest(c.value()))
-        .is_some_and(|digest| {
-            bool::from(digest.as_bytes().ct_eq(login.browser_binding.as_bytes()))
-        });
-    if !binding_matches {
-        return Err(failed(
-            "This sign-in was started in another browser or its cookie was lost.",
-            "login cookie missing or does not match the state",
-        ));
-    }
-    // RFC 9207: when the provider names itself in the response, it must be ours.
-    if let Some(iss) = params.get("iss") {
-        if iss != state.oidc.issuer() {
-            return Err(failed(
-                "The sign-in response came from an unexpected identity provider.",
-                format!("authorization response iss {iss:?} is not the configured issuer"),
-            ));
+            return Err(failed(&failure));
         }
+    };
+    let Some(login) = login else {
+        return Err(failed(&CallbackFailure::NoLoginCookie));
+    };
+    // Single use, before the code is spent: a second callback with this state loses here.
+    let ttl = std::time::Duration::from_secs(login.expires_at.saturating_sub(now).max(1));
+    if !state.store.claim_login(&login.state, ttl).await? {
+        return Err(failed(&CallbackFailure::AlreadyUsed));
     }
-    let code = params
-        .get("code")
-        .cloned()
-        .ok_or_else(|| failed("This sign-in link is incomplete.", "callback without code"))?;
 
     let verified = state
         .oidc
@@ -173,18 +139,25 @@ pub async fn callback(
         .await
         .map_err(|err| match err {
             OidcError::NotReady => AppError::ProviderUnavailable(err.to_string()),
-            other => failed("The sign-in could not be verified.", other.to_string()),
+            other => not_completed("The sign-in could not be verified.", other.to_string()),
         })?;
     let claims = &verified.claims;
-    if state.config.log_claims {
+    if config.log_claims {
         tracing::debug!(claims = %claims, "claims of a new login");
     }
-    let config = &state.config;
-    let user = crate::claims::string_claim(claims, &config.username_claim).ok_or_else(|| {
-        failed(
-            "The identity provider did not say who you are.",
-            format!("the claim {:?} is missing", config.username_claim),
-        )
+    let user = crate::claims::username(
+        claims,
+        &config.username_claim,
+        config.allow_unverified_email,
+    )
+    .map_err(|err| AppError::LoginFailed {
+        message: err.page_message(),
+        detail: err.to_string(),
+        status: match err {
+            crate::claims::UsernameError::Missing { .. } => StatusCode::BAD_REQUEST,
+            // An email nobody proved is not an identity: refused, like a rule refuses.
+            crate::claims::UsernameError::EmailNotVerified => StatusCode::FORBIDDEN,
+        },
     })?;
     let session_now = unix_now();
     let session = Session {
@@ -221,7 +194,9 @@ pub async fn callback(
                 state
                     .keys
                     .encrypt(tokens.to_string().as_bytes())
-                    .map_err(|e| failed("The sign-in could not be stored.", e.to_string()))?,
+                    .map_err(|e| {
+                        not_completed("The sign-in could not be stored.", e.to_string())
+                    })?,
             )
         }
         None => None,
@@ -236,12 +211,16 @@ pub async fn callback(
         .put_session(&id, &session, sealed, config.session_lifetime)
         .await?;
     tracing::info!(user = %session.user, groups = session.groups.len(), "signed in");
-    Ok(HttpResponse::Found()
+    let mut response = HttpResponse::Found();
+    response
         .insert_header((header::LOCATION, login.return_to))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(session_cookie::session_cookie(config, &state.keys, &id))
-        .cookie(session_cookie::clear_login_cookie(config, &state_param))
-        .finish())
+        .insert_header(pages::REFERRER_POLICY)
+        .cookie(session_cookie::session_cookie(config, &state.keys, &id));
+    for cookie in session_cookie::clear_login_cookies(config, &login.state) {
+        response.cookie(cookie);
+    }
+    Ok(response.finish())
 }
 
 #[cfg(test)]

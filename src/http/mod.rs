@@ -50,6 +50,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(health::readyz));
 }
 
+/// The first value of a query parameter: a repeated parameter cannot override an earlier one.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// Unix seconds now; handlers read the clock once and pass it to the pure decisions.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

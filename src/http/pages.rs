@@ -1,6 +1,61 @@
-//! The few HTML pages portcullis shows. Every dynamic value is HTML-escaped.
+//! The few HTML pages portcullis shows, and the headers every one of them carries. Every
+//! dynamic value is HTML-escaped.
 
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+
+/// Sent with every page and with the callback: our URLs (with `state`, `rd`) stay here.
+pub const REFERRER_POLICY: (HeaderName, HeaderValue) = (
+    header::REFERRER_POLICY,
+    HeaderValue::from_static("no-referrer"),
+);
+
+/// Our pages hold buttons (sign out, try again): no other site may frame them (clickjacking),
+/// and no browser may read them as anything but what they say they are.
+const PAGE_HEADERS: [(HeaderName, HeaderValue); 4] = [
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    REFERRER_POLICY,
+];
+
+/// Adds the page headers (and `Cache-Control: no-store`) to a response.
+pub fn secure(mut response: HttpResponse) -> HttpResponse {
+    let headers = response.headers_mut();
+    for (name, value) in PAGE_HEADERS {
+        headers.insert(name, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An HTML page with the page headers.
+pub fn html(status: StatusCode, body: String) -> HttpResponse {
+    secure(
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(body),
+    )
+}
+
+/// A one-line plain-text answer with the page headers.
+pub fn plain(status: StatusCode, message: &str) -> HttpResponse {
+    secure(
+        HttpResponse::build(status)
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{message}\n")),
+    )
+}
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1c1e21;\
 margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center}\
@@ -53,6 +108,19 @@ pub fn signed_out() -> String {
     )
 }
 
+/// Asked of a sign-out link followed from another site: the user confirms with a POST from
+/// our own page, which another site cannot forge.
+pub fn confirm_sign_out(action: &str) -> String {
+    page(
+        "Sign out?",
+        &format!(
+            "<h1>Sign out?</h1><p>Another site sent you here to sign out.</p>\
+<form method=\"post\" action=\"{action}\"><button type=\"submit\">Sign out</button></form>",
+            action = attr(action),
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +131,27 @@ mod tests {
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;"));
         assert!(!login_error("<b>x</b>").contains("<b>"));
+        let confirm = confirm_sign_out("/oauth2/sign_out?rd=\"><script>");
+        assert!(!confirm.contains("\"><script>"));
+    }
+
+    #[test]
+    fn pages_cannot_be_framed_or_sniffed() {
+        for response in [
+            html(StatusCode::OK, signed_out()),
+            plain(StatusCode::BAD_REQUEST, "no"),
+        ] {
+            let headers = response.headers();
+            assert_eq!(headers.get("x-frame-options").unwrap(), "DENY");
+            assert!(headers
+                .get("content-security-policy")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"));
+            assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff");
+            assert_eq!(headers.get("referrer-policy").unwrap(), "no-referrer");
+            assert_eq!(headers.get("cache-control").unwrap(), "no-store");
+        }
     }
 }

@@ -5,41 +5,70 @@ use actix_web::HttpRequest;
 
 use crate::config::Config;
 use crate::crypto::Keys;
+use crate::login::{LOGIN_TTL_SECS, MAX_COOKIE_CHUNKS};
 
-/// The session id in the request's session cookie, if the cookie is present and its signature
-/// holds. Which of the two failed is returned for the debug log.
+/// The session id in the request's session cookie, if the cookie is present once and its
+/// signature holds. Which of these failed is returned for the debug log.
 pub fn session_id<'r>(
     req: &'r HttpRequest,
     config: &Config,
     keys: &Keys,
 ) -> Result<&'r str, &'static str> {
-    let value = cookie_value(req, &config.cookie_name).ok_or("no session cookie")?;
+    let value = match cookie_value(req, &config.cookie_name) {
+        CookieValue::Missing => return Err("no session cookie"),
+        CookieValue::Repeated => return Err("session cookie sent more than once"),
+        CookieValue::Once(value) => value,
+    };
     keys.verify(value).map_err(|_| "session cookie not valid")
+}
+
+enum CookieValue<'r> {
+    Missing,
+    Once(&'r str),
+    /// Sent more than once: a sibling subdomain may have planted one (cookie tossing), and
+    /// which of them the browser sent first is not ours to guess.
+    Repeated,
 }
 
 /// The raw value of one cookie, borrowed from the request. `HttpRequest::cookie` parses and
 /// stores every cookie of the request on each call; the auth check needs one, and its value
 /// is checked byte for byte by the signature, so no cookie parser is needed to read it (a
 /// quoted or encoded value simply fails the signature).
-fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
-    req.headers()
+fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> CookieValue<'r> {
+    let mut found = CookieValue::Missing;
+    let pairs = req
+        .headers()
         .get_all(actix_web::http::header::COOKIE)
         .filter_map(|header| header.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .find_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            (key.trim() == name).then(|| value.trim())
-        })
+        .flat_map(|header| header.split(';'));
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            continue;
+        };
+        if key.trim() == name {
+            found = match found {
+                CookieValue::Missing => CookieValue::Once(value.trim()),
+                _ => return CookieValue::Repeated,
+            };
+        }
+    }
+    found
+}
+
+/// `__Host-` names are only kept by browsers when Secure, Path=/ and without Domain.
+fn host_prefixed(config: &Config) -> bool {
+    config.cookie_name.starts_with("__Host-")
 }
 
 fn base<'c>(config: &Config, name: String, value: String, path: &'static str) -> Cookie<'c> {
+    let host_only = host_prefixed(config);
     let mut cookie = Cookie::build(name, value)
-        .path(path)
+        .path(if host_only { "/" } else { path })
         .http_only(true)
-        .secure(config.cookie_secure)
+        .secure(config.cookie_secure || host_only)
         .same_site(SameSite::Lax)
         .finish();
-    if let Some(domain) = &config.cookie_domain {
+    if let (Some(domain), false) = (&config.cookie_domain, host_only) {
         cookie.set_domain(domain.trim_start_matches('.').to_string());
     }
     cookie
@@ -48,7 +77,7 @@ fn base<'c>(config: &Config, name: String, value: String, path: &'static str) ->
 pub fn session_cookie<'c>(config: &Config, keys: &Keys, id: &str) -> Cookie<'c> {
     let mut cookie = base(config, config.cookie_name.clone(), keys.sign(id), "/");
     cookie.set_max_age(CookieDuration::seconds(
-        config.session_lifetime.as_secs() as i64
+        i64::try_from(config.session_lifetime.as_secs()).unwrap_or(i64::MAX),
     ));
     cookie
 }
@@ -60,7 +89,7 @@ pub fn clear_session_cookie<'c>(config: &Config) -> Cookie<'c> {
 }
 
 /// Each login in progress has its own cookie, named after its `state`, so that two tabs can
-/// sign in at the same time without overwriting each other's binding.
+/// sign in at the same time without overwriting each other's login.
 pub fn login_cookie_name(config: &Config, state: &str) -> String {
     let suffix: String = state
         .chars()
@@ -70,28 +99,53 @@ pub fn login_cookie_name(config: &Config, state: &str) -> String {
     format!("{}_login_{suffix}", config.cookie_name)
 }
 
-pub fn login_cookie<'c>(config: &Config, state: &str, binding: String) -> Cookie<'c> {
-    let mut cookie = base(
-        config,
-        login_cookie_name(config, state),
-        binding,
-        "/oauth2/",
-    );
-    cookie.set_max_age(CookieDuration::seconds(
-        crate::http::login::LOGIN_TTL.as_secs() as i64,
-    ));
-    cookie
+/// The name of chunk `index` of a login cookie: the first keeps the plain name.
+fn chunk_name(base_name: &str, index: usize) -> String {
+    match index {
+        0 => base_name.to_string(),
+        n => format!("{base_name}_{n}"),
+    }
 }
 
-pub fn clear_login_cookie<'c>(config: &Config, state: &str) -> Cookie<'c> {
-    let mut cookie = base(
-        config,
-        login_cookie_name(config, state),
-        String::new(),
-        "/oauth2/",
-    );
-    cookie.make_removal();
-    cookie
+/// The cookies that carry a sealed login, one per chunk.
+pub fn login_cookies<'c>(config: &Config, state: &str, chunks: Vec<String>) -> Vec<Cookie<'c>> {
+    let name = login_cookie_name(config, state);
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(index, chunk)| {
+            let mut cookie = base(config, chunk_name(&name, index), chunk, "/oauth2/");
+            cookie.set_max_age(CookieDuration::seconds(LOGIN_TTL_SECS as i64));
+            cookie
+        })
+        .collect()
+}
+
+/// The chunks of the login cookie for `state`, in order; empty when the first is missing or
+/// any chunk was sent twice.
+pub fn login_chunks<'r>(req: &'r HttpRequest, config: &Config, state: &str) -> Vec<&'r str> {
+    let name = login_cookie_name(config, state);
+    let mut chunks = Vec::new();
+    for index in 0..MAX_COOKIE_CHUNKS {
+        match cookie_value(req, &chunk_name(&name, index)) {
+            CookieValue::Once(value) => chunks.push(value),
+            CookieValue::Missing => break,
+            CookieValue::Repeated => return Vec::new(),
+        }
+    }
+    chunks
+}
+
+/// Removes every chunk a login cookie may have had.
+pub fn clear_login_cookies<'c>(config: &Config, state: &str) -> Vec<Cookie<'c>> {
+    let name = login_cookie_name(config, state);
+    (0..MAX_COOKIE_CHUNKS)
+        .map(|index| {
+            let mut cookie = base(config, chunk_name(&name, index), String::new(), "/oauth2/");
+            cookie.make_removal();
+            cookie
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -140,8 +194,80 @@ mod tests {
         let cookie = clear_session_cookie(&config);
         assert_eq!(cookie.secure(), Some(false));
         assert_eq!(cookie.domain(), Some("example.com"));
-        let login = login_cookie(&config, "state-value-1234567890", "binding".into());
-        assert_eq!(login.path(), Some("/oauth2/"));
-        assert_eq!(login.name(), "_portcullis_login_statevalue123456");
+        let login = login_cookies(
+            &config,
+            "state-value-1234567890",
+            vec!["a".into(), "b".into()],
+        );
+        assert_eq!(login[0].path(), Some("/oauth2/"));
+        assert_eq!(login[0].name(), "_portcullis_login_statevalue123456");
+        assert_eq!(login[1].name(), "_portcullis_login_statevalue123456_1");
+        assert_eq!(login[1].domain(), Some("example.com"));
+    }
+
+    #[test]
+    fn host_prefixed_names_make_every_cookie_secure_host_only_and_root_wide() {
+        let config = config(&[("COOKIE_NAME", "__Host-portcullis")]);
+        let keys = Keys::derive(b"0123456789abcdef0123456789abcdef").expect("keys");
+        let mut cookies = vec![
+            session_cookie(&config, &keys, &crate::crypto::random_id()),
+            clear_session_cookie(&config),
+        ];
+        cookies.extend(login_cookies(
+            &config,
+            "state",
+            vec!["a".into(), "b".into()],
+        ));
+        cookies.extend(clear_login_cookies(&config, "state"));
+        for cookie in cookies {
+            assert!(cookie.name().starts_with("__Host-"), "{cookie}");
+            assert_eq!(cookie.secure(), Some(true), "{cookie}");
+            assert_eq!(cookie.path(), Some("/"), "{cookie}");
+            assert_eq!(cookie.domain(), None, "{cookie}");
+        }
+    }
+
+    fn request_with_cookies(header: &str) -> HttpRequest {
+        actix_web::test::TestRequest::default()
+            .insert_header((actix_web::http::header::COOKIE, header))
+            .to_http_request()
+    }
+
+    #[test]
+    fn a_session_cookie_sent_twice_is_no_session() {
+        let config = config(&[]);
+        let keys = Keys::derive(b"0123456789abcdef0123456789abcdef").expect("keys");
+        let id = crate::crypto::random_id();
+        let signed = keys.sign(&id);
+        let once = request_with_cookies(&format!("a=1; _portcullis={signed}; b=2"));
+        assert_eq!(session_id(&once, &config, &keys), Ok(id.as_str()));
+        let twice = request_with_cookies(&format!("_portcullis={signed}; _portcullis={signed}"));
+        assert_eq!(
+            session_id(&twice, &config, &keys),
+            Err("session cookie sent more than once")
+        );
+        let planted = request_with_cookies(&format!("_portcullis=planted; _portcullis={signed}"));
+        assert!(session_id(&planted, &config, &keys).is_err());
+        // Login cookies share the prefix, not the name.
+        let with_login =
+            request_with_cookies(&format!("_portcullis_login_abc=x; _portcullis={signed}"));
+        assert_eq!(session_id(&with_login, &config, &keys), Ok(id.as_str()));
+        let none = request_with_cookies("other=1");
+        assert_eq!(session_id(&none, &config, &keys), Err("no session cookie"));
+    }
+
+    #[test]
+    fn login_chunks_are_read_in_order_and_refused_when_repeated() {
+        let config = config(&[]);
+        let name = login_cookie_name(&config, "state");
+        let req = request_with_cookies(&format!("{name}_1=second; x=1; {name}=first"));
+        assert_eq!(
+            login_chunks(&req, &config, "state"),
+            vec!["first", "second"]
+        );
+        let req = request_with_cookies(&format!("{name}=first; {name}=again"));
+        assert!(login_chunks(&req, &config, "state").is_empty());
+        let req = request_with_cookies(&format!("{name}_1=second"));
+        assert!(login_chunks(&req, &config, "state").is_empty());
     }
 }

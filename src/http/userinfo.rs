@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{auth, unix_now, AppState};
+use crate::claims;
 use crate::error::AppError;
 use crate::policy;
 
@@ -22,7 +23,11 @@ pub async fn userinfo(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({
             "user": session.user,
-            "email": session.email,
+            "email": claims::forwarded_email(
+                session.email,
+                session.email_verified,
+                state.config.allow_unverified_email,
+            ),
             "preferred_username": session.preferred_username,
             "groups": groups,
         })))

@@ -1,47 +1,35 @@
 //! The relying party: discovery, the authorization request, the code exchange and complete
-//! validation of what comes back. All protocol work is the `openidconnect` crate's; this module
-//! wires it to our configuration and adds what it leaves to the caller (JWKS refresh on an
-//! unknown `kid`, the RFC 9207 `iss` check, merging userinfo).
+//! validation of what comes back. Discovery, the authorization URL, the code exchange and
+//! end-session are the `openidconnect` crate's; the ID token (`id_token`, with `jsonwebtoken`)
+//! and userinfo (`userinfo`) are read here as plain JSON, because `openidconnect`'s typed claims
+//! fail a whole login over one claim of an unexpected type (Cognito's `"email_verified": "true"`).
+//! This module also adds the JWKS refresh on an unknown `kid` and merging userinfo.
 
+mod id_token;
 mod types;
+mod userinfo;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreJwsSigningAlgorithm};
+use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{
-    AccessToken, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    JsonWebKeySet, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, JsonWebKeySet,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
     PostLogoutRedirectUrl, ProviderMetadataWithLogout as ProviderMetadata, RedirectUrl, Scope,
-    TokenResponse,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
 use crate::config::{Config, TokenAuthMethod};
+use id_token::{SigningKeys, VerifyFailure};
 use types::OidcClient;
-
-pub use types::ExtraClaims;
 
 /// How long the OIDC HTTP client waits for the provider.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// An unknown `kid` triggers at most one JWKS refetch per this interval, so a flood of forged
 /// tokens cannot turn portcullis into a load generator against the IdP.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
-/// Asymmetric algorithms only: symmetric ones would make the client secret a signing key.
-const ALLOWED_ALGS: &[CoreJwsSigningAlgorithm] = &[
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
-    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-    CoreJwsSigningAlgorithm::EdDsa,
-];
-/// `iat` further in the future than this is refused.
-const MAX_CLOCK_SKEW: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -79,6 +67,8 @@ pub struct VerifiedLogin {
 struct LoadedProvider {
     metadata: ProviderMetadata,
     client: OidcClient,
+    /// `metadata`'s JWKS, read once for `id_token::verify`.
+    keys: SigningKeys,
 }
 
 /// The provider as portcullis knows it; discovery may load after startup.
@@ -150,7 +140,19 @@ impl Oidc {
         )
         .set_redirect_uri(redirect)
         .set_auth_type(self.auth_type.clone());
-        let provider = Arc::new(LoadedProvider { metadata, client });
+        // Through JSON: openidconnect's keys are what discovery (and a refetch) parsed, and
+        // jsonwebtoken reads the same JWK format.
+        let jwks = serde_json::to_value(metadata.jwks())
+            .map_err(|e| OidcError::Discovery(format!("the JWKS could not be read: {e}")))?;
+        let keys = SigningKeys::from_jwks(&jwks);
+        if keys.len() == 0 {
+            tracing::warn!("the provider's JWKS has no key portcullis can verify signatures with");
+        }
+        let provider = Arc::new(LoadedProvider {
+            metadata,
+            client,
+            keys,
+        });
         if let Ok(mut slot) = self.loaded.write() {
             *slot = Some(provider);
         }
@@ -203,17 +205,19 @@ impl Oidc {
             .additional_metadata()
             .end_session_endpoint
             .clone()?;
-        let mut request = LogoutRequest::from(endpoint)
+        let mut url = LogoutRequest::from(endpoint)
             .set_client_id(ClientId::new(self.client_id.clone()))
             .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(
                 post_logout_redirect.clone(),
             ))
-            .set_state(CsrfToken::new(state.to_string()));
-        // The hint is our own stored token; one that no longer parses is simply left out.
-        if let Some(hint) = id_token_hint.and_then(|t| t.parse::<types::IdToken>().ok()) {
-            request = request.set_id_token_hint(&hint);
+            .set_state(CsrfToken::new(state.to_string()))
+            .http_get_url();
+        // The hint is the ID token verified at login, passed as is: `set_id_token_hint` would
+        // parse its claims again with openidconnect's types, which fail on Cognito's.
+        if let Some(hint) = id_token_hint {
+            url.query_pairs_mut().append_pair("id_token_hint", hint);
         }
-        Some(request.http_get_url())
+        Some(url)
     }
 
     pub fn authorization_request(&self) -> Result<AuthorizationRequest, OidcError> {
@@ -252,65 +256,48 @@ impl Oidc {
             .request_async(&self.http)
             .await
             .map_err(|e| OidcError::Exchange(describe_token_error(&e)))?;
-        let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
-        let nonce = Nonce::new(nonce);
+        let id_token = response
+            .extra_fields()
+            .id_token
+            .as_deref()
+            .ok_or(OidcError::NoIdToken)?;
+        let expected = id_token::Expected {
+            issuer: &self.issuer,
+            client_id: &self.client_id,
+            nonce: &nonce,
+            now: crate::http::unix_now(),
+        };
 
-        let verified = match self.verify_id_token(&provider, id_token, &nonce) {
+        let verified = match id_token::verify(id_token, &provider.keys, &expected) {
             Err(VerifyFailure::UnknownKey) => {
                 // The provider may have rotated its keys since discovery.
                 let provider = self.refetch_jwks(&provider).await?;
-                self.verify_id_token(&provider, id_token, &nonce)
+                id_token::verify(id_token, &provider.keys, &expected)
             }
             other => other,
         };
         let mut claims = verified.map_err(|f| OidcError::IdToken(f.to_string()))?;
 
-        if provider.metadata.userinfo_endpoint().is_some() {
+        if let Some(endpoint) = provider.metadata.userinfo_endpoint() {
+            // check_claims made sure there is one: userinfo is bound to the user through it.
             let subject = claims
                 .get("sub")
                 .and_then(Value::as_str)
-                .map(|s| openidconnect::SubjectIdentifier::new(s.to_string()));
-            let userinfo = self
-                .userinfo(&provider, response.access_token().clone(), subject)
-                .await?;
+                .unwrap_or_default();
+            let userinfo = userinfo::fetch(
+                &self.http,
+                endpoint.url(),
+                response.access_token().secret(),
+                subject,
+            )
+            .await
+            .map_err(OidcError::UserInfo)?;
             crate::claims::merge_userinfo(&mut claims, &userinfo);
         }
         Ok(VerifiedLogin {
             claims: Value::Object(claims),
             id_token: id_token.to_string(),
         })
-    }
-
-    fn verify_id_token(
-        &self,
-        provider: &LoadedProvider,
-        id_token: &types::IdToken,
-        nonce: &Nonce,
-    ) -> Result<Map<String, Value>, VerifyFailure> {
-        let verifier = provider
-            .client
-            .id_token_verifier()
-            .set_allowed_algs(ALLOWED_ALGS.iter().cloned())
-            .set_issue_time_verifier_fn(|iat| {
-                let limit = chrono_now() + MAX_CLOCK_SKEW;
-                if iat.timestamp() as u64 > limit.as_secs() {
-                    Err("issued in the future".to_string())
-                } else {
-                    Ok(())
-                }
-            });
-        let claims = id_token.claims(&verifier, nonce).map_err(|err| match err {
-            openidconnect::ClaimsVerificationError::SignatureVerification(
-                openidconnect::SignatureVerificationError::NoMatchingKey,
-            ) => VerifyFailure::UnknownKey,
-            other => VerifyFailure::Invalid(other.to_string()),
-        })?;
-        match serde_json::to_value(claims) {
-            Ok(Value::Object(map)) => Ok(map),
-            _ => Err(VerifyFailure::Invalid(
-                "claims could not be read".to_string(),
-            )),
-        }
     }
 
     async fn refetch_jwks(
@@ -340,47 +327,6 @@ impl Oidc {
         self.install(provider.metadata.clone().set_jwks(jwks))?;
         self.current().ok_or(OidcError::NotReady)
     }
-
-    async fn userinfo(
-        &self,
-        provider: &LoadedProvider,
-        access_token: AccessToken,
-        subject: Option<openidconnect::SubjectIdentifier>,
-    ) -> Result<Map<String, Value>, OidcError> {
-        // Without the ID token's sub we cannot bind userinfo to the user; refuse instead.
-        let subject =
-            subject.ok_or_else(|| OidcError::UserInfo("ID token has no sub".to_string()))?;
-        let claims: openidconnect::UserInfoClaims<
-            ExtraClaims,
-            openidconnect::core::CoreGenderClaim,
-        > = provider
-            .client
-            .user_info(access_token, Some(subject))
-            .map_err(|e| OidcError::UserInfo(e.to_string()))?
-            .request_async(&self.http)
-            .await
-            .map_err(|e| OidcError::UserInfo(describe_userinfo_error(&e)))?;
-        match serde_json::to_value(&claims) {
-            Ok(Value::Object(map)) => Ok(map),
-            _ => Err(OidcError::UserInfo("claims could not be read".to_string())),
-        }
-    }
-}
-
-enum VerifyFailure {
-    UnknownKey,
-    Invalid(String),
-}
-
-impl std::fmt::Display for VerifyFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            VerifyFailure::UnknownKey => {
-                f.write_str("signed with a key the provider does not list")
-            }
-            VerifyFailure::Invalid(reason) => f.write_str(reason),
-        }
-    }
 }
 
 /// What `portcullis check` prints about the provider.
@@ -391,12 +337,6 @@ pub struct ProviderSummary {
     pub userinfo_endpoint: Option<String>,
     pub end_session_endpoint: Option<String>,
     pub signing_keys: usize,
-}
-
-fn chrono_now() -> Duration {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 fn discovery_error<E: std::error::Error>(
@@ -443,12 +383,6 @@ fn describe_token_error<E: std::error::Error>(
         }
         other => error_chain(other),
     }
-}
-
-fn describe_userinfo_error<E: std::error::Error + 'static>(
-    err: &openidconnect::UserInfoError<E>,
-) -> String {
-    error_chain(err)
 }
 
 /// An error and its sources on one line (library errors keep the useful part in `source`).

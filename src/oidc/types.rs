@@ -1,5 +1,7 @@
-//! The `openidconnect` client specialised to keep every claim the provider sends (groups and
-//! other custom claims live outside the standard claim set).
+//! The `openidconnect` client, specialised so that it never parses claims: it does discovery,
+//! the authorization URL, the code exchange and end-session, while the ID token stays a raw
+//! string for `id_token::verify` and userinfo is fetched as plain JSON (see `super::userinfo`).
+//! Its typed standard claims would fail a whole login over one claim of an unexpected type.
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
@@ -7,40 +9,55 @@ use openidconnect::core::{
     CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalClaims, Client, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    AdditionalClaims, Client, EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields,
     StandardErrorResponse, StandardTokenResponse,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-/// Every claim that is not a standard one, as raw JSON.
+/// The client's additional-claims type parameter. Nothing is ever parsed with it (claims are
+/// read by `id_token::verify`); it is a type of this crate so that [`TokenResponse`] may
+/// implement `openidconnect::TokenResponse`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExtraClaims {
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
+pub struct UnparsedClaims {}
+
+impl AdditionalClaims for UnparsedClaims {}
+
+/// The token response's fields beyond OAuth 2.0's: the ID token as the compact JWS the provider
+/// sent, unparsed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RawIdTokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
-impl AdditionalClaims for ExtraClaims {}
+impl ExtraTokenFields for RawIdTokenFields {}
 
-pub type IdTokenFields = openidconnect::IdTokenFields<
-    ExtraClaims,
-    EmptyExtraTokenFields,
+pub type TokenResponse = StandardTokenResponse<RawIdTokenFields, CoreTokenType>;
+
+type ParsedIdToken = openidconnect::IdToken<
+    UnparsedClaims,
     CoreGenderClaim,
     CoreJweContentEncryptionAlgorithm,
     CoreJwsSigningAlgorithm,
 >;
 
-pub type TokenResponse = StandardTokenResponse<IdTokenFields, CoreTokenType>;
-
-pub type IdToken = openidconnect::IdToken<
-    ExtraClaims,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm,
->;
+impl
+    openidconnect::TokenResponse<
+        UnparsedClaims,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    > for TokenResponse
+{
+    /// Always None: the ID token is read from [`RawIdTokenFields`] instead, so that the code
+    /// exchange never parses claims.
+    fn id_token(&self) -> Option<&ParsedIdToken> {
+        None
+    }
+}
 
 pub type OidcClient = Client<
-    ExtraClaims,
+    UnparsedClaims,
     CoreAuthDisplay,
     CoreGenderClaim,
     CoreJweContentEncryptionAlgorithm,

@@ -75,6 +75,31 @@ impl MemoryStore {
         inner.spaces[index(space)].insert(id.into(), entry);
     }
 
+    /// Sets `id` unless it holds a live value; true when it was set.
+    pub fn insert_if_absent(
+        &self,
+        space: Space,
+        id: &str,
+        value: Arc<[u8]>,
+        ttl: Duration,
+    ) -> bool {
+        let now = Instant::now();
+        let mut inner = self.write();
+        inner.sweep_if_due(now);
+        let map = &mut inner.spaces[index(space)];
+        if map.get(id).is_some_and(|entry| entry.expires > now) {
+            return false;
+        }
+        map.insert(
+            id.into(),
+            Entry {
+                value,
+                expires: now + ttl,
+            },
+        );
+        true
+    }
+
     pub fn take(&self, space: Space, id: &str) -> Option<Arc<[u8]>> {
         let now = Instant::now();
         self.write().spaces[index(space)]

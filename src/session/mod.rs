@@ -107,18 +107,6 @@ impl StoredSession {
     }
 }
 
-/// A login in progress, between `/oauth2/start` and `/oauth2/callback`, keyed by `state`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoginState {
-    /// Digest of the random value in the browser's login cookie: the callback must come from
-    /// the browser that started the login.
-    pub browser_binding: String,
-    pub pkce_verifier: String,
-    pub nonce: String,
-    /// Where the browser goes after login (already checked against the allow-list).
-    pub return_to: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

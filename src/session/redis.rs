@@ -26,6 +26,11 @@ fn unavailable(err: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
+/// The connection broke (Redis restarted, a network blip): worth one more try on a new one.
+fn is_lost_connection(err: &redis::RedisError) -> bool {
+    err.is_connection_dropped() || err.is_io_error() || err.is_connection_refusal()
+}
+
 fn key(space: Space, id: &str) -> String {
     [space.prefix(), id].concat()
 }
@@ -62,12 +67,37 @@ impl RedisStore {
         Ok(manager.clone())
     }
 
+    /// One command, bounded by [`RESPONSE_TIMEOUT`] in all. After Redis restarts, the first
+    /// command meets the old, dead connection: the manager reconnects, and the command is sent
+    /// once more on the new connection, so the answer is about the data, not a leftover 503.
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.connection().await?;
-        tokio::time::timeout(RESPONSE_TIMEOUT, cmd.query_async(&mut conn))
+        self.bounded(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
+    }
+
+    async fn run_pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        self.bounded(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await
+    }
+
+    async fn bounded<T, F, Fut>(&self, send: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let attempt = async {
+            let conn = self.connection().await?;
+            match send(conn.clone()).await {
+                Err(err) if is_lost_connection(&err) => send(conn).await.map_err(unavailable),
+                other => other.map_err(unavailable),
+            }
+        };
+        tokio::time::timeout(RESPONSE_TIMEOUT, attempt)
             .await
             .map_err(|_| unavailable("Redis did not answer in time"))?
-            .map_err(unavailable)
     }
 
     pub async fn get(&self, space: Space, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -90,6 +120,28 @@ impl RedisStore {
                 .arg(millis),
         )
         .await
+    }
+
+    /// `SET key value NX PX ttl`: true when the key was set, false when it already existed.
+    pub async fn set_if_absent(
+        &self,
+        space: Space,
+        id: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let millis = ttl.as_millis().max(1) as u64;
+        let answer: Option<String> = self
+            .run(
+                redis::cmd("SET")
+                    .arg(key(space, id))
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis),
+            )
+            .await?;
+        Ok(answer.is_some())
     }
 
     pub async fn take(&self, space: Space, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -130,11 +182,7 @@ impl RedisStore {
             .arg(seconds)
             .arg("NX")
             .ignore();
-        let mut conn = self.connection().await?;
-        tokio::time::timeout(RESPONSE_TIMEOUT, pipe.query_async::<()>(&mut conn))
-            .await
-            .map_err(|_| unavailable("Redis did not answer in time"))?
-            .map_err(unavailable)
+        self.run_pipeline::<()>(&pipe).await
     }
 
     pub async fn set_members(&self, space: Space, set: &str) -> Result<Vec<String>, StoreError> {

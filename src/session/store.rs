@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
-use super::{LoginState, Session, StoredSession};
+use super::{Session, StoredSession};
 
 /// The kinds of entries kept, each in its own key space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub enum Space {
     Session,
     /// session id -> sealed tokens
     Tokens,
-    /// `state` -> [`LoginState`] as JSON
+    /// `state` -> a marker that the login was completed (see [`Store::claim_login`])
     Login,
     /// username -> set of that user's session ids (Redis only)
     User,
@@ -179,24 +179,25 @@ impl Store {
         Ok(removed)
     }
 
-    pub async fn put_login(
-        &self,
-        state: &str,
-        login: &LoginState,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(login).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.set(Space::Login, state, bytes, ttl).await
+    /// Marks a login's `state` as used, for `ttl` (its remaining lifetime). True when this call
+    /// marked it, false when it was already used: a `state` completes one callback only. The
+    /// login itself lives in the browser's sealed login cookie, so an anonymous `/oauth2/start`
+    /// stores nothing; only a callback that brings a genuine login cookie writes this marker.
+    pub async fn claim_login(&self, state: &str, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => {
+                Ok(m.insert_if_absent(Space::Login, state, Arc::from(&b"1"[..]), ttl))
+            }
+            Store::Redis(r) => {
+                r.set_if_absent(Space::Login, state, b"1".to_vec(), ttl)
+                    .await
+            }
+        }
     }
 
-    /// Reads and deletes in one step, so a `state` can be used once only.
-    pub async fn take_login(&self, state: &str) -> Result<Option<LoginState>, StoreError> {
-        let Some(bytes) = self.take(Space::Login, state).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    /// Whether a login's `state` has been used (to explain a callback that lost its cookie).
+    pub async fn login_used(&self, state: &str) -> Result<bool, StoreError> {
+        Ok(self.get(Space::Login, state).await?.is_some())
     }
 
     /// A write, read and delete round trip: proves the store answers and keeps what it is given.

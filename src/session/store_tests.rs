@@ -17,15 +17,6 @@ fn session(user: &str) -> Session {
     }
 }
 
-fn login() -> LoginState {
-    LoginState {
-        browser_binding: "digest".into(),
-        pkce_verifier: "verifier".into(),
-        nonce: "nonce".into(),
-        return_to: "https://app.example.com/".into(),
-    }
-}
-
 async fn read(store: &Store, id: &str) -> Option<Session> {
     let stored = store.get_session(id).await.expect("get")?;
     Some(stored.view().expect("readable").to_session())
@@ -73,16 +64,15 @@ async fn shared_suite(store: &Store) {
     assert_eq!(read(store, "a-2").await, None);
     assert_eq!(read(store, "b-1").await, Some(session("bob")));
 
-    // login state is single use
-    store
-        .put_login("state-1", &login(), ttl)
+    // a login's state completes one callback only
+    assert!(!store.login_used("state-1").await.expect("used"));
+    assert!(store.claim_login("state-1", ttl).await.expect("claim"));
+    assert!(!store.claim_login("state-1", ttl).await.expect("claim"));
+    assert!(store.login_used("state-1").await.expect("used"));
+    assert!(store
+        .claim_login("state-2", Duration::from_millis(200))
         .await
-        .expect("put");
-    assert_eq!(
-        store.take_login("state-1").await.expect("take"),
-        Some(login())
-    );
-    assert_eq!(store.take_login("state-1").await.expect("take"), None);
+        .expect("claim"));
 
     // entries expire
     store
@@ -91,6 +81,11 @@ async fn shared_suite(store: &Store) {
         .expect("put");
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert_eq!(read(store, "short").await, None);
+    assert!(!store.login_used("state-2").await.expect("used"));
+    assert!(store
+        .claim_login("state-2", ttl)
+        .await
+        .expect("claim again once expired"));
 }
 
 #[tokio::test]

@@ -74,6 +74,19 @@ const ACCOUNTS = {
     name: 'Erin Elsewhere',
     groups: ['ops'],
   },
+  // AWS Cognito's claim types: booleans as strings (in the ID token and userinfo alike), and
+  // other claims whose types a strict client refuses. oidc-provider passes claim values through
+  // as findAccount returns them, so these reach portcullis exactly as written here.
+  cognito: {
+    email: 'cognito@example.com',
+    email_verified: 'true',
+    phone_number_verified: 'false',
+    name: 42,
+    given_name: ['Cog', 'Nito'],
+    updated_at: 'yesterday',
+    address: '1 Main Street',
+    groups: 'cognito-users',
+  },
   // Signing in as `denied` makes the OP answer the client with error=access_denied.
   denied: {
     email: 'denied@example.com',
@@ -148,7 +161,12 @@ const provider = new Provider(ISSUER, {
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
-    profile: ['preferred_username', 'name', 'realm_access'],
+    // given_name..phone_number_verified: under `profile` so that the scopes portcullis asks
+    // for carry them (only the cognito account has them).
+    profile: [
+      'preferred_username', 'name', 'realm_access',
+      'given_name', 'updated_at', 'address', 'phone_number_verified',
+    ],
     groups: ['groups'],
   },
   // Put every claim of the granted scopes into the ID token too (portcullis may

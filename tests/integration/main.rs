@@ -12,6 +12,10 @@ mod login;
 mod rules;
 mod sessions;
 
+mod email;
+mod hardening;
+mod paths;
+
 mod browser;
 mod cli;
 mod examples;

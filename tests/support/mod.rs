@@ -14,6 +14,7 @@ pub mod portcullis;
 pub mod ports;
 pub mod process;
 pub mod proxies;
+pub mod raw_http;
 pub mod redis;
 pub mod upstream;
 pub mod wait;

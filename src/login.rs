@@ -1,0 +1,216 @@
+//! The login's decisions, free of I/O: what a login in progress remembers and how it travels in
+//! the browser's sealed login cookie, and whether a callback may complete it.
+//!
+//! A login in progress lives in the browser, not in the store: `/oauth2/start` seals the PKCE
+//! verifier, the nonce and the return address into a cookie named after the `state`, so that an
+//! anonymous flood of starts costs the store nothing. The store only learns of a login when its
+//! callback arrives with a genuine cookie, and then keeps a marker that the `state` was used.
+//! The cookie is bound to the browser (only it holds it), one per login (two tabs sign in at
+//! once), and it expires with the login.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Keys;
+
+/// How long a started login may take before its `state` expires (seconds).
+pub const LOGIN_TTL_SECS: u64 = 600;
+
+/// Browsers keep cookies of up to 4096 bytes of name and value; a chunk stays well below.
+pub const COOKIE_CHUNK_LEN: usize = 3800;
+/// A 4 KB return address sealed takes two chunks; three leave room and still bound the header.
+pub const MAX_COOKIE_CHUNKS: usize = 3;
+
+/// The first byte of every sealed login: bytes in another format are refused, never guessed at.
+const FORMAT_V1: u8 = 1;
+
+/// A login between `/oauth2/start` and `/oauth2/callback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginState {
+    /// The `state` sent to the IdP: the callback must bring back this one.
+    pub state: String,
+    pub pkce_verifier: String,
+    pub nonce: String,
+    /// Where the browser goes after login (already checked against the allow-list).
+    pub return_to: String,
+    /// Unix seconds; the login is void from then on.
+    pub expires_at: u64,
+}
+
+impl LoginState {
+    /// The sealed cookie value, split into chunks that each fit a cookie.
+    pub fn seal(&self, keys: &Keys) -> Option<Vec<String>> {
+        let bytes = postcard::to_extend(self, vec![FORMAT_V1]).ok()?;
+        let sealed = keys.seal_login(&bytes).ok()?;
+        let chunks: Vec<String> = sealed
+            .as_bytes()
+            .chunks(COOKIE_CHUNK_LEN)
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect();
+        (chunks.len() <= MAX_COOKIE_CHUNKS).then_some(chunks)
+    }
+
+    /// The login sealed in `chunks` (in order), if they are ours and untouched.
+    pub fn open(chunks: &[&str], keys: &Keys) -> Option<LoginState> {
+        if chunks.is_empty() || chunks.len() > MAX_COOKIE_CHUNKS {
+            return None;
+        }
+        let bytes = keys.open_login(&chunks.concat()).ok()?;
+        match bytes.split_first() {
+            Some((&FORMAT_V1, rest)) => match postcard::take_from_bytes(rest) {
+                Ok((login, [])) => Some(login),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The callback's query parameters; a repeated parameter keeps its first value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackParams {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub iss: Option<String>,
+}
+
+impl CallbackParams {
+    pub fn parse(query: &str) -> CallbackParams {
+        let mut params = CallbackParams::default();
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let slot = match key.as_ref() {
+                "state" => &mut params.state,
+                "code" => &mut params.code,
+                "error" => &mut params.error,
+                "error_description" => &mut params.error_description,
+                "iss" => &mut params.iss,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value.into_owned());
+            }
+        }
+        params.state = params.state.filter(|s| !s.is_empty());
+        params
+    }
+}
+
+/// Why a callback cannot complete its login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackFailure {
+    /// The IdP answered with an error instead of a code.
+    IdpError {
+        error: String,
+        description: String,
+    },
+    MissingState,
+    /// No login cookie for this `state`: another browser, a lost cookie, or (when the store
+    /// says the state was used) a replay.
+    NoLoginCookie,
+    /// A login cookie whose sealed state is not this callback's.
+    StateMismatch,
+    Expired,
+    /// RFC 9207: the IdP named another issuer in the response (a mix-up attack).
+    IssuerMismatch {
+        found: String,
+    },
+    MissingCode,
+    /// The store already had this `state` as used.
+    AlreadyUsed,
+}
+
+impl CallbackFailure {
+    /// What the user reads on the error page.
+    pub fn message(&self) -> &'static str {
+        match self {
+            CallbackFailure::IdpError { error, .. } if error == "access_denied" => {
+                "The identity provider did not allow this sign-in."
+            }
+            CallbackFailure::IdpError { .. } => "The identity provider reported an error.",
+            CallbackFailure::MissingState | CallbackFailure::MissingCode => {
+                "This sign-in link is incomplete."
+            }
+            CallbackFailure::NoLoginCookie | CallbackFailure::StateMismatch => {
+                "This sign-in was started in another browser or its cookie was lost."
+            }
+            CallbackFailure::Expired | CallbackFailure::AlreadyUsed => {
+                "This sign-in has expired or was already used."
+            }
+            CallbackFailure::IssuerMismatch { .. } => {
+                "The sign-in response came from an unexpected identity provider."
+            }
+        }
+    }
+
+    /// What the log says.
+    pub fn detail(&self) -> String {
+        match self {
+            CallbackFailure::IdpError { error, description } => {
+                format!("the identity provider answered {error:?}: {description:?}")
+            }
+            CallbackFailure::MissingState => "callback without state".to_string(),
+            CallbackFailure::NoLoginCookie => "no login cookie for this state".to_string(),
+            CallbackFailure::StateMismatch => {
+                "the login cookie was sealed for another state".to_string()
+            }
+            CallbackFailure::Expired => "the login expired".to_string(),
+            CallbackFailure::IssuerMismatch { found } => {
+                format!("authorization response iss {found:?} is not the configured issuer")
+            }
+            CallbackFailure::MissingCode => "callback without code".to_string(),
+            CallbackFailure::AlreadyUsed => "the state was already used (a replay)".to_string(),
+        }
+    }
+
+    /// 403 when the IdP refused the user, 400 for everything else (a broken or crafted request).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, CallbackFailure::IdpError { error, .. } if error == "access_denied")
+    }
+}
+
+/// Decides whether a callback may go on to the code exchange, and with which code. `login` is
+/// the login sealed in the cookie named after the callback's `state`, if there was one.
+pub fn verify_callback<'p>(
+    params: &'p CallbackParams,
+    login: Option<&LoginState>,
+    issuer: &str,
+    now: u64,
+) -> Result<&'p str, CallbackFailure> {
+    if let Some(error) = &params.error {
+        return Err(CallbackFailure::IdpError {
+            error: error.clone(),
+            description: params.error_description.clone().unwrap_or_default(),
+        });
+    }
+    let state = params
+        .state
+        .as_deref()
+        .ok_or(CallbackFailure::MissingState)?;
+    let login = login.ok_or(CallbackFailure::NoLoginCookie)?;
+    if !constant_time_eq(login.state.as_bytes(), state.as_bytes()) {
+        return Err(CallbackFailure::StateMismatch);
+    }
+    if now >= login.expires_at {
+        return Err(CallbackFailure::Expired);
+    }
+    if let Some(iss) = &params.iss {
+        if iss != issuer {
+            return Err(CallbackFailure::IssuerMismatch { found: iss.clone() });
+        }
+    }
+    params
+        .code
+        .as_deref()
+        .filter(|code| !code.is_empty())
+        .ok_or(CallbackFailure::MissingCode)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+#[path = "login_tests.rs"]
+mod tests;

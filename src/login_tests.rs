@@ -1,0 +1,184 @@
+use super::*;
+
+const ISSUER: &str = "https://idp.example.com";
+const NOW: u64 = 1_700_000_000;
+
+fn keys() -> Keys {
+    Keys::derive(b"0123456789abcdef0123456789abcdef").expect("keys")
+}
+
+fn login(state: &str, return_to: &str) -> LoginState {
+    LoginState {
+        state: state.to_string(),
+        pkce_verifier: "v".repeat(43),
+        nonce: "n".repeat(43),
+        return_to: return_to.to_string(),
+        expires_at: NOW + LOGIN_TTL_SECS,
+    }
+}
+
+fn params(query: &str) -> CallbackParams {
+    CallbackParams::parse(query)
+}
+
+#[test]
+fn a_sealed_login_opens_only_whole_in_order_and_with_our_key() {
+    let keys = keys();
+    let original = login("s1", "https://app.example.com/");
+    let chunks = original.seal(&keys).expect("sealed");
+    assert_eq!(chunks.len(), 1);
+    let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    assert_eq!(LoginState::open(&refs, &keys), Some(original.clone()));
+
+    let other = Keys::derive(b"another secret, another secret!!").expect("keys");
+    assert_eq!(LoginState::open(&refs, &other), None);
+    let mut tampered = chunks[0].clone();
+    tampered.replace_range(30..31, if &tampered[30..31] == "A" { "B" } else { "A" });
+    assert_eq!(LoginState::open(&[&tampered], &keys), None);
+    assert_eq!(LoginState::open(&[], &keys), None);
+    assert_eq!(LoginState::open(&["", ""], &keys), None);
+    // A sealed token (the store's key) is not a login.
+    let token = keys.encrypt(b"\x01anything").expect("sealed");
+    assert_eq!(LoginState::open(&[&token], &keys), None);
+}
+
+#[test]
+fn a_four_kilobyte_return_address_travels_in_two_chunks() {
+    let keys = keys();
+    let long = format!("https://app.example.com/{}", "a".repeat(4000 - 24));
+    let original = login("s1", &long);
+    let chunks = original.seal(&keys).expect("sealed");
+    assert_eq!(chunks.len(), 2);
+    assert!(chunks.iter().all(|c| c.len() <= COOKIE_CHUNK_LEN));
+    let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    assert_eq!(LoginState::open(&refs, &keys), Some(original));
+    // Out of order or with a chunk missing, it does not open.
+    assert_eq!(LoginState::open(&[refs[1], refs[0]], &keys), None);
+    assert_eq!(LoginState::open(&refs[..1], &keys), None);
+}
+
+#[test]
+fn callback_parameters_keep_the_first_value() {
+    let parsed = params("state=a&code=c1&state=b&code=c2&iss=x&error_description=d&foo=1");
+    assert_eq!(parsed.state.as_deref(), Some("a"));
+    assert_eq!(parsed.code.as_deref(), Some("c1"));
+    assert_eq!(parsed.iss.as_deref(), Some("x"));
+    assert_eq!(parsed.error, None);
+    assert_eq!(parsed.error_description.as_deref(), Some("d"));
+    assert_eq!(params("state=").state, None);
+    assert_eq!(params(""), CallbackParams::default());
+}
+
+#[test]
+fn verify_callback_table() {
+    let good = login("s1", "/");
+    let expired = LoginState {
+        expires_at: NOW,
+        ..login("s1", "/")
+    };
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a LoginState>,
+        Result<&'a str, CallbackFailure>,
+    );
+    let cases: Vec<Case> = vec![
+        ("valid", "state=s1&code=c", Some(&good), Ok("c")),
+        (
+            "valid with our iss",
+            "state=s1&code=c&iss=https%3A%2F%2Fidp.example.com",
+            Some(&good),
+            Ok("c"),
+        ),
+        (
+            "IdP error comes first, even without a cookie",
+            "state=s1&error=access_denied&error_description=no",
+            None,
+            Err(CallbackFailure::IdpError {
+                error: "access_denied".into(),
+                description: "no".into(),
+            }),
+        ),
+        (
+            "no state",
+            "code=c",
+            Some(&good),
+            Err(CallbackFailure::MissingState),
+        ),
+        (
+            "no cookie",
+            "state=s1&code=c",
+            None,
+            Err(CallbackFailure::NoLoginCookie),
+        ),
+        (
+            "cookie of another login",
+            "state=s2&code=c",
+            Some(&good),
+            Err(CallbackFailure::StateMismatch),
+        ),
+        (
+            "expired",
+            "state=s1&code=c",
+            Some(&expired),
+            Err(CallbackFailure::Expired),
+        ),
+        (
+            "another issuer",
+            "state=s1&code=c&iss=https%3A%2F%2Fevil.example.com",
+            Some(&good),
+            Err(CallbackFailure::IssuerMismatch {
+                found: "https://evil.example.com".into(),
+            }),
+        ),
+        (
+            "issuer with a trailing slash is another issuer",
+            "state=s1&code=c&iss=https%3A%2F%2Fidp.example.com%2F",
+            Some(&good),
+            Err(CallbackFailure::IssuerMismatch {
+                found: "https://idp.example.com/".into(),
+            }),
+        ),
+        (
+            "no code",
+            "state=s1",
+            Some(&good),
+            Err(CallbackFailure::MissingCode),
+        ),
+        (
+            "empty code",
+            "state=s1&code=",
+            Some(&good),
+            Err(CallbackFailure::MissingCode),
+        ),
+    ];
+    for (what, query, login, expected) in cases {
+        let parsed = params(query);
+        assert_eq!(
+            verify_callback(&parsed, login, ISSUER, NOW),
+            expected,
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn only_an_idp_access_denied_is_a_refusal() {
+    let denied = CallbackFailure::IdpError {
+        error: "access_denied".into(),
+        description: String::new(),
+    };
+    assert!(denied.is_refusal());
+    assert!(denied.message().contains("did not allow"));
+    let other = CallbackFailure::IdpError {
+        error: "server_error".into(),
+        description: String::new(),
+    };
+    assert!(!other.is_refusal());
+    assert!(CallbackFailure::AlreadyUsed
+        .message()
+        .contains("already used"));
+    assert!(CallbackFailure::NoLoginCookie
+        .message()
+        .contains("another browser"));
+}
