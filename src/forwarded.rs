@@ -23,6 +23,8 @@
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};
+
+use crate::url_text::{is_plain_url_byte, parse_port};
 use url::{Host, Url};
 
 const PROTO: &str = "X-Forwarded-Proto";
@@ -93,12 +95,11 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
-    /// [`TrustedProxies::contains`] as a `Result`, for use with `?` in handlers.
-    pub fn check_peer(&self, ip: IpAddr) -> Result<(), ForwardedError> {
-        if self.contains(ip) {
-            Ok(())
-        } else {
-            Err(ForwardedError::UntrustedPeer)
+    /// The peer, if it is one whose forwarded headers we believe (an unknown peer never is).
+    pub fn require_trusted(&self, peer: Option<IpAddr>) -> Result<IpAddr, ForwardedError> {
+        match peer {
+            Some(ip) if self.contains(ip) => Ok(ip),
+            _ => Err(ForwardedError::UntrustedPeer),
         }
     }
 }
@@ -237,7 +238,7 @@ pub fn from_original_url<'r>(
 ) -> Result<OriginalRequest<'r>, ForwardedError> {
     let invalid = || ForwardedError::Invalid(ORIGINAL_URL);
     let value = present(value).ok_or(ForwardedError::Missing(ORIGINAL_URL))?;
-    if !value.bytes().all(is_request_target_byte) {
+    if !value.bytes().all(is_plain_url_byte) {
         return Err(invalid());
     }
     let (scheme, rest) = value.split_once("://").ok_or_else(invalid)?;
@@ -268,88 +269,6 @@ pub fn from_original_url<'r>(
         port,
         method,
     })
-}
-
-/// Should an unauthenticated request be redirected to the login page (a person in a
-/// browser) rather than answered with 401 (a script, an XHR, an API client)?
-///
-/// Only GET and HEAD navigations qualify, and only when `Accept` names `text/html` or
-/// `application/xhtml+xml` with a non-zero quality. A bare `*/*` does not count:
-/// curl, `fetch()`, XHR and most HTTP libraries send it by default, and answering them
-/// with a redirect to an HTML login page breaks API clients in confusing ways, while
-/// every browser lists `text/html` explicitly for top-level navigations.
-pub fn is_browser_navigation(method: &str, accept: Option<&str>) -> bool {
-    if method != "GET" && method != "HEAD" {
-        return false;
-    }
-    let Some(accept) = accept else {
-        return false;
-    };
-    let ranges: Vec<(String, Option<f32>)> = split_outside_quotes(accept, ',')
-        .into_iter()
-        .filter_map(parse_media_range)
-        .collect();
-    ["text/html", "application/xhtml+xml"].iter().any(|wanted| {
-        let mut matching = ranges.iter().filter(|(kind, _)| kind == wanted).peekable();
-        // Accepted only if listed, and every listing of it has a valid, non-zero q.
-        // A repeated range with `q=0` is read as a refusal: when in doubt, answer 401.
-        matching.peek().is_some() && matching.all(|(_, q)| q.is_some_and(|q| q > 0.0))
-    })
-}
-
-/// `type/subtype` lower-cased, with its `q` (1.0 when absent; `None` when malformed).
-fn parse_media_range(range: &str) -> Option<(String, Option<f32>)> {
-    let mut parts = split_outside_quotes(range, ';').into_iter();
-    let kind = parts.next()?.trim().to_ascii_lowercase();
-    if kind.is_empty() {
-        return None;
-    }
-    let mut q = Some(1.0);
-    for param in parts {
-        if let Some((name, value)) = param.split_once('=') {
-            if name.trim().eq_ignore_ascii_case("q") {
-                q = parse_qvalue(value.trim());
-            }
-        }
-    }
-    Some((kind, q))
-}
-
-/// RFC 9110 `qvalue`: `0[.ddd]` or `1[.000]`.
-fn parse_qvalue(text: &str) -> Option<f32> {
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (text, ""),
-    };
-    let digits_ok = fraction.len() <= 3 && fraction.bytes().all(|b| b.is_ascii_digit());
-    match whole {
-        "0" if digits_ok => text.parse().ok(),
-        "1" if digits_ok && fraction.bytes().all(|b| b == b'0') => Some(1.0),
-        _ => None,
-    }
-}
-
-/// Splits on `sep` except inside double-quoted strings (media-type parameters may be
-/// quoted and contain commas or semicolons).
-fn split_outside_quotes(text: &str, sep: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            c if c == sep && !in_quotes => {
-                parts.push(text.get(start..i).unwrap_or(""));
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    parts.push(text.get(start..).unwrap_or(""));
-    parts
 }
 
 /// An empty header value carries no information; treat it as absent.
@@ -489,8 +408,7 @@ fn is_plain_dns_name(host: &str) -> bool {
 /// may appear in one. A fragment can never be part of a request, so `#` is refused too.
 fn validate_request_target(target: &str) -> Option<()> {
     let rest = target.strip_prefix('/')?;
-    if rest.starts_with('/') || !target.bytes().all(is_request_target_byte) || target.contains('#')
-    {
+    if rest.starts_with('/') || !target.bytes().all(is_plain_url_byte) || target.contains('#') {
         return None;
     }
     Some(())
@@ -606,11 +524,6 @@ impl Segment {
     }
 }
 
-/// Printable ASCII other than `\`: no spaces, controls (CR/LF), DEL or non-ASCII.
-fn is_request_target_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && b != b'\\'
-}
-
 /// True when `url` has no userinfo, its host is the given host text (up to ASCII case)
 /// and its effective port is the given one (or the scheme default when none was given).
 fn same_authority(url: &Url, host: &str, port: Option<u16>) -> bool {
@@ -631,14 +544,10 @@ fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// A decimal port in 1..=65535 written with digits only.
-fn parse_port(text: &str) -> Option<u16> {
-    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse::<u16>().ok().filter(|&p| p != 0)
-}
-
 #[cfg(test)]
 #[path = "forwarded_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "forwarded_props.rs"]
+mod props;

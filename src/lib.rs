@@ -1,22 +1,23 @@
 //! portcullis: OpenID Connect single sign-on for the forward-auth sub-requests of Traefik,
 //! nginx and Caddy.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// The lints (no unwrap, expect or panic outside tests, ...) are the workspace's: Cargo.toml.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod check;
 pub mod claims;
 pub mod config;
 pub mod crypto;
-pub mod error;
 pub mod forwarded;
 pub mod http;
 pub mod login;
+pub mod negotiation;
 pub mod oidc;
 pub mod policy;
+pub mod preflight;
 pub mod redirect;
 pub mod secret;
 pub mod session;
 pub mod telemetry;
+pub mod url_text;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -32,16 +33,16 @@ use crate::session::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Provider(#[from] OidcError),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] session::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Keys(#[from] crypto::CryptoError),
 }
 
@@ -56,10 +57,7 @@ pub struct Running {
 /// provider is unreachable it is retried in the background and `/readyz` says so).
 pub async fn build_state(config: Config) -> Result<web::Data<AppState>, StartError> {
     let keys = Keys::derive(config.cookie_secret.expose().as_bytes())?;
-    let store = match &config.redis_url {
-        Some(url) => Store::redis(url.expose())?,
-        None => Store::memory(),
-    };
+    let store = Store::from_config(&config)?;
     let oidc = Oidc::new(&config)?;
     match oidc.discover().await {
         Ok(()) => tracing::info!(issuer = %config.issuer_url, "provider discovery loaded"),

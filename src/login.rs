@@ -9,8 +9,13 @@
 //! once), and it expires with the login.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::claims::{self, UsernameError};
+use crate::config::Config;
 use crate::crypto::Keys;
+use crate::policy::{self, Decision, DenyReason, Identity, RouteRules};
+use crate::session::Session;
 
 /// How long a started login may take before its `state` expires (seconds).
 pub const LOGIN_TTL_SECS: u64 = 600;
@@ -204,6 +209,52 @@ pub fn verify_callback<'p>(
         .as_deref()
         .filter(|code| !code.is_empty())
         .ok_or(CallbackFailure::MissingCode)
+}
+
+/// Why validated claims do not become a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// The claims do not say who the user is (or say it with an unverified email).
+    Username(UsernameError),
+    /// The global rules refuse this user: no session is created.
+    Rule { user: String, rule: DenyReason },
+}
+
+/// The session a login's validated claims give, at `now`, if the global rules let the user in.
+pub fn session_from_claims(
+    claims: &Value,
+    config: &Config,
+    now: u64,
+) -> Result<Session, SessionRefusal> {
+    let user = claims::username(
+        claims,
+        &config.username_claim,
+        config.allow_unverified_email,
+    )
+    .map_err(SessionRefusal::Username)?;
+    let session = Session {
+        email: claims::string_claim(claims, "email"),
+        email_verified: claims::bool_claim(claims, "email_verified"),
+        preferred_username: claims::string_claim(claims, "preferred_username"),
+        groups: claims::groups(claims, &config.groups_claim),
+        created_at: now,
+        expires_at: now.saturating_add(config.session_lifetime.as_secs()),
+        user,
+    };
+    let idp_groups: Vec<&str> = session.groups.iter().map(String::as_str).collect();
+    let identity = Identity {
+        username: &session.user,
+        email: session.email.as_deref(),
+        email_verified: session.email_verified,
+        idp_groups: &idp_groups,
+    };
+    match policy::decide(&config.rules, &RouteRules::default(), &identity) {
+        Decision::Allow { .. } => Ok(session),
+        Decision::Deny(rule) => Err(SessionRefusal::Rule {
+            user: session.user,
+            rule,
+        }),
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -182,3 +182,125 @@ fn only_an_idp_access_denied_is_a_refusal() {
         .message()
         .contains("another browser"));
 }
+
+fn config(extra: &[(&str, &str)]) -> Config {
+    let mut env: std::collections::HashMap<String, String> = [
+        ("OIDC_ISSUER_URL", ISSUER),
+        ("OIDC_CLIENT_ID", "portcullis"),
+        ("OIDC_CLIENT_SECRET", "secret"),
+        (
+            "OIDC_REDIRECT_URL",
+            "https://auth.example.com/oauth2/callback",
+        ),
+        ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("SESSION_LIFETIME", "1h"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Config::from_env_map(env).expect("valid config")
+}
+
+#[test]
+fn session_from_claims_table() {
+    let alice = serde_json::json!({
+        "sub": "alice-id", "email": "alice@example.com", "email_verified": true,
+        "preferred_username": "alice", "groups": ["ops", "dev"],
+    });
+    let cognito = serde_json::json!({
+        "sub": "c-id", "email": "c@example.com", "email_verified": "true",
+        "name": 42, "groups": "cognito-users",
+    });
+    let dave = serde_json::json!({
+        "sub": "dave-id", "email": "dave@example.com", "email_verified": false, "groups": ["ops"],
+    });
+    let no_sub = serde_json::json!({ "email": "x@example.com" });
+    let keycloak = serde_json::json!({"sub": "k", "realm_access": {"roles": ["r1"]}});
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a Value,
+        Result<(&'a str, &'a [&'a str], bool), SessionRefusal>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "defaults",
+            &[],
+            &alice,
+            Ok(("alice-id", &["ops", "dev"], true)),
+        ),
+        (
+            "odd claim types",
+            &[],
+            &cognito,
+            Ok(("c-id", &["cognito-users"], true)),
+        ),
+        (
+            "username from another claim",
+            &[("OIDC_USERNAME_CLAIM", "preferred_username")],
+            &alice,
+            Ok(("alice", &["ops", "dev"], true)),
+        ),
+        (
+            "email as username, verified",
+            &[("OIDC_USERNAME_CLAIM", "email")],
+            &alice,
+            Ok(("alice@example.com", &["ops", "dev"], true)),
+        ),
+        (
+            "email as username, unverified",
+            &[("OIDC_USERNAME_CLAIM", "email")],
+            &dave,
+            Err(SessionRefusal::Username(UsernameError::EmailNotVerified)),
+        ),
+        (
+            "email as username, unverified but allowed",
+            &[
+                ("OIDC_USERNAME_CLAIM", "email"),
+                ("OIDC_ALLOW_UNVERIFIED_EMAIL", "true"),
+            ],
+            &dave,
+            Ok(("dave@example.com", &["ops"], false)),
+        ),
+        (
+            "no username claim",
+            &[],
+            &no_sub,
+            Err(SessionRefusal::Username(UsernameError::Missing {
+                claim: "sub".into(),
+            })),
+        ),
+        (
+            "a global rule refuses",
+            &[("REQUIRE_GROUP", "admins")],
+            &alice,
+            Err(SessionRefusal::Rule {
+                user: "alice-id".into(),
+                rule: DenyReason::NotInRequiredGroup,
+            }),
+        ),
+        (
+            "groups from a nested claim",
+            &[("OIDC_GROUPS_CLAIM", "realm_access.roles")],
+            &keycloak,
+            Ok(("k", &["r1"], false)),
+        ),
+    ];
+    for (what, env, claims, expected) in cases {
+        let got = session_from_claims(claims, &config(env), NOW);
+        match expected {
+            Ok((user, groups, verified)) => {
+                let session = got.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                assert_eq!(session.user, user, "{what}");
+                assert_eq!(session.groups, groups, "{what}");
+                assert_eq!(session.email_verified, verified, "{what}");
+                assert_eq!(session.created_at, NOW, "{what}");
+                assert_eq!(session.expires_at, NOW + 3600, "{what}");
+            }
+            Err(refusal) => assert_eq!(got, Err(refusal), "{what}"),
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use portcullis::config::Config;
+use portcullis::config::{self, Config};
 
 const USAGE: &str = "\
 portcullis: OpenID Connect single sign-on for Traefik, nginx and Caddy forward-auth
@@ -14,9 +14,7 @@ Usage:
                           and print what to register at the IdP and proxy snippets
   portcullis healthcheck  exit 0 when the local instance answers /healthz (for containers)
   portcullis --help       this text
-  portcullis --version    the version
-
-Configuration: see the README's configuration table (OIDC_ISSUER_URL, OIDC_CLIENT_ID, ...).";
+  portcullis --version    the version";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,7 +24,8 @@ fn main() -> ExitCode {
         Some("check") => run(check),
         Some("healthcheck") => run(healthcheck),
         Some("--help" | "-h" | "help") => {
-            println!("{USAGE}");
+            // The usage, then every variable with its default (the variable table).
+            println!("{USAGE}\n\n{}", config::variables_help());
             ExitCode::SUCCESS
         }
         Some("--version" | "-V" | "version") => {
@@ -34,7 +33,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprintln!("portcullis: unknown command {other:?}\n\n{USAGE}");
+            eprintln!(
+                "portcullis: unknown command {other:?}\n\n{USAGE}\n\n\
+                 Configuration: environment variables, listed with their defaults by --help."
+            );
             ExitCode::from(2)
         }
     }
@@ -73,7 +75,7 @@ fn serve() -> anyhow::Result<()> {
 
 fn check() -> anyhow::Result<()> {
     let config = load_config()?;
-    let report = actix_web::rt::System::new().block_on(portcullis::check::run(config));
+    let report = actix_web::rt::System::new().block_on(portcullis::preflight::run(config));
     print!("{}", report.text);
     if report.ok {
         Ok(())
@@ -86,7 +88,7 @@ fn healthcheck() -> anyhow::Result<()> {
     let listen = std::env::var("LISTEN_ADDR")
         .ok()
         .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 4180)));
+        .unwrap_or(config::DEFAULT_LISTEN_ADDR);
     // A wildcard address is reached on loopback; a specific one only on itself.
     let host = match listen.ip() {
         ip if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_string(),

@@ -11,6 +11,8 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::url_text::decode_hex_pair;
+
 /// The keyword that stands for "any IdP group that is a key of the group map".
 const ANY_MAPPED_KEYWORD: &str = "GroupMap";
 
@@ -389,19 +391,6 @@ fn form_decode(raw: &str) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| format!("{raw:?} does not decode to UTF-8 text"))
 }
 
-fn decode_hex_pair(digits: &[u8]) -> Option<u8> {
-    match digits {
-        [high, low] => Some(hex_digit_value(*high)? << 4 | hex_digit_value(*low)?),
-        _ => None,
-    }
-}
-
-fn hex_digit_value(digit: u8) -> Option<u8> {
-    char::from(digit)
-        .to_digit(16)
-        .and_then(|value| u8::try_from(value).ok())
-}
-
 /// The facts about a logged-in user that the rules look at.
 #[derive(Debug, Clone, Copy)]
 pub struct Identity<'a> {
@@ -617,42 +606,6 @@ impl<'a> FirstSeen<'a> {
             self.names.push(name);
         }
     }
-}
-
-/// Renders groups as one header value: names joined with `,`.
-///
-/// Group names may themselves contain commas, so inside each name `%` becomes `%25` and
-/// `,` becomes `%2C`; the upstream splits on `,` and percent-decodes each item. Control
-/// characters (below 0x20, and 0x7f) are percent-encoded as well, so a group name can
-/// never end the header line and inject another header. Everything else, including
-/// non-ASCII text, is passed through unchanged as UTF-8.
-pub fn encode_groups_header(groups: &[&str]) -> String {
-    let mut header = String::with_capacity(groups.iter().map(|g| g.len() + 1).sum());
-    for (i, name) in groups.iter().enumerate() {
-        if i > 0 {
-            header.push(',');
-        }
-        encode_group_name(name, &mut header);
-    }
-    header
-}
-
-fn encode_group_name(name: &str, out: &mut String) {
-    if !name.bytes().any(needs_escape) {
-        out.push_str(name);
-        return;
-    }
-    for character in name.chars() {
-        if character.is_ascii() && needs_escape(character as u8) {
-            out.push_str(&format!("%{:02X}", u32::from(character)));
-        } else {
-            out.push(character);
-        }
-    }
-}
-
-fn needs_escape(byte: u8) -> bool {
-    byte == b'%' || byte == b',' || byte.is_ascii_control()
 }
 
 #[cfg(test)]

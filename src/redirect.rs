@@ -18,6 +18,8 @@
 
 use url::{Host, Url};
 
+use crate::url_text::{hex_value, is_plain_url_byte, parse_port};
+
 /// Longest candidate we look at. Real return-to URLs are far shorter; longer ones are
 /// either junk or an attempt to push the interesting part past some log or header
 /// limit, and browsers cap `Location` lengths anyway.
@@ -116,7 +118,7 @@ impl AllowedRedirects {
     /// (`/foo?bar`) is resolved against its origin and needs no allow-list entry.
     /// Anything else must be an absolute `http`/`https` URL without userinfo whose host
     /// and port match an entry.
-    pub fn check(&self, candidate: &str, base: &Url) -> Option<Url> {
+    pub fn resolve(&self, candidate: &str, base: &Url) -> Option<Url> {
         if candidate.is_empty() || candidate.len() > MAX_CANDIDATE_LEN {
             return None;
         }
@@ -128,12 +130,12 @@ impl AllowedRedirects {
             return None;
         }
         match candidate.as_bytes().first() {
-            Some(b'/') => check_relative(candidate, base),
-            _ => self.check_absolute(candidate),
+            Some(b'/') => resolve_relative(candidate, base),
+            _ => self.resolve_absolute(candidate),
         }
     }
 
-    fn check_absolute(&self, candidate: &str) -> Option<Url> {
+    fn resolve_absolute(&self, candidate: &str) -> Option<Url> {
         let raw_authority = raw_authority(candidate)?;
         let url = Url::parse(candidate).ok()?;
         if !is_http_scheme(url.scheme()) || has_userinfo(&url) {
@@ -144,6 +146,12 @@ impl AllowedRedirects {
         // compare is literally the host that was written, which is what a human
         // reviewing logs or an allow-list expects.
         if !authority_is_canonical(raw_authority, &url) {
+            return None;
+        }
+        // As for relative targets: dot segments can leave a path that starts with `//`
+        // (`https://app.example.com/..//evil.com`), which an app later handed only the path
+        // reads as another host.
+        if url.path().starts_with("//") {
             return None;
         }
         let host = url.host()?.to_owned();
@@ -163,7 +171,7 @@ impl AllowedRedirects {
 }
 
 /// Resolves `/path?query#fragment` against our own origin.
-fn check_relative(candidate: &str, base: &Url) -> Option<Url> {
+fn resolve_relative(candidate: &str, base: &Url) -> Option<Url> {
     let after_slash = candidate.get(1..)?;
     // `//host` is protocol-relative: it names another host, not a path.
     if after_slash.starts_with('/') {
@@ -354,27 +362,12 @@ fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
-/// A decimal port in 1..=65535 written with digits only (no sign, no spaces).
-fn parse_port(text: &str) -> Option<u16> {
-    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse::<u16>().ok().filter(|&p| p != 0)
-}
-
 fn is_http_scheme(scheme: &str) -> bool {
     scheme == "http" || scheme == "https"
 }
 
 fn has_userinfo(url: &Url) -> bool {
     !url.username().is_empty() || url.password().is_some()
-}
-
-/// Printable ASCII other than `\`. Space, tabs, newlines, DEL, C1 controls, and every
-/// non-ASCII character (including look-alike letters, full-width dots and Unicode
-/// spaces) are refused: a browser would strip, map or IDNA-convert them.
-fn is_plain_url_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && b != b'\\'
 }
 
 /// `%00`–`%1F` and `%7F` anywhere: the encoded forms of the bytes refused above, which
@@ -392,12 +385,10 @@ fn has_encoded_control(candidate: &str) -> bool {
     })
 }
 
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 #[cfg(test)]
 #[path = "redirect_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "redirect_props.rs"]
+mod props;

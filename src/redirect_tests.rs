@@ -68,6 +68,14 @@ const TABLE: &[Case] = &[
         "https://app.example.com:443/",
         Some("https://app.example.com/"),
     ),
+    // Absolute targets whose path reads as protocol-relative, written or after dot segments.
+    ("https://app.example.com//evil.com", None),
+    ("https://app.example.com/..//evil.com", None),
+    ("https://auth.example.com/.//evil.com", None),
+    (
+        "https://app.example.com/a//b",
+        Some("https://app.example.com/a//b"),
+    ),
     // A same-origin path that merely *contains* a URL is still our own path.
     (
         "/https://evil.com",
@@ -201,7 +209,7 @@ fn table_of_payloads() {
     let base = base();
     let mut failures = Vec::new();
     for (candidate, expected) in TABLE {
-        let got = allowed.check(candidate, &base);
+        let got = allowed.resolve(candidate, &base);
         let got = got.as_ref().map(Url::as_str);
         if got != *expected {
             failures.push(format!("{candidate:?}: expected {expected:?}, got {got:?}"));
@@ -216,9 +224,9 @@ fn overlong_candidates_are_refused() {
     let allowed = allowed();
     let base = base();
     let at_limit = format!("/{}", "a".repeat(MAX_CANDIDATE_LEN - 1));
-    assert!(allowed.check(&at_limit, &base).is_some());
+    assert!(allowed.resolve(&at_limit, &base).is_some());
     let over = format!("/{}", "a".repeat(MAX_CANDIDATE_LEN));
-    assert_eq!(allowed.check(&over, &base), None);
+    assert_eq!(allowed.resolve(&over, &base), None);
 }
 
 #[test]
@@ -227,17 +235,17 @@ fn relative_paths_need_no_entries_and_keep_base_origin() {
     assert!(empty.is_empty());
     let base = Url::parse("http://127.0.0.1:4180/callback").expect("base");
     assert_eq!(
-        empty.check("/x?y", &base).map(String::from),
+        empty.resolve("/x?y", &base).map(String::from),
         Some("http://127.0.0.1:4180/x?y".to_owned())
     );
-    assert_eq!(empty.check("http://127.0.0.1:4180/x", &base), None);
+    assert_eq!(empty.resolve("http://127.0.0.1:4180/x", &base), None);
 }
 
 #[test]
 fn relative_paths_refuse_an_unusable_base() {
     let allowed = allowed();
     let base = Url::parse("data:text/plain,hi").expect("base");
-    assert_eq!(allowed.check("/x", &base), None);
+    assert_eq!(allowed.resolve("/x", &base), None);
 }
 
 #[test]
@@ -265,10 +273,10 @@ fn parse_accepts_every_entry_form() {
     assert_eq!(any.entries[0].port, PortRule::Any);
     assert_eq!(any.entries[1].port, PortRule::Any);
     let base = base();
-    assert!(list.check("http://[::1]:9000/", &base).is_some());
-    assert!(list.check("http://[::1]:9001/", &base).is_none());
-    assert!(list.check("http://127.0.0.1:1234/", &base).is_none());
-    assert!(list.check("http://127.0.0.1/", &base).is_some());
+    assert!(list.resolve("http://[::1]:9000/", &base).is_some());
+    assert!(list.resolve("http://[::1]:9001/", &base).is_none());
+    assert!(list.resolve("http://127.0.0.1:1234/", &base).is_none());
+    assert!(list.resolve("http://127.0.0.1/", &base).is_some());
 }
 
 #[test]
@@ -276,10 +284,10 @@ fn parse_normalises_internationalised_names() {
     let list = AllowedRedirects::parse("b\u{fc}cher.example").expect("IDN entry");
     let base = base();
     assert!(list
-        .check("https://xn--bcher-kva.example/", &base)
+        .resolve("https://xn--bcher-kva.example/", &base)
         .is_some());
     assert!(list
-        .check("https://XN--BCHER-KVA.example/", &base)
+        .resolve("https://XN--BCHER-KVA.example/", &base)
         .is_some());
 }
 
@@ -339,19 +347,19 @@ fn add_host_extends_the_list() {
     let base = base();
     list.add_host("Auth.Example.com", Some(443));
     assert!(!list.is_empty());
-    assert!(list.check("https://auth.example.com/x", &base).is_some());
+    assert!(list.resolve("https://auth.example.com/x", &base).is_some());
     assert!(list
-        .check("https://auth.example.com:8443/x", &base)
+        .resolve("https://auth.example.com:8443/x", &base)
         .is_none());
 
     list.add_host(".example.net", None);
-    assert!(list.check("http://a.example.net:81/", &base).is_none());
-    assert!(list.check("http://a.example.net/", &base).is_some());
-    assert!(list.check("http://example.net/", &base).is_some());
-    assert!(list.check("http://badexample.net/", &base).is_none());
+    assert!(list.resolve("http://a.example.net:81/", &base).is_none());
+    assert!(list.resolve("http://a.example.net/", &base).is_some());
+    assert!(list.resolve("http://example.net/", &base).is_some());
+    assert!(list.resolve("http://badexample.net/", &base).is_none());
 
     list.add_host("[::1]", Some(8080));
-    assert!(list.check("http://[::1]:8080/", &base).is_some());
+    assert!(list.resolve("http://[::1]:8080/", &base).is_some());
 
     // Adding twice keeps one entry; unparsable hosts are skipped.
     let before = list.entries.len();

@@ -5,19 +5,20 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{pages, session_cookie, unix_now, AppState};
+use super::{pages, query_param, session_cookie, signed_in, unix_now, AppState};
+use crate::claims::UsernameError;
 use crate::crypto;
-use crate::error::AppError;
-use crate::login::{self, CallbackFailure, CallbackParams, LoginState, LOGIN_TTL_SECS};
+use crate::http::error::AppError;
+use crate::login::{
+    self, CallbackFailure, CallbackParams, LoginState, SessionRefusal, LOGIN_TTL_SECS,
+};
 use crate::oidc::OidcError;
-use crate::policy::{self, Decision, Identity, RouteRules};
-use crate::session::Session;
 
 /// Where a browser may be sent: the checked `rd`, or our own root.
 pub fn safe_return_to(state: &AppState, candidate: Option<&str>) -> String {
     let base = &state.config.redirect_url;
     candidate
-        .and_then(|rd| state.config.allowed_redirects.check(rd, base))
+        .and_then(|rd| state.config.allowed_redirects.resolve(rd, base))
         .map(|url| url.to_string())
         .unwrap_or_else(|| {
             let mut root = base.clone();
@@ -28,7 +29,7 @@ pub fn safe_return_to(state: &AppState, candidate: Option<&str>) -> String {
 
 /// Starts a login: seals it into this browser's login cookie (nothing is stored server-side)
 /// and sends the browser to the provider.
-pub async fn begin(state: &AppState, return_to: &str) -> Result<HttpResponse, AppError> {
+pub fn begin(state: &AppState, return_to: &str) -> Result<HttpResponse, AppError> {
     let return_to = safe_return_to(state, Some(return_to));
     let request = state
         .oidc
@@ -65,14 +66,12 @@ pub fn requested_return(raw_query: &str) -> Option<String> {
             return Some(rest.to_string());
         }
     }
-    url::form_urlencoded::parse(raw_query.as_bytes())
-        .find(|(key, _)| key == "rd")
-        .map(|(_, value)| value.into_owned())
+    query_param(raw_query, "rd")
 }
 
 pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let return_to = safe_return_to(&state, requested_return(req.query_string()).as_deref());
-    begin(&state, &return_to).await
+    begin(&state, &return_to)
 }
 
 fn failed(failure: &CallbackFailure) -> AppError {
@@ -145,44 +144,20 @@ pub async fn callback(
     if config.log_claims {
         tracing::debug!(claims = %claims, "claims of a new login");
     }
-    let user = crate::claims::username(
-        claims,
-        &config.username_claim,
-        config.allow_unverified_email,
-    )
-    .map_err(|err| AppError::LoginFailed {
-        message: err.page_message(),
-        detail: err.to_string(),
-        status: match err {
-            crate::claims::UsernameError::Missing { .. } => StatusCode::BAD_REQUEST,
-            // An email nobody proved is not an identity: refused, like a rule refuses.
-            crate::claims::UsernameError::EmailNotVerified => StatusCode::FORBIDDEN,
-        },
+    let session = login::session_from_claims(claims, config, unix_now()).map_err(|refusal| {
+        match refusal {
+            SessionRefusal::Username(err) => AppError::LoginFailed {
+                message: err.page_message(),
+                detail: err.to_string(),
+                status: match err {
+                    UsernameError::Missing { .. } => StatusCode::BAD_REQUEST,
+                    // An email nobody proved is not an identity: refused, like a rule refuses.
+                    UsernameError::EmailNotVerified => StatusCode::FORBIDDEN,
+                },
+            },
+            SessionRefusal::Rule { user, rule } => AppError::LoginRefused { user, rule },
+        }
     })?;
-    let session_now = unix_now();
-    let session = Session {
-        email: crate::claims::string_claim(claims, "email"),
-        email_verified: crate::claims::bool_claim(claims, "email_verified"),
-        preferred_username: crate::claims::string_claim(claims, "preferred_username"),
-        groups: crate::claims::groups(claims, &config.groups_claim),
-        created_at: session_now,
-        expires_at: session_now + config.session_lifetime.as_secs(),
-        user,
-    };
-    let idp_groups: Vec<&str> = session.groups.iter().map(String::as_str).collect();
-    let identity = Identity {
-        username: &session.user,
-        email: session.email.as_deref(),
-        email_verified: session.email_verified,
-        idp_groups: &idp_groups,
-    };
-    if let Decision::Deny(reason) = policy::decide(&config.rules, &RouteRules::default(), &identity)
-    {
-        return Err(AppError::LoginRefused {
-            user: session.user.clone(),
-            rule: reason.as_str(),
-        });
-    }
 
     // Only what a later request uses is kept: the ID token, as the `id_token_hint` of an
     // IdP logout, and only when IdP logout is configured. Refresh and access tokens are never
@@ -202,7 +177,7 @@ pub async fn callback(
         None => None,
     };
     // A fresh id at every login: a session id known before login is worth nothing after it.
-    if let Ok(old_id) = session_cookie::session_id(&req, config, &state.keys) {
+    if let Ok(old_id) = signed_in::session_id(&req, config, &state.keys) {
         state.store.delete_session(old_id).await?;
     }
     let id = crypto::random_id();

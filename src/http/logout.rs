@@ -7,9 +7,9 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use url::Url;
 
-use super::{pages, query_param, session_cookie, AppState};
+use super::{pages, query_param, session_cookie, signed_in, AppState};
 use crate::config::Config;
-use crate::error::AppError;
+use crate::http::error::AppError;
 
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
@@ -61,7 +61,7 @@ fn origin_allowed(config: &Config, origin: &str) -> bool {
     origin == own
         || config
             .allowed_redirects
-            .check(origin, &config.redirect_url)
+            .resolve(origin, &config.redirect_url)
             // An Origin is scheme, host and port only; anything more is not an origin.
             .is_some_and(|url| url.path() == "/" && url.query().is_none())
 }
@@ -110,12 +110,12 @@ pub async fn sign_out(
         }
     }
     let mut id_token = None;
-    if let Ok(id) = session_cookie::session_id(&req, config, &state.keys) {
+    if let Ok(id) = signed_in::session_id(&req, config, &state.keys) {
         id_token = id_token_of(&state, id).await;
         state.store.delete_session(id).await?;
     }
     let rd = query_param(req.query_string(), "rd")
-        .and_then(|rd| config.allowed_redirects.check(&rd, &config.redirect_url));
+        .and_then(|rd| config.allowed_redirects.resolve(&rd, &config.redirect_url));
     let at_idp = config.post_logout_redirect_url.as_ref().and_then(|back| {
         let carried = rd.as_ref().map(Url::as_str).unwrap_or("");
         state
@@ -130,7 +130,7 @@ pub async fn sign_out(
 pub async fn signed_out(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let config = &state.config;
     let rd = query_param(req.query_string(), "state")
-        .and_then(|rd| config.allowed_redirects.check(&rd, &config.redirect_url));
+        .and_then(|rd| config.allowed_redirects.resolve(&rd, &config.redirect_url));
     leave(&state, rd)
 }
 

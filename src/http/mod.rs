@@ -1,12 +1,18 @@
 //! Thin actix handlers: extract, call the pure modules, answer.
 
 pub mod auth;
+pub mod error;
 pub mod health;
+pub mod identity_headers;
 pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod session_cookie;
+pub mod signed_in;
 pub mod userinfo;
+
+#[cfg(test)]
+mod handler_tests;
 
 use std::sync::Mutex;
 use std::time::Instant;

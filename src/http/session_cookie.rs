@@ -1,4 +1,4 @@
-//! Reading and writing portcullis' cookies.
+//! Reading and writing portcullis' cookies: the session cookie and the chunked login cookies.
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::HttpRequest;
@@ -7,22 +7,7 @@ use crate::config::Config;
 use crate::crypto::Keys;
 use crate::login::{LOGIN_TTL_SECS, MAX_COOKIE_CHUNKS};
 
-/// The session id in the request's session cookie, if the cookie is present once and its
-/// signature holds. Which of these failed is returned for the debug log.
-pub fn session_id<'r>(
-    req: &'r HttpRequest,
-    config: &Config,
-    keys: &Keys,
-) -> Result<&'r str, &'static str> {
-    let value = match cookie_value(req, &config.cookie_name) {
-        CookieValue::Missing => return Err("no session cookie"),
-        CookieValue::Repeated => return Err("session cookie sent more than once"),
-        CookieValue::Once(value) => value,
-    };
-    keys.verify(value).map_err(|_| "session cookie not valid")
-}
-
-enum CookieValue<'r> {
+pub(crate) enum CookieValue<'r> {
     Missing,
     Once(&'r str),
     /// Sent more than once: a sibling subdomain may have planted one (cookie tossing), and
@@ -34,7 +19,7 @@ enum CookieValue<'r> {
 /// stores every cookie of the request on each call; the auth check needs one, and its value
 /// is checked byte for byte by the signature, so no cookie parser is needed to read it (a
 /// quoted or encoded value simply fails the signature).
-fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> CookieValue<'r> {
+pub(crate) fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> CookieValue<'r> {
     let mut found = CookieValue::Missing;
     let pairs = req
         .headers()
@@ -235,6 +220,7 @@ mod tests {
 
     #[test]
     fn a_session_cookie_sent_twice_is_no_session() {
+        use crate::http::signed_in::{session_id, NotSignedIn};
         let config = config(&[]);
         let keys = Keys::derive(b"0123456789abcdef0123456789abcdef").expect("keys");
         let id = crate::crypto::random_id();
@@ -244,7 +230,7 @@ mod tests {
         let twice = request_with_cookies(&format!("_portcullis={signed}; _portcullis={signed}"));
         assert_eq!(
             session_id(&twice, &config, &keys),
-            Err("session cookie sent more than once")
+            Err(NotSignedIn::CookieRepeated)
         );
         let planted = request_with_cookies(&format!("_portcullis=planted; _portcullis={signed}"));
         assert!(session_id(&planted, &config, &keys).is_err());
@@ -253,7 +239,10 @@ mod tests {
             request_with_cookies(&format!("_portcullis_login_abc=x; _portcullis={signed}"));
         assert_eq!(session_id(&with_login, &config, &keys), Ok(id.as_str()));
         let none = request_with_cookies("other=1");
-        assert_eq!(session_id(&none, &config, &keys), Err("no session cookie"));
+        assert_eq!(
+            session_id(&none, &config, &keys),
+            Err(NotSignedIn::NoCookie)
+        );
     }
 
     #[test]

@@ -3,32 +3,30 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{auth, unix_now, AppState};
+use super::error::AppError;
+use super::{signed_in, unix_now, AppState};
 use crate::claims;
-use crate::error::AppError;
 use crate::policy;
 
 pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let stored = auth::stored_session(&req, &state)
-        .await?
-        .map_err(|reason| AppError::NotSignedIn { reason })?;
-    let session = stored
-        .live_view(unix_now())
-        .map_err(|reason| AppError::NotSignedIn { reason })?;
-    let groups = policy::upstream_groups(&state.config.rules, &session.groups);
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "user": session.user,
-            "email": claims::forwarded_email(
-                session.email,
-                session.email_verified,
-                state.config.allow_unverified_email,
-            ),
-            "preferred_username": session.preferred_username,
-            "groups": groups,
-        })))
+    signed_in::with_session(&req, &state, unix_now(), |session| {
+        let session = session.map_err(|reason| AppError::NotSignedIn { reason })?;
+        let groups = policy::upstream_groups(&state.config.rules, &session.groups);
+        Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({
+                "user": session.user,
+                "email": claims::forwarded_email(
+                    session.email,
+                    session.email_verified,
+                    state.config.allow_unverified_email,
+                ),
+                "preferred_username": session.preferred_username,
+                "groups": groups,
+            })))
+    })
+    .await?
 }

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::store::Space;
+use super::codec::StoredSession;
+use super::keys::Space;
 
 #[derive(Clone, Default)]
 pub struct MemoryStore {
@@ -120,12 +121,41 @@ impl MemoryStore {
             .count()
     }
 
-    /// The ids in `space` whose live value satisfies `wanted`.
-    pub fn ids_where(&self, space: Space, wanted: impl Fn(&[u8]) -> bool) -> Vec<String> {
+    /// A session and its sealed tokens, under one lock.
+    pub fn put_session(&self, id: &str, session: Vec<u8>, tokens: Option<Vec<u8>>, ttl: Duration) {
         let now = Instant::now();
-        self.read().spaces[index(space)]
+        let mut inner = self.write();
+        inner.sweep_if_due(now);
+        let expires = now + ttl;
+        inner.spaces[index(Space::Session)].insert(
+            id.into(),
+            Entry {
+                value: session.into(),
+                expires,
+            },
+        );
+        if let Some(tokens) = tokens {
+            inner.spaces[index(Space::Tokens)].insert(
+                id.into(),
+                Entry {
+                    value: tokens.into(),
+                    expires,
+                },
+            );
+        }
+    }
+
+    /// The ids of `user`'s live sessions, found by scanning them (see the module comment).
+    pub fn user_session_ids(&self, user: &str) -> Vec<String> {
+        let now = Instant::now();
+        self.read().spaces[index(Space::Session)]
             .iter()
-            .filter(|(_, entry)| entry.expires > now && wanted(&entry.value))
+            .filter(|(_, entry)| entry.expires > now)
+            .filter(|(_, entry)| {
+                StoredSession::new(entry.value.clone())
+                    .view()
+                    .is_ok_and(|view| view.user == user)
+            })
             .map(|(id, _)| id.to_string())
             .collect()
     }

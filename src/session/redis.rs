@@ -6,8 +6,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::store::Space;
-use super::StoreError;
+use super::error::StoreError;
+use super::keys::Space;
 
 /// Bounds every Redis round trip, so that an unreachable Redis turns into a denial within
 /// seconds instead of a hanging proxy.
@@ -32,7 +32,7 @@ fn is_lost_connection(err: &redis::RedisError) -> bool {
 }
 
 fn key(space: Space, id: &str) -> String {
-    [space.prefix(), id].concat()
+    space.key(id)
 }
 
 impl RedisStore {
@@ -156,36 +156,55 @@ impl RedisStore {
         self.run(redis::cmd("DEL").arg(keys)).await
     }
 
-    pub async fn add_to_set(
+    /// A session, its sealed tokens and its place in its user's index, in one round trip.
+    pub async fn put_session(
         &self,
-        space: Space,
-        set: &str,
-        member: &str,
+        id: &str,
+        session: Vec<u8>,
+        tokens: Option<Vec<u8>>,
+        user: &str,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let key = key(space, set);
+        let millis = ttl.as_millis().max(1) as u64;
         let seconds = ttl.as_secs().max(1);
+        let index = key(Space::User, user);
         let mut pipe = redis::pipe();
         pipe.atomic()
-            .cmd("SADD")
-            .arg(&key)
-            .arg(member)
+            .cmd("SET")
+            .arg(key(Space::Session, id))
+            .arg(session)
+            .arg("PX")
+            .arg(millis)
+            .ignore();
+        if let Some(tokens) = tokens {
+            pipe.cmd("SET")
+                .arg(key(Space::Tokens, id))
+                .arg(tokens)
+                .arg("PX")
+                .arg(millis)
+                .ignore();
+        }
+        pipe.cmd("SADD")
+            .arg(&index)
+            .arg(id)
             .ignore()
             // GT: the index lives as long as its longest-lived session.
             .cmd("EXPIRE")
-            .arg(&key)
+            .arg(&index)
             .arg(seconds)
             .arg("GT")
             .ignore()
             .cmd("EXPIRE")
-            .arg(&key)
+            .arg(&index)
             .arg(seconds)
             .arg("NX")
             .ignore();
         self.run_pipeline::<()>(&pipe).await
     }
 
-    pub async fn set_members(&self, space: Space, set: &str) -> Result<Vec<String>, StoreError> {
-        self.run(redis::cmd("SMEMBERS").arg(key(space, set))).await
+    /// The ids in `user`'s index (some may have expired since).
+    pub async fn user_session_ids(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        self.run(redis::cmd("SMEMBERS").arg(key(Space::User, user)))
+            .await
     }
 }

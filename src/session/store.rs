@@ -1,60 +1,19 @@
 //! The session store: one small surface, two backends (memory and Redis).
 //!
 //! An enum rather than a trait object: there are exactly two backends, dispatch stays static on
-//! the hot path, and no async-trait boxing is needed. Serialisation lives here and in
-//! `session::encode`, so both backends only move bytes; each backend names its own keys from a
-//! [`Space`] and an id, so the memory store keys its maps without building strings.
+//! the hot path, and no async-trait boxing is needed. Encoding lives in the codec, so both
+//! backends only move bytes; each names its own keys from a [`Space`] and an id, and each keeps
+//! its own index of a user's sessions.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::codec::{encode, Session, StoredSession};
+use super::error::StoreError;
+use super::keys::Space;
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
-use super::{Session, StoredSession};
-
-/// The kinds of entries kept, each in its own key space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Space {
-    /// session id -> encoded [`Session`]
-    Session,
-    /// session id -> sealed tokens
-    Tokens,
-    /// `state` -> a marker that the login was completed (see [`Store::claim_login`])
-    Login,
-    /// username -> set of that user's session ids (Redis only)
-    User,
-    /// probes written by [`Store::ping`]
-    Ping,
-}
-
-impl Space {
-    pub const ALL: [Space; 5] = [
-        Space::Session,
-        Space::Tokens,
-        Space::Login,
-        Space::User,
-        Space::Ping,
-    ];
-
-    /// The Redis key prefix (documented in the README for revocation by hand).
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Space::Session => "portcullis:session:",
-            Space::Tokens => "portcullis:tokens:",
-            Space::Login => "portcullis:login:",
-            Space::User => "portcullis:user:",
-            Space::Ping => "portcullis:ping:",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("session store unavailable: {0}")]
-    Unavailable(String),
-    #[error("stored value is unreadable: {0}")]
-    Corrupt(String),
-}
+use crate::config::Config;
 
 // One Store exists per process; the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -71,6 +30,14 @@ impl Store {
 
     pub fn redis(url: &str) -> Result<Store, StoreError> {
         RedisStore::new(url).map(Store::Redis)
+    }
+
+    /// The store `REDIS_URL` names, or the memory store without it.
+    pub fn from_config(config: &Config) -> Result<Store, StoreError> {
+        match &config.redis_url {
+            Some(url) => Store::redis(url.expose()),
+            None => Ok(Store::memory()),
+        }
     }
 
     pub fn kind(&self) -> &'static str {
@@ -124,8 +91,8 @@ impl Store {
         Ok(self.get(Space::Session, id).await?.map(StoredSession::new))
     }
 
-    /// Stores a session, its sealed tokens (if any), and indexes it under its user so that all
-    /// of a user's sessions can be revoked at once.
+    /// Stores a session and its sealed tokens (if any), indexed under its user so that all of
+    /// a user's sessions can be revoked at once.
     pub async fn put_session(
         &self,
         id: &str,
@@ -133,16 +100,14 @@ impl Store {
         sealed_tokens: Option<String>,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.set(Space::Session, id, super::encode(session)?, ttl)
-            .await?;
-        if let Some(tokens) = sealed_tokens {
-            self.set(Space::Tokens, id, tokens.into_bytes(), ttl)
-                .await?;
-        }
+        let bytes = encode(session)?;
+        let tokens = sealed_tokens.map(String::into_bytes);
         match self {
-            // The memory store finds a user's sessions by scanning them (see memory.rs).
-            Store::Memory(_) => Ok(()),
-            Store::Redis(r) => r.add_to_set(Space::User, &session.user, id, ttl).await,
+            Store::Memory(m) => {
+                m.put_session(id, bytes, tokens, ttl);
+                Ok(())
+            }
+            Store::Redis(r) => r.put_session(id, bytes, tokens, &session.user, ttl).await,
         }
     }
 
@@ -162,12 +127,8 @@ impl Store {
     /// Revokes every session of a user; returns how many live sessions were removed.
     pub async fn delete_user_sessions(&self, user: &str) -> Result<usize, StoreError> {
         let ids = match self {
-            Store::Memory(m) => m.ids_where(Space::Session, |bytes| {
-                StoredSession::new(bytes)
-                    .view()
-                    .is_ok_and(|view| view.user == user)
-            }),
-            Store::Redis(r) => r.set_members(Space::User, user).await?,
+            Store::Memory(m) => m.user_session_ids(user),
+            Store::Redis(r) => r.user_session_ids(user).await?,
         };
         let sessions: Vec<(Space, &str)> =
             ids.iter().map(|id| (Space::Session, id.as_str())).collect();

@@ -1,7 +1,8 @@
 //! One suite, run against both backends (the Redis run starts a real `redis-server`).
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use portcullis_testkit::{free_port, RedisServer};
 
 use super::*;
 
@@ -93,46 +94,11 @@ async fn memory_store_passes_the_shared_suite() {
     shared_suite(&Store::memory()).await;
 }
 
-struct RedisProcess(Child);
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 #[tokio::test]
 async fn redis_store_passes_the_shared_suite() {
-    let port = free_port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (apt-get install redis-server)");
-    let _guard = RedisProcess(child);
-    let store = Store::redis(&format!("redis://127.0.0.1:{port}")).expect("client");
-    let mut ready = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "redis-server did not start");
+    // Answers PING before start() returns; stopped (and its folder removed) when dropped.
+    let redis = RedisServer::start();
+    let store = Store::redis(&redis.url()).expect("client");
     shared_suite(&store).await;
 }
 

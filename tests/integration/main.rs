@@ -2,6 +2,9 @@
 //! redis-server, the real test IdP (oidc-provider), real Traefik, nginx and Caddy, and
 //! portcullis itself, all on loopback.
 
+// A test that cannot go on fails loudly: unwrap, expect and panic are how tests say so.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

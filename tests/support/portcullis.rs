@@ -7,49 +7,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use portcullis_testkit::{free_port, wait};
 
-use super::idp::Idp;
-use super::ports::free_port;
-
-/// A 32+ byte secret used by every test instance.
-pub const COOKIE_SECRET: &str = "test-cookie-secret-0123456789abcdef";
-pub const COOKIE_NAME: &str = "_portcullis";
-/// The variables portcullis cannot start without (each secret may be given as `_FILE` instead).
-pub const REQUIRED: &[&str] = &[
-    "OIDC_ISSUER_URL",
-    "OIDC_CLIENT_ID",
-    "OIDC_CLIENT_SECRET",
-    "OIDC_REDIRECT_URL",
-    "COOKIE_SECRET",
-];
+// The environment lives in the kit (the bench starts the binary with it too); named here as
+// well, where the tests have always found it.
+pub use portcullis_testkit::env::{test_env, COOKIE_NAME, COOKIE_SECRET, REQUIRED};
 
 pub struct Portcullis {
     port: u16,
     env: HashMap<String, String>,
     running: Option<(ServerHandle, JoinHandle<()>)>,
-}
-
-/// The environment of a test instance: the IdP's client, callback on `public_base`, plain http.
-pub fn test_env(idp: &Idp, public_base: &str, redis_url: Option<&str>) -> HashMap<String, String> {
-    let mut env: HashMap<String, String> = [
-        ("OIDC_ISSUER_URL", idp.issuer()),
-        ("OIDC_CLIENT_ID", idp.client_id()),
-        ("OIDC_CLIENT_SECRET", idp.client_secret()),
-        (
-            "OIDC_REDIRECT_URL",
-            format!("{public_base}/oauth2/callback"),
-        ),
-        ("OIDC_SCOPES", "openid profile email groups".to_string()),
-        ("COOKIE_SECRET", COOKIE_SECRET.to_string()),
-        ("COOKIE_SECURE", "false".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    if let Some(url) = redis_url {
-        env.insert("REDIS_URL".into(), url.to_string());
-    }
-    env
 }
 
 impl Portcullis {
@@ -113,9 +80,9 @@ impl Portcullis {
             .expect("portcullis did not report its start")
             .unwrap_or_else(|e| panic!("portcullis failed to start: {e}"));
         self.running = Some((handle, thread));
-        super::wait::wait_for_http(
+        wait::wait_for_http(
             &format!("{}/healthz", self.base_url()),
-            super::wait::STARTUP_TIMEOUT,
+            wait::STARTUP_TIMEOUT,
             |s| s == 200,
         )
         .expect("portcullis /healthz");

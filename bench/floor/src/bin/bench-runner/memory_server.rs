@@ -11,20 +11,21 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use portcullis::crypto::Keys;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::fill;
 use crate::procs;
+use crate::sessions;
 
-#[derive(Serialize)]
-struct Ready {
-    sessions: u64,
-    sealed_len: usize,
-    rss_kb_at_start: u64,
-    rss_kb_serving_empty: u64,
-    rss_kb_filled: u64,
-    hwm_kb_filled: u64,
-    fill_seconds: f64,
+/// What the filled server reports in its `--ready` file (the runner reads it back).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ready {
+    pub sessions: u64,
+    pub sealed_len: usize,
+    pub rss_kb_at_start: u64,
+    pub rss_kb_serving_empty: u64,
+    pub rss_kb_filled: u64,
+    pub hwm_kb_filled: u64,
+    pub fill_seconds: f64,
 }
 
 pub fn main(args: &[String]) -> anyhow::Result<()> {
@@ -63,7 +64,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
         // Let the workers start before measuring the empty server.
         actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
         let rss_kb_serving_empty = procs::status_kb(pid, "VmRSS")?;
-        let sealed = fill::sealed_tokens(&keys, sealed_len)?;
+        let sealed = sessions::sealed_tokens(&keys, sealed_len)?;
         let sealed = (!sealed.is_empty()).then_some(sealed);
         let started = Instant::now();
         // The session the runner's cookie names: like alice's login.
@@ -71,9 +72,9 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
             .store
             .put_session(
                 &cookie_id,
-                &fill::session("alice", vec!["admins".into(), "ops".into()]),
+                &sessions::session("alice", vec!["admins".into(), "ops".into()]),
                 sealed.clone(),
-                fill::TTL,
+                sessions::TTL,
             )
             .await?;
         for i in 1..sessions {
@@ -83,9 +84,9 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
                 .store
                 .put_session(
                     &id,
-                    &fill::session(&user, fill::groups(2)),
+                    &sessions::session(&user, sessions::groups(2)),
                     sealed.clone(),
-                    fill::TTL,
+                    sessions::TTL,
                 )
                 .await?;
         }

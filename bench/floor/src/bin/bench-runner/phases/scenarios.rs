@@ -1,0 +1,228 @@
+//! The main phase: every scenario, checked once by hand, then measured in interleaved rounds
+//! at the first level of sessions in Redis.
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crate::bench::Bench;
+use crate::processes::{children_of, Processes};
+use crate::procs;
+use crate::scenario::{
+    auth_headers, auth_url, forward_auth_headers, forward_auth_url, preflight, Scenario,
+};
+
+use super::fill::ExtraSessions;
+use super::logins::{Logins, USER};
+use super::setup::{Floors, Servers};
+use super::Context;
+
+/// Peak RSS (VmHWM, kB) of the servers after the main phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct HwmAfterMain {
+    #[serde(rename = "portcullis-redis")]
+    pub portcullis_redis: u64,
+    #[serde(rename = "portcullis-memory")]
+    pub portcullis_memory: u64,
+    #[serde(rename = "floor-a")]
+    pub floor_a: u64,
+    #[serde(rename = "floor-b")]
+    pub floor_b: u64,
+}
+
+pub struct MainPhase {
+    /// The scenarios (only those of --only, if given); later phases measure some again.
+    pub scenarios: Vec<Scenario>,
+    pub hwm_after_main: HwmAfterMain,
+}
+
+pub fn run(
+    cx: &Context,
+    bench: &mut Bench,
+    live: &mut Processes,
+    servers: &Servers,
+    floors: &Floors,
+    logins: &Logins,
+    extra: &ExtraSessions,
+) -> anyhow::Result<MainPhase> {
+    let options = cx.options;
+    let mut scenarios = scenarios(live, servers, floors, logins, extra);
+    if !options.only.is_empty() {
+        scenarios.retain(|s| options.only.contains(&s.name));
+        if scenarios.is_empty() {
+            bail!("--only matches no scenario");
+        }
+    }
+    for s in &scenarios {
+        cx.rt.block_on(preflight(&cx.client, s))?;
+    }
+    println!(
+        "preflight: every scenario answers as expected ({} scenarios)",
+        scenarios.len()
+    );
+
+    let max_c = *options.connections.iter().max().unwrap_or(&16);
+    if options.warmup {
+        println!("warm-up (1 s per scenario, statuses checked, not reported)");
+        bench.ours = live.all_pids();
+        for s in &scenarios {
+            bench.round("warmup", s, max_c, 0, 1)?;
+        }
+    }
+    println!("main phase: {} sessions in Redis", options.levels[0]);
+    let all: Vec<&Scenario> = scenarios.iter().collect();
+    bench.interleaved("main", &all, live)?;
+    let hwm = |name: &str| procs::status_kb(live.pid(name), "VmHWM");
+    let hwm_after_main = HwmAfterMain {
+        portcullis_redis: hwm("portcullis-redis")?,
+        portcullis_memory: hwm("portcullis-memory")?,
+        floor_a: hwm("floor-a")?,
+        floor_b: hwm("floor-b")?,
+    };
+    Ok(MainPhase {
+        scenarios,
+        hwm_after_main,
+    })
+}
+
+/// Every scenario of the main phase, in the order they run.
+fn scenarios(
+    live: &Processes,
+    servers: &Servers,
+    floors: &Floors,
+    logins: &Logins,
+    extra: &ExtraSessions,
+) -> Vec<Scenario> {
+    let pids = live.pids();
+    let pid = |name: &str| (name.to_string(), pids.get(name).copied().unwrap_or(0));
+    let nginx_pids: Vec<(String, u32)> = {
+        let master = live.pid("nginx");
+        let mut all = vec![("nginx".to_string(), master)];
+        for (i, worker) in children_of(master).into_iter().enumerate() {
+            all.push((format!("nginx-worker-{}", i + 1), worker));
+        }
+        all
+    };
+    let pc_redis_port = servers.pc_redis_port;
+    let pc_memory_port = servers.pc_memory_port;
+    let pc_redis_host = servers.pc_redis_host();
+    let pc_memory_host = servers.pc_memory_host();
+    let cookie_redis = logins.cookie_redis.as_str();
+    let cookie_memory = logins.cookie_memory.as_str();
+    let redis_watch = vec![pid("portcullis-redis"), pid("redis")];
+    // The floors get the very same request headers as the forward-auth check (parsing them is
+    // framework work, not portcullis work).
+    let floor_headers = forward_auth_headers(&pc_redis_host, Some(cookie_redis));
+    let mut nginx_auth_watch = nginx_pids.clone();
+    nginx_auth_watch.extend([pid("portcullis-redis"), pid("echo")]);
+    let mut nginx_direct_watch = nginx_pids;
+    nginx_direct_watch.push(pid("echo"));
+    vec![
+        Scenario::new(
+            "floor-a",
+            format!("http://127.0.0.1:{}/", floors.floor_a_port),
+            floor_headers.clone(),
+            200,
+            vec![pid("floor-a")],
+            None,
+        ),
+        Scenario::new(
+            "floor-b",
+            format!("http://127.0.0.1:{}/", floors.floor_b_port),
+            floor_headers,
+            200,
+            vec![pid("floor-b"), pid("redis")],
+            None,
+        ),
+        Scenario::new(
+            "redis/forward-auth",
+            forward_auth_url(pc_redis_port),
+            forward_auth_headers(&pc_redis_host, Some(cookie_redis)),
+            200,
+            redis_watch.clone(),
+            Some(USER),
+        ),
+        Scenario::new(
+            "redis/auth",
+            auth_url(pc_redis_port),
+            auth_headers(&pc_redis_host, Some(cookie_redis)),
+            200,
+            redis_watch.clone(),
+            Some(USER),
+        ),
+        Scenario::new(
+            "memory/forward-auth",
+            forward_auth_url(pc_memory_port),
+            forward_auth_headers(&pc_memory_host, Some(cookie_memory)),
+            200,
+            vec![pid("portcullis-memory")],
+            Some(USER),
+        ),
+        Scenario::new(
+            "memory/auth",
+            auth_url(pc_memory_port),
+            auth_headers(&pc_memory_host, Some(cookie_memory)),
+            200,
+            vec![pid("portcullis-memory")],
+            Some(USER),
+        ),
+        Scenario::new(
+            "deny/bad-signature",
+            forward_auth_url(pc_redis_port),
+            forward_auth_headers(&pc_redis_host, Some(&extra.cookie_forged)),
+            401,
+            redis_watch.clone(),
+            None,
+        ),
+        Scenario::new(
+            "deny/no-cookie",
+            forward_auth_url(pc_redis_port),
+            forward_auth_headers(&pc_redis_host, None),
+            401,
+            redis_watch.clone(),
+            None,
+        ),
+        Scenario::new(
+            "deny/unknown-session",
+            forward_auth_url(pc_redis_port),
+            forward_auth_headers(&pc_redis_host, Some(&extra.cookie_unknown)),
+            401,
+            redis_watch.clone(),
+            None,
+        ),
+        Scenario::new(
+            "nginx/direct",
+            format!("http://127.0.0.1:{}/open/", floors.nginx_port),
+            vec![],
+            200,
+            nginx_direct_watch,
+            None,
+        ),
+        Scenario::new(
+            "nginx/auth_request",
+            format!("http://127.0.0.1:{}/protected/", floors.nginx_port),
+            vec![(
+                "Cookie".to_string(),
+                format!("{}={cookie_redis}", portcullis_testkit::env::COOKIE_NAME),
+            )],
+            200,
+            nginx_auth_watch,
+            None,
+        ),
+        Scenario::new(
+            "redis/forward-auth/1-group",
+            forward_auth_url(pc_redis_port),
+            forward_auth_headers(&pc_redis_host, Some(&extra.cookie_1)),
+            200,
+            redis_watch.clone(),
+            Some("grp01"),
+        ),
+        Scenario::new(
+            "redis/forward-auth/50-groups",
+            forward_auth_url(pc_redis_port),
+            forward_auth_headers(&pc_redis_host, Some(&extra.cookie_50)),
+            200,
+            redis_watch,
+            Some("grp50"),
+        ),
+    ]
+}

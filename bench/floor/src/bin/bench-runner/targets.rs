@@ -1,0 +1,160 @@
+//! The performance targets (bench/README.md), judged from the summary rows.
+
+use crate::bench::{PACE_MS, WRK_CPU};
+use crate::facts::{kb_to_mb, MemoryReport};
+use crate::options::Options;
+use crate::report::{self, Row, Target as Goal};
+
+pub fn evaluate_targets(
+    options: &Options,
+    rows: &[Row],
+    memory_store: &[MemoryReport],
+) -> Vec<Goal> {
+    let c = *options.connections.iter().max().unwrap_or(&64);
+    let main = "main".to_string();
+    let mut goals = Vec::new();
+    let note = if c == 64 {
+        String::new()
+    } else {
+        format!(" (measured at {c} connections)")
+    };
+    for scenario in ["redis/forward-auth", "redis/auth"] {
+        let row = report::find(rows, &main, scenario, c);
+        let v = row.and_then(|r| r.vs_floor_b);
+        goals.push(Goal::new(
+            &format!("{scenario} vs floor B, 64 conns{note}"),
+            ">= 0.70x",
+            v.map_or("missing".into(), |v| format!("{v:.2}x")),
+            v.map(|v| v >= 0.70),
+        ));
+    }
+    for scenario in ["memory/forward-auth", "memory/auth"] {
+        let row = report::find(rows, &main, scenario, c);
+        let v = row.and_then(|r| r.vs_floor_a);
+        goals.push(Goal::new(
+            &format!("{scenario} vs floor A, 64 conns{note}"),
+            ">= 0.80x",
+            v.map_or("missing".into(), |v| format!("{v:.2}x")),
+            v.map(|v| v >= 0.80),
+        ));
+    }
+    for scenario in [
+        "redis/forward-auth",
+        "redis/auth",
+        "memory/forward-auth",
+        "memory/auth",
+    ] {
+        let row = report::find(rows, &main, scenario, c);
+        let floor = report::find(rows, &main, "floor-a", c);
+        goals.push(Goal::new(
+            &format!("{scenario} p99, 64 conns{note}"),
+            "< 2 ms",
+            row.map_or("missing".into(), |r| {
+                format!(
+                    "{:.2} ms (floor A: {:.2} ms)",
+                    r.p99_us / 1000.0,
+                    floor.map_or(f64::NAN, |f| f.p99_us / 1000.0)
+                )
+            }),
+            row.map(|r| r.p99_us < 2000.0),
+        ));
+    }
+    for (scenario, floor_name, floor_label) in [
+        ("redis/forward-auth", "floor-b", "floor B"),
+        ("memory/forward-auth", "floor-a", "floor A"),
+    ] {
+        if let Some(row) = report::find(rows, "paced", scenario, c) {
+            let floor = report::find(rows, "paced", floor_name, c);
+            goals.push(Goal::new(
+                &format!(
+                    "{scenario} p99, {c} conns paced ({PACE_MS} ms think time, {:.0} req/s)",
+                    row.rps_mean
+                ),
+                "< 2 ms",
+                format!(
+                    "{:.2} ms ({floor_label}: {:.2} ms)",
+                    row.p99_us / 1000.0,
+                    floor.map_or(f64::NAN, |f| f.p99_us / 1000.0)
+                ),
+                Some(row.p99_us < 2000.0),
+            ));
+        }
+    }
+    for (scenario, floor_name, floor_label) in [
+        ("redis/forward-auth", "floor-b", "floor B"),
+        ("redis/auth", "floor-b", "floor B"),
+        ("memory/forward-auth", "floor-a", "floor A"),
+        ("memory/auth", "floor-a", "floor A"),
+    ] {
+        if let Some(row) = report::find(rows, "pinned", scenario, c) {
+            let floor = report::find(rows, "pinned", floor_name, c);
+            goals.push(Goal::new(
+                &format!("{scenario} p99, {c} conns, wrk alone on CPU {WRK_CPU}"),
+                "< 2 ms",
+                format!(
+                    "{:.2} ms ({floor_label}: {:.2} ms; {:.0} req/s)",
+                    row.p99_us / 1000.0,
+                    floor.map_or(f64::NAN, |f| f.p99_us / 1000.0),
+                    row.rps_mean
+                ),
+                Some(row.p99_us < 2000.0),
+            ));
+        }
+    }
+    for report in memory_store {
+        let variant = &report.variant;
+        let hwm = report.hwm_kb_after_load;
+        let sessions = report.ready.sessions;
+        let counts = sessions >= 100_000;
+        goals.push(Goal::new(
+            &format!("peak RSS, memory store, {sessions} sessions ({variant})"),
+            "< 40 MB at 100k",
+            format!("{:.1} MB", kb_to_mb(hwm)),
+            counts.then_some(kb_to_mb(hwm) < 40.0),
+        ));
+    }
+    let first = options.levels[0];
+    let last = *options.levels.last().unwrap_or(&first);
+    for conns in &options.connections {
+        let a = report::find(
+            rows,
+            &format!("sessions-{first}"),
+            "redis/forward-auth",
+            *conns,
+        );
+        let b = report::find(
+            rows,
+            &format!("sessions-{last}"),
+            "redis/forward-auth",
+            *conns,
+        );
+        if let (Some(a), Some(b)) = (a, b) {
+            let change = b.rps_mean / a.rps_mean - 1.0;
+            let ratio_change = match (a.vs_floor_b, b.vs_floor_b) {
+                (Some(x), Some(y)) => y / x - 1.0,
+                _ => f64::NAN,
+            };
+            // Judged on the ratio to floor B measured in the same phase: floor B reads one key
+            // from the same Redis, so it is the control for the machine's own drift between
+            // phases minutes apart (floor B's req/s moves by 10-20% on the 2-core VM).
+            goals.push(Goal::new(
+                &format!("redis/forward-auth {first} -> {last} sessions, {conns} conns"),
+                "within 10% (ratio to floor B)",
+                format!(
+                    "vs floor B {:+.1}% ({:.2}x -> {:.2}x); req/s {:+.1}% ({:.0} -> {:.0}); p99 {:.2} -> {:.2} ms",
+                    ratio_change * 100.0,
+                    a.vs_floor_b.unwrap_or(f64::NAN),
+                    b.vs_floor_b.unwrap_or(f64::NAN),
+                    change * 100.0,
+                    a.rps_mean,
+                    b.rps_mean,
+                    a.p99_us / 1000.0,
+                    b.p99_us / 1000.0
+                ),
+                (last >= 1_000_000 && ratio_change.is_finite())
+                    .then_some(ratio_change.abs() <= 0.10),
+            ));
+        }
+    }
+    goals
+}

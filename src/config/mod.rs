@@ -1,0 +1,316 @@
+//! Configuration from environment variables only.
+//!
+//! The variables are one table ([`VARIABLES`]); the environment is read into a lookup by its
+//! names, then each section of the table has a validator that turns its variables into typed
+//! values. They note every problem instead of stopping at the first, so an operator fixes a
+//! broken deployment in one round.
+
+mod sections;
+mod suggest;
+mod values;
+mod variables;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::forwarded::TrustedProxies;
+use crate::policy::GlobalRules;
+use crate::redirect::AllowedRedirects;
+use crate::secret::Secret;
+
+pub use variables::{
+    help as variables_help, Section, Unset, Variable, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE,
+    DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR, DEFAULT_LOG_FORMAT, DEFAULT_SCOPES,
+    DEFAULT_SESSION_LIFETIME, DEFAULT_TOKEN_AUTH_METHOD, DEFAULT_USERNAME_CLAIM, ENV_VARIABLES,
+    SECTIONS, VARIABLES,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration, shared read-only by every request.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The issuer exactly as the provider must name itself (discovery suffix removed).
+    pub issuer_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub redirect_url: Url,
+    /// When set, sign-out also ends the session at the IdP (RP-initiated logout), which sends
+    /// the browser back here.
+    pub post_logout_redirect_url: Option<Url>,
+    pub scopes: Vec<String>,
+    pub username_claim: String,
+    pub groups_claim: String,
+    pub token_auth_method: TokenAuthMethod,
+    /// Forward emails the IdP does not say are verified (off: only `email_verified: true`
+    /// emails reach the app).
+    pub allow_unverified_email: bool,
+    pub redis_url: Option<Secret>,
+    pub cookie_secret: Secret,
+    pub cookie_name: String,
+    pub cookie_domain: Option<String>,
+    pub cookie_secure: bool,
+    pub session_lifetime: Duration,
+    pub allowed_redirects: AllowedRedirects,
+    pub trusted_proxies: TrustedProxies,
+    /// Let `%2F`/`%5C` through in the original request's path (dot segments never pass).
+    pub allow_encoded_slashes: bool,
+    pub listen_addr: SocketAddr,
+    pub log_format: LogFormat,
+    /// Log the full merged claims at debug level (off by default: claims are personal data).
+    pub log_claims: bool,
+    pub rules: GlobalRules,
+    /// Things that work but deserve the operator's attention, logged once at startup.
+    pub warnings: Vec<String>,
+}
+
+/// Every problem found in the environment, each naming its variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+    /// The warnings about set variables portcullis does not read: a misspelt name is the
+    /// likely cause of a "required" problem, so they are shown with the problems.
+    pub misspelt: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        if !self.misspelt.is_empty() {
+            writeln!(f, "possibly related:")?;
+        }
+        for warning in &self.misspelt {
+            writeln!(f, "  - {warning}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_process_env() -> Result<Config, ConfigError> {
+        Self::from_env_map(std::env::vars().collect())
+    }
+
+    /// Reads configuration from a map of variables (tests pass their own instead of mutating
+    /// the process environment, which races in multi-threaded tests).
+    pub fn from_env_map(env: HashMap<String, String>) -> Result<Config, ConfigError> {
+        let misspelt = suggest::unread_variables(&env);
+        let mut found = Findings {
+            untaken: variables::lookup(&env),
+            problems: Vec::new(),
+            warnings: misspelt.clone(),
+        };
+        match found.config() {
+            Some(config) if found.problems.is_empty() => Ok(Config {
+                warnings: found.warnings,
+                ..config
+            }),
+            _ => Err(ConfigError {
+                problems: found.problems,
+                misspelt,
+            }),
+        }
+    }
+
+    /// The issuer's discovery document address.
+    pub fn discovery_url(&self) -> String {
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer_url.trim_end_matches('/')
+        )
+    }
+}
+
+/// What the section validators found: the problems that stop startup and the warnings that
+/// do not, plus the variables no validator has taken yet.
+struct Findings {
+    untaken: HashMap<&'static str, Option<String>>,
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Findings {
+    /// Runs every section's validator, so that all problems are found in one go; a config
+    /// only when nothing required is missing.
+    fn config(&mut self) -> Option<Config> {
+        let provider = self.provider();
+        let redis_url = self.redis();
+        let cookie = self.cookie();
+        let network = self.network(provider.redirect_url.as_ref(), cookie.domain.as_deref());
+        let logging = self.logging();
+        let rules = self.rules();
+        self.cookie_against_redirect(provider.redirect_url.as_ref(), cookie.secure);
+        self.all_taken();
+        Some(Config {
+            issuer_url: provider.issuer_url?,
+            client_id: provider.client_id?,
+            client_secret: provider.client_secret?,
+            redirect_url: provider.redirect_url?,
+            post_logout_redirect_url: provider.post_logout_redirect_url,
+            scopes: provider.scopes,
+            username_claim: provider.username_claim,
+            groups_claim: provider.groups_claim,
+            token_auth_method: provider.token_auth_method,
+            allow_unverified_email: provider.allow_unverified_email,
+            redis_url,
+            cookie_secret: cookie.secret?,
+            cookie_name: cookie.name,
+            cookie_domain: cookie.domain,
+            cookie_secure: cookie.secure,
+            session_lifetime: cookie.session_lifetime,
+            allowed_redirects: network.allowed_redirects,
+            trusted_proxies: network.trusted_proxies,
+            allow_encoded_slashes: network.allow_encoded_slashes,
+            listen_addr: network.listen_addr,
+            log_format: logging.format,
+            log_claims: logging.claims,
+            rules,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn problem(&mut self, text: String) {
+        self.problems.push(text);
+    }
+
+    fn warn(&mut self, text: String) {
+        self.warnings.push(text);
+    }
+
+    /// A variable's value, taken out so that each is read by exactly one validator. A name
+    /// not in the table (or read twice) is a bug in portcullis, reported like any problem so
+    /// that every test notices.
+    fn take(&mut self, name: &str) -> Option<String> {
+        match self.untaken.remove(name) {
+            Some(value) => value,
+            None => {
+                self.problem(format!(
+                    "internal error: {name} is read twice or missing from the variable table"
+                ));
+                None
+            }
+        }
+    }
+
+    /// The other half of [`Findings::take`]: a variable in the table that no validator reads.
+    fn all_taken(&mut self) {
+        let mut untaken: Vec<&str> = self.untaken.keys().copied().collect();
+        untaken.sort_unstable();
+        for name in untaken {
+            self.problem(format!(
+                "internal error: {name} is in the variable table but nothing reads it"
+            ));
+        }
+    }
+
+    fn required(&mut self, name: &str) -> Option<String> {
+        let value = self.take(name);
+        if value.is_none() {
+            self.problem(format!("{name} is required"));
+        }
+        value
+    }
+
+    /// A secret given directly or as a file path (`NAME_FILE`), but not both.
+    fn secret(&mut self, name: &str, required: bool) -> Option<Secret> {
+        let direct = self.take(name);
+        let file = self.take(&format!("{name}_FILE"));
+        match (direct, file) {
+            (Some(_), Some(_)) => {
+                self.problem(format!("set either {name} or {name}_FILE, not both"));
+                None
+            }
+            (Some(value), None) => Some(Secret::new(value)),
+            (None, Some(path)) => self.secret_file(name, &path),
+            (None, None) => {
+                if required {
+                    self.problem(format!("{name} (or {name}_FILE) is required"));
+                }
+                None
+            }
+        }
+    }
+
+    fn secret_file(&mut self, name: &str, path: &str) -> Option<Secret> {
+        match std::fs::read_to_string(path) {
+            // Files written by editors and `echo` end with a newline that is not part of it.
+            Ok(text) if !text.trim_end_matches(['\n', '\r']).is_empty() => {
+                Some(Secret::new(text.trim_end_matches(['\n', '\r'])))
+            }
+            Ok(_) => {
+                self.problem(format!("{name}_FILE: the file {path} is empty"));
+                None
+            }
+            Err(err) => {
+                self.problem(format!("{name}_FILE: cannot read {path}: {err}"));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, name: &str, default: bool) -> bool {
+        let value = self.take(name);
+        match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+            None => default,
+            Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => true,
+            Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => false,
+            Some(v) => {
+                self.problem(format!("{name}: expected true or false, got {v:?}"));
+                default
+            }
+        }
+    }
+
+    /// The variable parsed, if set; a value that does not parse is a problem.
+    fn parsed<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = self.take(name);
+        self.parse_value(name, value, parse)
+    }
+
+    fn parse_value<T>(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(&value?) {
+            Ok(parsed) => Some(parsed),
+            Err(err) => {
+                self.problem(format!("{name}: {err}"));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

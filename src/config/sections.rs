@@ -1,0 +1,366 @@
+//! One validator per section of the variable table. Each takes its own variables from the
+//! [`Findings`], notes what is wrong with them and returns what it could make of them;
+//! [`Findings::config`] runs them all and assembles the [`Config`](super::Config).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use super::values::{
+    comma_list, is_cookie_name, is_loopback_host, parse_issuer, parse_lifetime, parse_own_url,
+    parse_scopes, MIN_COOKIE_SECRET_BYTES, SECRET_HOWTO,
+};
+use super::variables::{
+    DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE, DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR,
+    DEFAULT_LOG_FORMAT, DEFAULT_SCOPES, DEFAULT_SESSION_LIFETIME, DEFAULT_TOKEN_AUTH_METHOD,
+    DEFAULT_USERNAME_CLAIM,
+};
+use super::{Findings, LogFormat, TokenAuthMethod};
+use crate::forwarded::TrustedProxies;
+use crate::policy::{self, GlobalRules};
+use crate::redirect::AllowedRedirects;
+use crate::secret::Secret;
+
+/// `OIDC_*`. The required values are `None` when missing or invalid.
+pub(super) struct Provider {
+    pub issuer_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub redirect_url: Option<Url>,
+    pub post_logout_redirect_url: Option<Url>,
+    pub scopes: Vec<String>,
+    pub username_claim: String,
+    pub groups_claim: String,
+    pub token_auth_method: TokenAuthMethod,
+    pub allow_unverified_email: bool,
+}
+
+/// `COOKIE_*` and `SESSION_LIFETIME`.
+pub(super) struct Cookie {
+    pub secret: Option<Secret>,
+    pub name: String,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub session_lifetime: Duration,
+}
+
+/// Where portcullis listens, whom it believes and where it sends users.
+pub(super) struct Network {
+    pub allowed_redirects: AllowedRedirects,
+    pub trusted_proxies: TrustedProxies,
+    pub allow_encoded_slashes: bool,
+    pub listen_addr: SocketAddr,
+}
+
+pub(super) struct Logging {
+    pub format: LogFormat,
+    pub claims: bool,
+}
+
+/// Claims users may be able to change at the IdP, and so become someone else.
+const MUTABLE_CLAIMS: &[&str] = &["email", "preferred_username", "name", "upn"];
+
+impl Findings {
+    pub(super) fn provider(&mut self) -> Provider {
+        let issuer_url = self.issuer_url();
+        let client_id = self.required("OIDC_CLIENT_ID");
+        let client_secret = self.secret("OIDC_CLIENT_SECRET", true);
+        let redirect_url = self.required("OIDC_REDIRECT_URL");
+        let redirect_url = self.parse_value("OIDC_REDIRECT_URL", redirect_url, |v| {
+            parse_own_url(v, "/oauth2/callback")
+        });
+        let post_logout_redirect_url = self.parsed("OIDC_POST_LOGOUT_REDIRECT_URL", |v| {
+            parse_own_url(v, "/oauth2/signed_out")
+        });
+        let scopes = parse_scopes(
+            self.take("OIDC_SCOPES")
+                .as_deref()
+                .unwrap_or(DEFAULT_SCOPES),
+        );
+        let username_claim = self.username_claim();
+        let groups_claim = self
+            .take("OIDC_GROUPS_CLAIM")
+            .unwrap_or_else(|| DEFAULT_GROUPS_CLAIM.to_string());
+        let token_auth_method = self.token_auth_method();
+        let allow_unverified_email = self.allow_unverified_email();
+        Provider {
+            issuer_url,
+            client_id,
+            client_secret,
+            redirect_url,
+            post_logout_redirect_url,
+            scopes,
+            username_claim,
+            groups_claim,
+            token_auth_method,
+            allow_unverified_email,
+        }
+    }
+
+    fn issuer_url(&mut self) -> Option<String> {
+        let issuer_url = self.required("OIDC_ISSUER_URL");
+        let issuer_url = self.parse_value("OIDC_ISSUER_URL", issuer_url, parse_issuer);
+        if let Some(url) = issuer_url.as_deref().and_then(|i| Url::parse(i).ok()) {
+            if url.scheme() == "http" && !is_loopback_host(&url) {
+                self.warn(format!(
+                    "OIDC_ISSUER_URL {} is plain http: signing keys and tokens travel \
+                     unprotected; use https",
+                    url.as_str().trim_end_matches('/')
+                ));
+            }
+        }
+        issuer_url
+    }
+
+    fn username_claim(&mut self) -> String {
+        let claim = self
+            .take("OIDC_USERNAME_CLAIM")
+            .unwrap_or_else(|| DEFAULT_USERNAME_CLAIM.to_string());
+        if MUTABLE_CLAIMS.contains(&claim.as_str()) {
+            self.warn(format!(
+                "OIDC_USERNAME_CLAIM={claim}: users may be able to change this claim at \
+                 the IdP and so become someone else in your apps; `sub` is stable"
+            ));
+        }
+        claim
+    }
+
+    fn token_auth_method(&mut self) -> TokenAuthMethod {
+        match self.take("OIDC_TOKEN_AUTH_METHOD").as_deref() {
+            None => DEFAULT_TOKEN_AUTH_METHOD,
+            Some("client_secret_basic") => TokenAuthMethod::ClientSecretBasic,
+            Some("client_secret_post") => TokenAuthMethod::ClientSecretPost,
+            Some(other) => {
+                self.problem(format!(
+                    "OIDC_TOKEN_AUTH_METHOD: expected client_secret_basic or client_secret_post, \
+                     got {other:?}"
+                ));
+                DEFAULT_TOKEN_AUTH_METHOD
+            }
+        }
+    }
+
+    fn allow_unverified_email(&mut self) -> bool {
+        let allow = self.boolean("OIDC_ALLOW_UNVERIFIED_EMAIL", false);
+        if allow {
+            self.warn(
+                "OIDC_ALLOW_UNVERIFIED_EMAIL=true: emails the IdP does not say are verified are \
+                 sent to the app; anyone who can set an unverified address at the IdP can claim it"
+                    .to_string(),
+            );
+        }
+        allow
+    }
+
+    /// `REDIS_URL`: the session store's address, `None` for the in-memory store.
+    pub(super) fn redis(&mut self) -> Option<Secret> {
+        let redis_url = self.secret("REDIS_URL", false);
+        match &redis_url {
+            Some(url) if !is_redis_url(url.expose()) => {
+                // The URL may hold a password: describe it, do not print it.
+                self.problem(
+                    "REDIS_URL: expected a redis://, rediss:// or unix:// URL".to_string(),
+                );
+            }
+            Some(_) => {}
+            None => self.warn(
+                "REDIS_URL is not set: sessions are kept in memory, lost on restart and not \
+                 shared between replicas"
+                    .to_string(),
+            ),
+        }
+        redis_url
+    }
+
+    pub(super) fn cookie(&mut self) -> Cookie {
+        let secret = self.cookie_secret();
+        let name = self
+            .take("COOKIE_NAME")
+            .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_string());
+        if !is_cookie_name(&name) {
+            self.problem(format!(
+                "COOKIE_NAME: {name:?} is not a valid cookie name (letters, digits, - and _)"
+            ));
+        }
+        let domain = self.cookie_domain();
+        let secure = self.boolean("COOKIE_SECURE", DEFAULT_COOKIE_SECURE);
+        self.cookie_prefix(&name, domain.is_some(), secure);
+        let session_lifetime = self
+            .parsed("SESSION_LIFETIME", parse_lifetime)
+            .unwrap_or(DEFAULT_SESSION_LIFETIME);
+        Cookie {
+            secret,
+            name,
+            domain,
+            secure,
+            session_lifetime,
+        }
+    }
+
+    fn cookie_secret(&mut self) -> Option<Secret> {
+        match self.secret("COOKIE_SECRET", false) {
+            Some(secret) if secret.expose().len() >= MIN_COOKIE_SECRET_BYTES => Some(secret),
+            Some(secret) => {
+                self.problem(format!(
+                    "COOKIE_SECRET must be at least {MIN_COOKIE_SECRET_BYTES} bytes (it has {}); \
+                     generate one with: {SECRET_HOWTO}",
+                    secret.expose().len(),
+                ));
+                None
+            }
+            None => {
+                // A secret given both ways, or an unreadable file, is already explained.
+                let already = self.problems.iter().any(|p| p.starts_with("COOKIE_SECRET"));
+                if !already {
+                    self.problem(format!(
+                        "COOKIE_SECRET (or COOKIE_SECRET_FILE) is required; generate one with: \
+                         {SECRET_HOWTO}"
+                    ));
+                }
+                None
+            }
+        }
+    }
+
+    fn cookie_domain(&mut self) -> Option<String> {
+        let domain = self
+            .take("COOKIE_DOMAIN")
+            .map(|d| d.trim().to_ascii_lowercase());
+        if let Some(domain) = &domain {
+            let bare = domain.trim_start_matches('.');
+            if bare.is_empty() || url::Host::parse(bare).is_err() || bare.contains(':') {
+                self.problem(format!("COOKIE_DOMAIN: {domain:?} is not a host name"));
+            }
+        }
+        domain
+    }
+
+    /// Browsers drop `__Host-` cookies unless Secure, Path=/ and without Domain, and
+    /// `__Secure-` cookies unless Secure: a setting that contradicts that would fail silently.
+    fn cookie_prefix(&mut self, name: &str, has_domain: bool, secure: bool) {
+        if name.starts_with("__Host-") {
+            if has_domain {
+                self.problem(format!(
+                    "COOKIE_NAME={name} (a __Host- name) cannot be combined with \
+                     COOKIE_DOMAIN: browsers keep __Host- cookies only without a Domain"
+                ));
+            }
+            if !secure {
+                self.problem(format!(
+                    "COOKIE_NAME={name} (a __Host- name) needs COOKIE_SECURE=true: \
+                     browsers keep __Host- cookies only when Secure"
+                ));
+            }
+        } else if name.starts_with("__Secure-") && !secure {
+            self.problem(format!(
+                "COOKIE_NAME={name} (a __Secure- name) needs COOKIE_SECURE=true: \
+                 browsers keep __Secure- cookies only when Secure"
+            ));
+        }
+    }
+
+    /// Needs the provider's callback and the cookie domain: together they are the default
+    /// list of places users may be sent to.
+    pub(super) fn network(
+        &mut self,
+        redirect_url: Option<&Url>,
+        cookie_domain: Option<&str>,
+    ) -> Network {
+        let allowed_redirects = self.allowed_redirects(redirect_url, cookie_domain);
+        let trusted_proxies = self
+            .parsed("TRUSTED_PROXIES", TrustedProxies::parse)
+            .unwrap_or_else(TrustedProxies::default_private);
+        let allow_encoded_slashes = self.boolean("ALLOW_ENCODED_SLASHES", false);
+        let listen_addr = self
+            .parsed("LISTEN_ADDR", |s| {
+                s.parse::<SocketAddr>()
+                    .map_err(|_| format!("{s:?} is not an address like {DEFAULT_LISTEN_ADDR}"))
+            })
+            .unwrap_or(DEFAULT_LISTEN_ADDR);
+        Network {
+            allowed_redirects,
+            trusted_proxies,
+            allow_encoded_slashes,
+            listen_addr,
+        }
+    }
+
+    fn allowed_redirects(
+        &mut self,
+        redirect_url: Option<&Url>,
+        cookie_domain: Option<&str>,
+    ) -> AllowedRedirects {
+        let listed = self.take("ALLOWED_REDIRECT_DOMAINS");
+        let set = listed.is_some();
+        let mut allowed = self
+            .parse_value("ALLOWED_REDIRECT_DOMAINS", listed, AllowedRedirects::parse)
+            .unwrap_or_else(|| AllowedRedirects::parse("").unwrap_or_default());
+        // Setting the variable replaces the default, even when its value is refused.
+        if !set {
+            if let Some(url) = redirect_url {
+                if let Some(host) = url.host_str() {
+                    allowed.add_host(host, url.port());
+                }
+            }
+            if let Some(domain) = cookie_domain {
+                allowed.add_host(&format!(".{}", domain.trim_start_matches('.')), None);
+            }
+        }
+        allowed
+    }
+
+    pub(super) fn logging(&mut self) -> Logging {
+        let format = match self.take("LOG_FORMAT").as_deref() {
+            None => DEFAULT_LOG_FORMAT,
+            Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.problem(format!("LOG_FORMAT: expected text or json, got {other:?}"));
+                DEFAULT_LOG_FORMAT
+            }
+        };
+        let claims = self.boolean("LOG_CLAIMS", false);
+        Logging { format, claims }
+    }
+
+    /// Who gets in: the global access rules.
+    pub(super) fn rules(&mut self) -> GlobalRules {
+        GlobalRules {
+            require_group: self.parsed("REQUIRE_GROUP", policy::parse_group_terms),
+            allow_login_without_groups: self.boolean("ALLOW_LOGIN_WITHOUT_GROUPS", false),
+            admins: comma_list(self.take("ADMINS").as_deref()),
+            group_map: self
+                .parsed("GROUP_MAP", policy::parse_group_map)
+                .unwrap_or_default(),
+            group_map_strict: self.boolean("GROUP_MAP_STRICT", false),
+            default_groups: comma_list(self.take("DEFAULT_GROUPS").as_deref()),
+            allowed_email_domains: self
+                .parsed("ALLOWED_EMAIL_DOMAINS", policy::parse_email_domains),
+        }
+    }
+
+    /// Across sections: a Secure cookie and the callback's scheme should agree.
+    pub(super) fn cookie_against_redirect(&mut self, redirect_url: Option<&Url>, secure: bool) {
+        match redirect_url.map(Url::scheme) {
+            Some("https") if !secure => self.warn(
+                "COOKIE_SECURE=false while OIDC_REDIRECT_URL is https: cookies could travel \
+                 over plain http"
+                    .to_string(),
+            ),
+            Some("http") if secure => self.warn(
+                "OIDC_REDIRECT_URL is plain http but COOKIE_SECURE=true: browsers will not \
+                 send the session cookie over http (set COOKIE_SECURE=false for local setups)"
+                    .to_string(),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn is_redis_url(url: &str) -> bool {
+    let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme));
+    scheme_ok && Url::parse(url).is_ok()
+}

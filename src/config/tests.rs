@@ -1,0 +1,498 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn minimal() -> HashMap<String, String> {
+    [
+        ("OIDC_ISSUER_URL", "https://idp.example.com/realms/acme"),
+        ("OIDC_CLIENT_ID", "portcullis"),
+        ("OIDC_CLIENT_SECRET", "client-secret-value"),
+        (
+            "OIDC_REDIRECT_URL",
+            "https://auth.example.com/oauth2/callback",
+        ),
+        ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn with(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env = minimal();
+    for (k, v) in pairs {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+fn problems(env: HashMap<String, String>) -> Vec<String> {
+    match Config::from_env_map(env) {
+        Ok(_) => Vec::new(),
+        Err(err) => err.problems,
+    }
+}
+
+#[test]
+fn minimal_environment_gives_documented_defaults() {
+    let config = Config::from_env_map(minimal()).expect("valid");
+    assert_eq!(config.scopes, ["openid", "profile", "email"]);
+    assert_eq!(config.username_claim, "sub");
+    assert_eq!(config.groups_claim, "groups");
+    assert_eq!(config.token_auth_method, TokenAuthMethod::ClientSecretBasic);
+    assert_eq!(config.cookie_name, "_portcullis");
+    assert!(config.cookie_secure);
+    assert_eq!(config.session_lifetime, Duration::from_secs(12 * 3600));
+    assert_eq!(config.listen_addr.to_string(), "0.0.0.0:4180");
+    assert_eq!(config.log_format, LogFormat::Text);
+    assert!(config.redis_url.is_none());
+    assert!(config.warnings.iter().any(|w| w.contains("REDIS_URL")));
+    let base = Url::parse("https://auth.example.com/").expect("url");
+    assert!(config
+        .allowed_redirects
+        .resolve("https://auth.example.com/app", &base)
+        .is_some());
+    assert!(config
+        .allowed_redirects
+        .resolve("https://evil.example.net/", &base)
+        .is_none());
+}
+
+#[test]
+fn empty_environment_lists_every_required_variable_at_once() {
+    let problems = problems(HashMap::new());
+    for name in [
+        "OIDC_ISSUER_URL",
+        "OIDC_CLIENT_ID",
+        "OIDC_CLIENT_SECRET",
+        "OIDC_REDIRECT_URL",
+        "COOKIE_SECRET",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(name)),
+            "{name} missing from {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn several_bad_values_are_all_reported() {
+    let problems = problems(with(&[
+        ("COOKIE_SECURE", "maybe"),
+        ("SESSION_LIFETIME", "forever"),
+        ("LISTEN_ADDR", "here"),
+        ("LOG_FORMAT", "xml"),
+        ("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt"),
+        ("REQUIRE_GROUP", "^"),
+        ("GROUP_MAP", "{not json"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("ALLOWED_REDIRECT_DOMAINS", "https://x.example.com/path"),
+    ]));
+    for name in [
+        "COOKIE_SECURE",
+        "SESSION_LIFETIME",
+        "LISTEN_ADDR",
+        "LOG_FORMAT",
+        "OIDC_TOKEN_AUTH_METHOD",
+        "REQUIRE_GROUP",
+        "GROUP_MAP",
+        "TRUSTED_PROXIES",
+        "ALLOWED_REDIRECT_DOMAINS",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(name)),
+            "{name} missing from {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn short_cookie_secret_is_refused_with_a_way_to_make_one() {
+    let problems = problems(with(&[("COOKIE_SECRET", "short")]));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("openssl rand"));
+    assert!(
+        !problems[0].contains("short\""),
+        "the secret itself must not be echoed"
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_debug_output() {
+    let config = Config::from_env_map(with(&[(
+        "REDIS_URL",
+        "redis://:topsecretpw@127.0.0.1:6379",
+    )]))
+    .expect("valid");
+    let debug = format!("{config:?}");
+    for secret in [
+        "client-secret-value",
+        "0123456789abcdef0123456789abcdef",
+        "topsecretpw",
+    ] {
+        assert!(!debug.contains(secret), "{secret} leaked in Debug");
+    }
+    let problems = problems(with(&[("REDIS_URL", "http://:topsecretpw@host")]));
+    assert!(problems.iter().all(|p| !p.contains("topsecretpw")));
+}
+
+#[test]
+fn secrets_can_come_from_files_but_not_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("secret");
+    std::fs::write(&path, "file-secret-file-secret-file-secret\n").expect("write");
+    let mut env = minimal();
+    env.remove("COOKIE_SECRET");
+    env.insert(
+        "COOKIE_SECRET_FILE".into(),
+        path.to_string_lossy().into_owned(),
+    );
+    let config = Config::from_env_map(env.clone()).expect("valid");
+    assert_eq!(
+        config.cookie_secret.expose(),
+        "file-secret-file-secret-file-secret"
+    );
+
+    env.insert("COOKIE_SECRET".into(), "x".repeat(40));
+    assert!(problems(env.clone()).iter().any(|p| p.contains("not both")));
+
+    env.remove("COOKIE_SECRET");
+    env.insert("COOKIE_SECRET_FILE".into(), "/nonexistent/secret".into());
+    assert!(problems(env)
+        .iter()
+        .any(|p| p.starts_with("COOKIE_SECRET_FILE")));
+}
+
+#[test]
+fn issuer_accepts_the_full_discovery_url() {
+    let config = Config::from_env_map(with(&[(
+        "OIDC_ISSUER_URL",
+        "https://idp.example.com/realms/acme/.well-known/openid-configuration",
+    )]))
+    .expect("valid");
+    assert_eq!(config.issuer_url, "https://idp.example.com/realms/acme");
+    assert_eq!(
+        config.discovery_url(),
+        "https://idp.example.com/realms/acme/.well-known/openid-configuration"
+    );
+}
+
+#[test]
+fn redirect_url_must_be_our_callback_path() {
+    let problems = problems(with(&[(
+        "OIDC_REDIRECT_URL",
+        "https://auth.example.com/callback",
+    )]));
+    assert!(problems[0].starts_with("OIDC_REDIRECT_URL"));
+}
+
+#[test]
+fn mutable_username_claims_warn() {
+    let config = Config::from_env_map(with(&[("OIDC_USERNAME_CLAIM", "email")])).expect("valid");
+    assert!(config
+        .warnings
+        .iter()
+        .any(|w| w.contains("OIDC_USERNAME_CLAIM")));
+}
+
+#[test]
+fn unknown_variables_with_our_prefixes_warn() {
+    let config = Config::from_env_map(with(&[("OIDC_CLIENTID", "x")])).expect("valid");
+    assert!(config.warnings.iter().any(|w| w.contains("OIDC_CLIENTID")));
+}
+
+#[test]
+fn openid_scope_is_always_requested() {
+    let config = Config::from_env_map(with(&[("OIDC_SCOPES", "profile groups")])).expect("valid");
+    assert_eq!(config.scopes, ["openid", "profile", "groups"]);
+}
+
+#[test]
+fn empty_values_count_as_unset() {
+    let config =
+        Config::from_env_map(with(&[("REDIS_URL", ""), ("COOKIE_SECURE", " ")])).expect("valid");
+    assert!(config.redis_url.is_none());
+    assert!(config.cookie_secure);
+}
+
+/// The rows of the README's configuration table, in order.
+fn readme_rows(readme: &str) -> Vec<&str> {
+    readme
+        .lines()
+        .skip_while(|line| *line != "## Configuration")
+        .skip(1)
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.starts_with("| `"))
+        .collect()
+}
+
+#[test]
+fn readme_configuration_table_is_the_variable_table() {
+    let documented = readme_rows(include_str!("../../README.md"));
+    let expected: Vec<String> = VARIABLES.iter().map(Variable::readme_row).collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|row| !documented.contains(&row.as_str()))
+        .collect();
+    let stale: Vec<&&str> = documented
+        .iter()
+        .filter(|row| !expected.iter().any(|e| e == *row))
+        .collect();
+    assert!(
+        documented == expected,
+        "the README's configuration table differs from VARIABLES (src/config/variables.rs).\n\
+         rows to add or fix:\n{}\n\nrows to remove:\n{}\n\nthe whole table, in order:\n{}",
+        missing
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        stale.iter().map(|r| **r).collect::<Vec<_>>().join("\n"),
+        expected.join("\n")
+    );
+}
+
+#[test]
+fn env_variables_are_the_names_in_the_table() {
+    let names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+    assert_eq!(ENV_VARIABLES, names.as_slice());
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "a variable is listed twice");
+    for variable in VARIABLES {
+        assert!(
+            SECTIONS.contains(&variable.section),
+            "{} has a section --help leaves out",
+            variable.name
+        );
+    }
+}
+
+/// What an unset variable with a value default became, written as the table writes it.
+fn unset_value(config: &Config, name: &str) -> String {
+    let method = match config.token_auth_method {
+        TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+        TokenAuthMethod::ClientSecretPost => "client_secret_post",
+    };
+    let format = match config.log_format {
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    };
+    match name {
+        "OIDC_SCOPES" => config.scopes.join(" "),
+        "OIDC_USERNAME_CLAIM" => config.username_claim.clone(),
+        "OIDC_GROUPS_CLAIM" => config.groups_claim.clone(),
+        "OIDC_TOKEN_AUTH_METHOD" => method.to_string(),
+        "OIDC_ALLOW_UNVERIFIED_EMAIL" => config.allow_unverified_email.to_string(),
+        "COOKIE_NAME" => config.cookie_name.clone(),
+        "COOKIE_SECURE" => config.cookie_secure.to_string(),
+        "SESSION_LIFETIME" => humantime::format_duration(config.session_lifetime).to_string(),
+        "ALLOW_ENCODED_SLASHES" => config.allow_encoded_slashes.to_string(),
+        "LISTEN_ADDR" => config.listen_addr.to_string(),
+        "LOG_FORMAT" => format.to_string(),
+        "LOG_CLAIMS" => config.log_claims.to_string(),
+        "ALLOW_LOGIN_WITHOUT_GROUPS" => config.rules.allow_login_without_groups.to_string(),
+        "GROUP_MAP_STRICT" => config.rules.group_map_strict.to_string(),
+        other => panic!("{other} has a value default: add it here"),
+    }
+}
+
+#[test]
+fn value_defaults_in_the_table_are_what_the_code_uses() {
+    let config = Config::from_env_map(minimal()).expect("valid");
+    for variable in VARIABLES {
+        if let Unset::Value(value) = variable.default {
+            assert_eq!(
+                unset_value(&config, variable.name),
+                value,
+                "{} unset",
+                variable.name
+            );
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_variable_with_its_default() {
+    let help = variables_help();
+    for variable in VARIABLES {
+        let line = help
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(variable.name))
+            .unwrap_or_else(|| panic!("{} missing from {help}", variable.name));
+        assert!(
+            line.ends_with(&variable.default.plain()),
+            "{line:?} lacks its default"
+        );
+    }
+    assert!(help.contains("LISTEN_ADDR                    0.0.0.0:4180\n"));
+    assert!(help.contains("OIDC_CLIENT_SECRET             required (or _FILE)\n"));
+    assert!(!help.contains('`'), "markdown in {help}");
+}
+
+#[test]
+fn misspelt_variables_are_told_the_closest_real_one() {
+    for (set, expected) in [
+        ("COKIE_SECRET", Some("did you mean COOKIE_SECRET?")),
+        ("OIDC_CLIENTID", Some("did you mean OIDC_CLIENT_ID?")),
+        ("OIDC_ISUER_URL", Some("did you mean OIDC_ISSUER_URL?")),
+        ("ODIC_ISSUER_URL", Some("did you mean OIDC_ISSUER_URL?")),
+        ("OIDC_REDIRECT_URI", Some("did you mean OIDC_REDIRECT_URL?")),
+        ("SESSION_LIFETIM", Some("did you mean SESSION_LIFETIME?")),
+        (
+            "COOKIE_SECRE",
+            Some("did you mean COOKIE_SECRET or COOKIE_SECURE?"),
+        ),
+        ("cookie_secret", Some("did you mean COOKIE_SECRET?")),
+        ("REDIS_ULR", Some("did you mean REDIS_URL?")),
+        ("REDIS_URI", Some("did you mean REDIS_URL?")),
+        ("TRUSTED_PROXYS", Some("did you mean TRUSTED_PROXIES?")),
+        ("TRUSTED_PROXY", Some("did you mean TRUSTED_PROXIES?")),
+        ("LISTEN_ADDRESS", Some("did you mean LISTEN_ADDR?")),
+        ("ADMIN", Some("did you mean ADMINS?")),
+        ("DEFAULT_GROUP", Some("did you mean DEFAULT_GROUPS?")),
+        (
+            "ALLOWED_REDIRECT_DOMAIN",
+            Some("did you mean ALLOWED_REDIRECT_DOMAINS?"),
+        ),
+        // Prefixed like ours but like none of ours: still a warning, without a guess.
+        ("OIDC_AUDIENCE", Some("does not read it (a typo?)")),
+        ("COOKIE_SAMESITE", Some("does not read it (a typo?)")),
+        ("PORTCULLIS_PORT", Some("does not read it (a typo?)")),
+        // Other programs' variables.
+        ("PATH", None),
+        ("HOME", None),
+        ("HOSTNAME", None),
+        ("RUST_LOG", None),
+        ("LOG_LEVEL", None),
+        ("REDIS_HOST", None),
+        ("REDIS_PORT", None),
+        ("REDIS_PASSWORD", None),
+        ("LISTEN_PORT", None),
+        ("ALLOWED_HOSTS", None),
+    ] {
+        let config = Config::from_env_map(with(&[(set, "x")])).expect("valid");
+        let about: Vec<&String> = config
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with(&format!("{set} ")))
+            .collect();
+        match expected {
+            Some(text) => assert!(
+                about.len() == 1 && about[0].ends_with(text),
+                "{set}: {about:?}"
+            ),
+            None => assert!(about.is_empty(), "{set}: {about:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_refused_configuration_shows_the_misspelt_name_behind_a_missing_one() {
+    let mut env = with(&[("COKIE_SECRET", "0123456789abcdef0123456789abcdef")]);
+    env.remove("COOKIE_SECRET");
+    let err = Config::from_env_map(env).expect_err("no COOKIE_SECRET");
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert!(err.problems[0].starts_with("COOKIE_SECRET"), "{err}");
+    let shown = err.to_string();
+    assert!(
+        shown.ends_with(
+            "possibly related:\n  - COKIE_SECRET is set but portcullis does not read it: \
+             did you mean COOKIE_SECRET?\n"
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("0123456789abcdef"), "values are not shown");
+    let quiet = Config::from_env_map(HashMap::new()).expect_err("empty");
+    assert!(!quiet.to_string().contains("possibly related"), "{quiet}");
+}
+
+#[test]
+fn our_own_variables_are_never_suggested_against() {
+    for name in ENV_VARIABLES {
+        assert_eq!(suggest::did_you_mean(name), [*name], "{name}");
+    }
+    let config = Config::from_env_map(with(&[("REDIS_URL_FILE", "")])).expect("valid");
+    assert!(config.warnings.iter().all(|w| !w.contains("did you mean")));
+}
+
+#[test]
+fn edit_distance_counts_a_swap_as_one_edit() {
+    for (a, b, distance) in [
+        ("", "", 0),
+        ("", "abc", 3),
+        ("REDIS_URL", "REDIS_URL", 0),
+        ("REDIS_ULR", "REDIS_URL", 1),
+        ("COKIE_SECRET", "COOKIE_SECRET", 1),
+        ("TRUSTED_PROXYS", "TRUSTED_PROXIES", 2),
+        ("kitten", "sitting", 3),
+        ("ca", "abc", 3),
+    ] {
+        assert_eq!(suggest::edit_distance(a, b), distance, "{a} / {b}");
+        assert_eq!(suggest::edit_distance(b, a), distance, "{b} / {a}");
+    }
+}
+
+#[test]
+fn host_prefixed_cookie_names_refuse_a_domain_or_plain_http() {
+    assert!(problems(with(&[("COOKIE_NAME", "__Host-portcullis")])).is_empty());
+    let both = problems(with(&[
+        ("COOKIE_NAME", "__Host-portcullis"),
+        ("COOKIE_DOMAIN", ".example.com"),
+        ("COOKIE_SECURE", "false"),
+    ]));
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both
+        .iter()
+        .all(|p| p.starts_with("COOKIE_NAME=__Host-portcullis")));
+    assert!(both.iter().any(|p| p.contains("COOKIE_DOMAIN")));
+    assert!(both.iter().any(|p| p.contains("COOKIE_SECURE=true")));
+    let secure_prefix = problems(with(&[
+        ("COOKIE_NAME", "__Secure-portcullis"),
+        ("COOKIE_SECURE", "false"),
+    ]));
+    assert_eq!(secure_prefix.len(), 1, "{secure_prefix:?}");
+    assert!(problems(with(&[
+        ("COOKIE_NAME", "__Secure-portcullis"),
+        ("COOKIE_DOMAIN", ".example.com"),
+    ]))
+    .is_empty());
+}
+
+#[test]
+fn session_lifetime_is_bounded_by_what_browsers_keep() {
+    for ok in ["1m", "12h", "400d"] {
+        assert!(
+            problems(with(&[("SESSION_LIFETIME", ok)])).is_empty(),
+            "{ok}"
+        );
+    }
+    for bad in [
+        "401d",
+        "2y",
+        "99999999999999999999y",
+        "18446744073709551615s",
+    ] {
+        let found = problems(with(&[("SESSION_LIFETIME", bad)]));
+        assert_eq!(found.len(), 1, "{bad}: {found:?}");
+        assert!(found[0].starts_with("SESSION_LIFETIME"), "{bad}: {found:?}");
+    }
+}
+
+#[test]
+fn a_plain_http_issuer_off_this_machine_is_warned_about() {
+    let warned = |issuer: &str| {
+        Config::from_env_map(with(&[("OIDC_ISSUER_URL", issuer)]))
+            .expect("valid")
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("OIDC_ISSUER_URL") && w.contains("plain http"))
+    };
+    assert!(warned("http://idp.example.com/realms/acme"));
+    assert!(warned("http://10.0.0.5:8080"));
+    assert!(!warned("https://idp.example.com"));
+    assert!(!warned("http://127.0.0.1:8080"));
+    assert!(!warned("http://[::1]:8080"));
+    assert!(!warned("http://localhost:8080"));
+}

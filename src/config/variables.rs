@@ -1,0 +1,395 @@
+//! The one table of environment variables. Parsing reads the environment by these names,
+//! `portcullis --help` lists them with their defaults, and a test holds the README's
+//! configuration table to exactly these rows, so a variable is written down once.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use super::{LogFormat, TokenAuthMethod};
+
+/// Which part of portcullis a variable configures; each has its own validator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Provider,
+    Redis,
+    Cookie,
+    Network,
+    Logging,
+    Rules,
+}
+
+/// In the README's order, which `--help` follows.
+pub const SECTIONS: &[Section] = &[
+    Section::Provider,
+    Section::Redis,
+    Section::Cookie,
+    Section::Network,
+    Section::Logging,
+    Section::Rules,
+];
+
+impl Section {
+    pub const fn title(self) -> &'static str {
+        match self {
+            Section::Provider => "Identity provider",
+            Section::Redis => "Session store",
+            Section::Cookie => "Cookie and session",
+            Section::Network => "Network and redirects",
+            Section::Logging => "Logging",
+            Section::Rules => "Who gets in",
+        }
+    }
+}
+
+/// What an unset variable means, as users are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unset {
+    /// The value the variable takes, written as code: `0.0.0.0:4180`.
+    Value(&'static str),
+    /// Words (markdown) for what happens instead: `required`, `unset: no restriction`.
+    Words(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variable {
+    pub name: &'static str,
+    pub section: Section,
+    pub default: Unset,
+    /// Markdown, exactly as in the README's table.
+    pub meaning: &'static str,
+}
+
+pub const DEFAULT_LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4180);
+pub const DEFAULT_SCOPES: &str = "openid profile email";
+pub const DEFAULT_USERNAME_CLAIM: &str = "sub";
+pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
+pub const DEFAULT_TOKEN_AUTH_METHOD: TokenAuthMethod = TokenAuthMethod::ClientSecretBasic;
+pub const DEFAULT_COOKIE_NAME: &str = "_portcullis";
+pub const DEFAULT_COOKIE_SECURE: bool = true;
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
+
+use Section::{Cookie, Logging, Network, Provider, Redis, Rules};
+use Unset::{Value, Words};
+
+const fn var(
+    section: Section,
+    name: &'static str,
+    default: Unset,
+    meaning: &'static str,
+) -> Variable {
+    Variable {
+        name,
+        section,
+        default,
+        meaning,
+    }
+}
+
+/// Every variable portcullis reads, in the README's order. Defaults that are not string
+/// constants (`4180`, `12h`, `true`) are held to the code by a test.
+pub const VARIABLES: &[Variable] = &[
+    var(
+        Provider,
+        "OIDC_ISSUER_URL",
+        Words("required"),
+        "issuer; discovery at `<issuer>/.well-known/openid-configuration` (the full discovery \
+         URL is accepted too). The document's `issuer` must equal it exactly, trailing slash \
+         included. A plain `http://` issuer other than loopback logs a warning at startup: keys \
+         and tokens would travel unprotected.",
+    ),
+    var(
+        Provider,
+        "OIDC_CLIENT_ID",
+        Words("required"),
+        "client id registered at the IdP",
+    ),
+    var(
+        Provider,
+        "OIDC_CLIENT_SECRET",
+        Words("required (or `_FILE`)"),
+        "client secret",
+    ),
+    var(
+        Provider,
+        "OIDC_CLIENT_SECRET_FILE",
+        Words("unset"),
+        "path of a file holding the client secret",
+    ),
+    var(
+        Provider,
+        "OIDC_REDIRECT_URL",
+        Words("required"),
+        "the exact callback URL registered at the IdP, path `/oauth2/callback`",
+    ),
+    var(
+        Provider,
+        "OIDC_POST_LOGOUT_REDIRECT_URL",
+        Words("unset"),
+        "when set (path `/oauth2/signed_out`, registered at the IdP as a post-logout redirect \
+         URI), sign-out also ends the session at the IdP (RP-initiated logout) if its discovery \
+         lists an `end_session_endpoint`; unset: sign-out ends only the portcullis session",
+    ),
+    var(
+        Provider,
+        "OIDC_SCOPES",
+        Value(DEFAULT_SCOPES),
+        "space or comma separated; `openid` is always added",
+    ),
+    var(
+        Provider,
+        "OIDC_USERNAME_CLAIM",
+        Value(DEFAULT_USERNAME_CLAIM),
+        "claim that names the user (`X-Auth-Request-User`, `ADMINS`, `allowed_users`); a \
+         warning is logged for claims users may be able to change (`email`, \
+         `preferred_username`, `name`, `upn`)",
+    ),
+    var(
+        Provider,
+        "OIDC_GROUPS_CLAIM",
+        Value(DEFAULT_GROUPS_CLAIM),
+        "dot path into ID token and userinfo claims, e.g. `realm_access.roles`",
+    ),
+    var(
+        Provider,
+        "OIDC_TOKEN_AUTH_METHOD",
+        Value("client_secret_basic"),
+        "or `client_secret_post`",
+    ),
+    var(
+        Provider,
+        "OIDC_ALLOW_UNVERIFIED_EMAIL",
+        Value("false"),
+        "send the app emails the IdP does not mark `email_verified: true` (Entra ID sends no \
+         `email_verified`); a startup warning says anyone who can set an unverified address at \
+         the IdP can then claim it",
+    ),
+    var(
+        Redis,
+        "REDIS_URL",
+        Words("unset"),
+        "`redis://`, `rediss://` (TLS) or `unix://`; unset means the in-memory store (one \
+         instance, lost on restart)",
+    ),
+    var(
+        Redis,
+        "REDIS_URL_FILE",
+        Words("unset"),
+        "path of a file holding `REDIS_URL` (it may contain a password)",
+    ),
+    var(
+        Cookie,
+        "COOKIE_SECRET",
+        Words("required (or `_FILE`)"),
+        "at least 32 bytes; signs cookies and encrypts tokens at rest. Make one: \
+         `openssl rand -base64 32 \\| tr -d '\\n'`",
+    ),
+    var(
+        Cookie,
+        "COOKIE_SECRET_FILE",
+        Words("unset"),
+        "path of a file holding the cookie secret",
+    ),
+    var(
+        Cookie,
+        "COOKIE_NAME",
+        Value(DEFAULT_COOKIE_NAME),
+        "session cookie name (letters, digits, `-`, `_`). For a single host, \
+         `__Host-portcullis` is recommended: browsers then keep the cookie only Secure, \
+         `Path=/` and without `Domain`, so a sibling subdomain cannot plant or overwrite it; \
+         every cookie portcullis sets (sign-in cookies too) then has those attributes, and \
+         `COOKIE_DOMAIN` or `COOKIE_SECURE=false` with it is a configuration error. A request \
+         that carries the session cookie more than once (cookie tossing) is treated as not \
+         signed in.",
+    ),
+    var(
+        Cookie,
+        "COOKIE_DOMAIN",
+        Words("unset (host-only)"),
+        "e.g. `.example.com` to share the session between subdomains",
+    ),
+    var(
+        Cookie,
+        "COOKIE_SECURE",
+        Value("true"),
+        "`false` only for plain-http local setups",
+    ),
+    var(
+        Cookie,
+        "SESSION_LIFETIME",
+        Value("12h"),
+        "absolute session lifetime (`30m`, `12h`, `7d`; at least one minute, at most `400d`, \
+         the longest cookie lifetime browsers keep)",
+    ),
+    var(
+        Network,
+        "ALLOWED_REDIRECT_DOMAINS",
+        Words("host and port of `OIDC_REDIRECT_URL`, and `COOKIE_DOMAIN` on that port"),
+        "comma list of hosts and dot-suffixes (`.example.com`: the domain and its subdomains) \
+         where users may be sent after login and sign-out. A bare entry (`app.example.com`) \
+         allows only the scheme's default port (443 for https, 80 for http); \
+         `app.example.com:8443` only that port; `app.example.com:*` or `.example.com:*` any \
+         port. Setting it replaces the default. Paths on portcullis' own origin (`/x`) are \
+         always allowed.",
+    ),
+    var(
+        Network,
+        "TRUSTED_PROXIES",
+        Words("loopback and private ranges"),
+        "comma list of CIDRs or addresses whose `X-Forwarded-*` / `X-Original-URL` headers \
+         are believed; requests from other peers get 400. Default: `127.0.0.0/8, ::1, \
+         10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7`",
+    ),
+    var(
+        Network,
+        "ALLOW_ENCODED_SLASHES",
+        Value("false"),
+        "let `%2F`/`%5C` through in the original request's path (apps such as GitLab's API \
+         use them); otherwise 400. Dot segments (`/../`, `%2e%2e`) are refused whatever it says",
+    ),
+    var(
+        Network,
+        "LISTEN_ADDR",
+        Value("0.0.0.0:4180"),
+        "address and port to listen on",
+    ),
+    var(
+        Logging,
+        "LOG_FORMAT",
+        Value("text"),
+        "or `json`; levels by `RUST_LOG` (e.g. `RUST_LOG=debug`)",
+    ),
+    var(
+        Logging,
+        "LOG_CLAIMS",
+        Value("false"),
+        "log every login's merged claims at debug level (personal data: for troubleshooting \
+         only)",
+    ),
+    var(
+        Rules,
+        "REQUIRE_GROUP",
+        Words("unset: any signed-in user"),
+        "comma list: exact group, `^prefix`, or `GroupMap` (any key of `GROUP_MAP`); matched \
+         against the IdP's group names",
+    ),
+    var(
+        Rules,
+        "ALLOW_LOGIN_WITHOUT_GROUPS",
+        Value("false"),
+        "let users with no groups at all pass `REQUIRE_GROUP`",
+    ),
+    var(
+        Rules,
+        "ADMINS",
+        Words("empty"),
+        "comma list of usernames (values of `OIDC_USERNAME_CLAIM`) who pass every rule",
+    ),
+    var(
+        Rules,
+        "GROUP_MAP",
+        Words("empty"),
+        "JSON object from IdP group to app group(s): \
+         `{\"ACME Engineering\": [\"Support\", \"Engineering\"]}`",
+    ),
+    var(
+        Rules,
+        "GROUP_MAP_STRICT",
+        Value("false"),
+        "drop IdP groups that are not keys of `GROUP_MAP` from the headers",
+    ),
+    var(
+        Rules,
+        "DEFAULT_GROUPS",
+        Words("empty"),
+        "groups sent to the app for users without any IdP group (never satisfy \
+         `REQUIRE_GROUP`)",
+    ),
+    var(
+        Rules,
+        "ALLOWED_EMAIL_DOMAINS",
+        Words("unset: no restriction"),
+        "comma list; `.example.com` also matches subdomains; the email must be verified",
+    ),
+];
+
+/// The names of [`VARIABLES`], for code that only needs those.
+pub const ENV_VARIABLES: &[&str] = &names::<{ VARIABLES.len() }>();
+
+const fn names<const N: usize>() -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut i = 0;
+    while i < N {
+        names[i] = VARIABLES[i].name;
+        i += 1;
+    }
+    names
+}
+
+/// Our variables as set, keyed by their name in the table. Every name is present (unset as
+/// `None`) so that reading a name twice, or one missing from the table, can be noticed.
+pub(super) fn lookup(env: &HashMap<String, String>) -> HashMap<&'static str, Option<String>> {
+    VARIABLES
+        .iter()
+        .map(|variable| {
+            // Empty values count as unset: compose files often carry `FOO=` lines.
+            let value = env
+                .get(variable.name)
+                .filter(|value| !value.trim().is_empty())
+                .cloned();
+            (variable.name, value)
+        })
+        .collect()
+}
+
+impl Unset {
+    /// As a README table cell.
+    pub fn markdown(self) -> String {
+        match self {
+            Value(value) => format!("`{value}`"),
+            Words(words) => words.to_string(),
+        }
+    }
+
+    /// As plain text for a terminal: no code marks, no table escapes.
+    pub fn plain(self) -> String {
+        match self {
+            Value(value) => value.to_string(),
+            Words(words) => words.replace('`', "").replace("\\|", "|"),
+        }
+    }
+}
+
+impl Variable {
+    /// The variable's row in the README's configuration table.
+    pub fn readme_row(&self) -> String {
+        format!(
+            "| `{}` | {} | {} |",
+            self.name,
+            self.default.markdown(),
+            self.meaning
+        )
+    }
+}
+
+/// The variables and their defaults by section, for `portcullis --help`.
+pub fn help() -> String {
+    let width = VARIABLES.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    let mut text = String::from(
+        "Configuration: environment variables only, with these defaults. The README's \
+         configuration\ntable explains each; portcullis check tries a configuration out.\n",
+    );
+    for &section in SECTIONS {
+        text.push_str(&format!("\n  {}:\n", section.title()));
+        for variable in VARIABLES.iter().filter(|v| v.section == section) {
+            text.push_str(&format!(
+                "    {:width$}  {}\n",
+                variable.name,
+                variable.default.plain()
+            ));
+        }
+    }
+    text
+}

@@ -1,0 +1,836 @@
+//! In-process tests of every handler: the real routes and state, the memory store, and an
+//! identity provider that is never reachable (a closed loopback port), so that discovery fails
+//! at once and the provider stays "not ready". What needs a working IdP (a complete sign-in, the
+//! IdP logout) is left to tests/integration; everything else about status codes, headers,
+//! cookies and pages is checked here, in milliseconds.
+//!
+//! Only the entry points that stay put are used: `build_state`, `routes`, the state's `store`,
+//! `keys` and `config`, `Store::put_session`, `Session`, `Keys::sign`, `random_id` and
+//! `unix_now`. Everything else is observed from the outside, as a proxy or a browser would.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::cookie::Cookie;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::{web, App};
+
+use super::{unix_now, AppState};
+use crate::session::Session;
+
+/// Set explicitly rather than relying on the default, so these tests do not depend on it.
+const COOKIE_NAME: &str = "_portcullis";
+/// A proxy on the same host: inside the default `TRUSTED_PROXIES`.
+const PROXY: &str = "127.0.0.1:40000";
+/// Not in any default trusted range (TEST-NET-3).
+const STRANGER: &str = "203.0.113.7:40000";
+/// The page the user wanted, as a proxy reports it.
+const PAGE_URL: &str = "https://app.example.com/reports/q3?year=2024";
+
+/// The eight identity headers, in (portcullis name, Remote-* name) pairs.
+const IDENTITY_HEADERS: [(&str, &str); 4] = [
+    ("x-auth-request-user", "remote-user"),
+    ("x-auth-request-email", "remote-email"),
+    ("x-auth-request-preferred-username", "remote-name"),
+    ("x-auth-request-groups", "remote-groups"),
+];
+
+fn env(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        // Port 9 (discard) is closed on loopback: discovery is refused at once.
+        ("OIDC_ISSUER_URL", "http://127.0.0.1:9"),
+        ("OIDC_CLIENT_ID", "portcullis"),
+        ("OIDC_CLIENT_SECRET", "client-secret-value"),
+        (
+            "OIDC_REDIRECT_URL",
+            "https://auth.example.com/oauth2/callback",
+        ),
+        ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("COOKIE_NAME", COOKIE_NAME),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+async fn state_with(extra: &[(&str, &str)]) -> web::Data<AppState> {
+    let config = crate::config::Config::from_env_map(env(extra)).unwrap();
+    crate::build_state(config).await.unwrap()
+}
+
+async fn state() -> web::Data<AppState> {
+    state_with(&[]).await
+}
+
+/// Sends one request through the real routes. The app is cheap to build; the state (and so
+/// the store) is shared between the requests of a test.
+async fn send(state: &web::Data<AppState>, req: TestRequest) -> ServiceResponse {
+    let app = test::init_service(App::new().app_data(state.clone()).configure(super::routes)).await;
+    test::call_service(&app, req.to_request()).await
+}
+
+/// The response's headers and body, the body as text.
+async fn read(response: ServiceResponse) -> (StatusCode, HeaderMap, String) {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = test::read_body(response).await;
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
+    let mut values = headers.get_all(name);
+    let value = values
+        .next()
+        .unwrap_or_else(|| panic!("no {name} header in {headers:?}"));
+    assert!(values.next().is_none(), "{name} sent more than once");
+    value.to_str().unwrap()
+}
+
+fn alice() -> Session {
+    let now = unix_now();
+    Session {
+        user: "alice".to_string(),
+        email: Some("alice@example.com".to_string()),
+        email_verified: true,
+        preferred_username: Some("Alice A.".to_string()),
+        groups: vec!["ops".to_string(), "Engineering, EMEA".to_string()],
+        created_at: now,
+        expires_at: now + 3600,
+    }
+}
+
+/// Stores `session` and returns the value of the session cookie that names it.
+async fn sign_in(state: &web::Data<AppState>, session: &Session) -> String {
+    let id = crate::crypto::random_id();
+    state
+        .store
+        .put_session(&id, session, None, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    state.keys.sign(&id)
+}
+
+fn with_cookie(req: TestRequest, value: &str) -> TestRequest {
+    req.insert_header((header::COOKIE, format!("{COOKIE_NAME}={value}")))
+}
+
+/// nginx's `auth_request`: `/oauth2/auth` with `X-Original-URL`, from the proxy.
+fn status_check(query: &str) -> TestRequest {
+    TestRequest::get()
+        .uri(&format!("/oauth2/auth{query}"))
+        .peer_addr(addr(PROXY))
+        .insert_header(("X-Original-URL", PAGE_URL))
+}
+
+/// Traefik's or Caddy's forward auth: `/oauth2/forward-auth` with `X-Forwarded-*`.
+fn redirect_check(query: &str, uri: &str) -> TestRequest {
+    TestRequest::get()
+        .uri(&format!("/oauth2/forward-auth{query}"))
+        .peer_addr(addr(PROXY))
+        .insert_header(("X-Forwarded-Proto", "https"))
+        .insert_header(("X-Forwarded-Host", "app.example.com"))
+        .insert_header(("X-Forwarded-Uri", uri))
+        .insert_header(("X-Forwarded-Method", "GET"))
+}
+
+/// What a browser sends for a top-level navigation.
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+fn assert_identity(headers: &HeaderMap, expected: [&str; 4]) {
+    for ((ours, remote), value) in IDENTITY_HEADERS.iter().zip(expected) {
+        assert_eq!(header(headers, ours), value, "{ours}");
+        assert_eq!(header(headers, remote), value, "{remote}");
+    }
+    assert_eq!(header(headers, "cache-control"), "no-store");
+}
+
+fn assert_no_identity(headers: &HeaderMap) {
+    for (ours, remote) in IDENTITY_HEADERS {
+        assert!(headers.get(ours).is_none(), "{ours} on a denial");
+        assert!(headers.get(remote).is_none(), "{remote} on a denial");
+    }
+}
+
+/// The headers every page carries: no framing, no sniffing, no referrer, no caching.
+fn assert_page_headers(headers: &HeaderMap) {
+    assert_eq!(header(headers, "x-frame-options"), "DENY");
+    let csp = header(headers, "content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert_eq!(header(headers, "x-content-type-options"), "nosniff");
+    assert_eq!(header(headers, "referrer-policy"), "no-referrer");
+    assert_eq!(header(headers, "cache-control"), "no-store");
+}
+
+fn set_cookies(response: &ServiceResponse) -> Vec<Cookie<'static>> {
+    response
+        .response()
+        .cookies()
+        .map(Cookie::into_owned)
+        .collect()
+}
+
+/// The session cookie is cleared: emptied and expired at once.
+fn assert_session_cookie_cleared(response: &ServiceResponse) {
+    let cookies = set_cookies(response);
+    let cleared: Vec<_> = cookies.iter().filter(|c| c.name() == COOKIE_NAME).collect();
+    assert_eq!(cleared.len(), 1, "{cookies:?}");
+    assert_eq!(cleared[0].value(), "");
+    assert_eq!(
+        cleared[0].max_age(),
+        Some(actix_web::cookie::time::Duration::ZERO)
+    );
+    assert_eq!(cleared[0].path(), Some("/"));
+}
+
+// ---- the auth checks: signed in ----
+
+#[actix_web::test]
+async fn status_mode_with_a_session_answers_200_with_every_identity_header() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let (status, headers, _) =
+        read(send(&state, with_cookie(status_check(""), &cookie)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    // A comma inside a group name is encoded, so the list still splits into two groups.
+    assert_identity(
+        &headers,
+        [
+            "alice",
+            "alice@example.com",
+            "Alice A.",
+            "ops,Engineering%2C EMEA",
+        ],
+    );
+}
+
+#[actix_web::test]
+async fn redirect_mode_with_a_session_answers_200_with_every_identity_header() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let req = with_cookie(redirect_check("", "/reports/q3?year=2024"), &cookie)
+        .insert_header((header::ACCEPT, BROWSER_ACCEPT));
+    let (status, headers, _) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_identity(
+        &headers,
+        [
+            "alice",
+            "alice@example.com",
+            "Alice A.",
+            "ops,Engineering%2C EMEA",
+        ],
+    );
+}
+
+#[actix_web::test]
+async fn an_unverified_email_is_sent_empty_and_unknown_values_too() {
+    let state = state().await;
+    let session = Session {
+        email_verified: false,
+        preferred_username: None,
+        groups: Vec::new(),
+        ..alice()
+    };
+    let cookie = sign_in(&state, &session).await;
+    let (status, headers, _) =
+        read(send(&state, with_cookie(status_check(""), &cookie)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    // Present and empty, not absent: the proxy then replaces whatever the client sent.
+    assert_identity(&headers, ["alice", "", "", ""]);
+}
+
+#[actix_web::test]
+async fn identity_headers_sent_by_the_client_never_survive() {
+    let state = state().await;
+    let session = Session {
+        email_verified: false,
+        preferred_username: None,
+        ..alice()
+    };
+    let cookie = sign_in(&state, &session).await;
+    let mut req = with_cookie(status_check(""), &cookie);
+    for (ours, remote) in IDENTITY_HEADERS {
+        req = req
+            .insert_header((ours, "admin"))
+            .insert_header((remote, "admin"));
+    }
+    let (status, headers, _) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_identity(&headers, ["alice", "", "", "ops,Engineering%2C EMEA"]);
+}
+
+#[actix_web::test]
+async fn a_route_rule_the_user_meets_lets_them_in() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let req = with_cookie(status_check("?require_group=ops"), &cookie);
+    let (status, headers, _) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "x-auth-request-user"), "alice");
+}
+
+// ---- the auth checks: not signed in ----
+
+#[actix_web::test]
+async fn status_mode_without_a_valid_session_is_401() {
+    let state = state().await;
+    let real = sign_in(&state, &alice()).await;
+    let expired = sign_in(
+        &state,
+        &Session {
+            created_at: unix_now() - 7200,
+            expires_at: unix_now() - 1,
+            ..alice()
+        },
+    )
+    .await;
+    // A changed signature, and no signature, on the id of a session that exists. The first
+    // character of the signature is changed: the last one has bits a decoder may ignore.
+    let (id, signature) = real.rsplit_once('.').unwrap();
+    let other = if signature.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{id}.{other}{}", &signature[1..]);
+    let unsigned_id = id.to_string();
+    let cases = [
+        ("no cookie", None),
+        ("tampered signature", Some(tampered)),
+        ("unsigned id", Some(unsigned_id)),
+        (
+            "unknown id",
+            Some(state.keys.sign(&crate::crypto::random_id())),
+        ),
+        ("expired session", Some(expired)),
+        ("empty value", Some(String::new())),
+    ];
+    for (case, cookie) in cases {
+        let req = match &cookie {
+            Some(value) => with_cookie(status_check(""), value),
+            None => status_check(""),
+        };
+        let (status, headers, body) = read(send(&state, req).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}");
+        assert_eq!(body, "not signed in\n", "{case}");
+        assert_no_identity(&headers);
+    }
+    // The real cookie still works: the 401s above are about the cookies, not the setup.
+    let (status, _, _) = read(send(&state, with_cookie(status_check(""), &real)).await).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_session_cookie_sent_twice_is_not_signed_in() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    // Cookie tossing: a sibling subdomain planted a second cookie of the same name. Even two
+    // copies of the genuine value are refused: which one the browser put first is unknowable.
+    for header_value in [
+        format!("{COOKIE_NAME}={cookie}; {COOKIE_NAME}={cookie}"),
+        format!("{COOKIE_NAME}=planted; {COOKIE_NAME}={cookie}"),
+    ] {
+        let req = status_check("").insert_header((header::COOKIE, header_value.clone()));
+        let (status, headers, _) = read(send(&state, req).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header_value}");
+        assert_no_identity(&headers);
+    }
+    // Two Cookie header lines count as one list.
+    let req = status_check("")
+        .append_header((header::COOKIE, format!("{COOKIE_NAME}={cookie}")))
+        .append_header((header::COOKIE, format!("{COOKIE_NAME}={cookie}")));
+    let (status, _, _) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn redirect_mode_answers_api_clients_401() {
+    let state = state().await;
+    for accept in [Some("application/json"), Some("*/*"), None] {
+        let mut req = redirect_check("", "/api/items");
+        if let Some(accept) = accept {
+            req = req.insert_header((header::ACCEPT, accept));
+        }
+        let (status, _, body) = read(send(&state, req).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "Accept: {accept:?}");
+        assert_eq!(body, "not signed in\n");
+    }
+    // A form POST is not a navigation that can be replayed after sign-in, HTML or not.
+    let req = redirect_check("", "/form")
+        .insert_header(("X-Forwarded-Method", "POST"))
+        .insert_header((header::ACCEPT, BROWSER_ACCEPT));
+    let (status, _, _) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn a_browser_navigation_without_a_ready_provider_is_503() {
+    let state = state().await;
+    let req = redirect_check("", "/reports").insert_header((header::ACCEPT, BROWSER_ACCEPT));
+    let response = send(&state, req).await;
+    // No login cookie is set for a login that cannot start.
+    assert!(set_cookies(&response).is_empty());
+    let (status, headers, body) = read(response).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.get(header::LOCATION).is_none());
+    assert_eq!(
+        body,
+        "identity provider not reachable yet, try again shortly\n"
+    );
+}
+
+#[actix_web::test]
+async fn status_mode_never_redirects_even_a_browser() {
+    let state = state().await;
+    let req = status_check("").insert_header((header::ACCEPT, BROWSER_ACCEPT));
+    let (status, headers, _) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers.get(header::LOCATION).is_none());
+}
+
+// ---- the auth checks: bad requests ----
+
+#[actix_web::test]
+async fn forwarded_headers_from_an_untrusted_peer_are_400() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let requests = [
+        with_cookie(status_check(""), &cookie).peer_addr(addr(STRANGER)),
+        with_cookie(redirect_check("", "/"), &cookie).peer_addr(addr(STRANGER)),
+        // No peer address at all is no trusted peer either.
+        with_cookie(
+            TestRequest::get()
+                .uri("/oauth2/auth")
+                .insert_header(("X-Original-URL", PAGE_URL)),
+            &cookie,
+        ),
+    ];
+    for req in requests {
+        let (status, headers, body) = read(send(&state, req).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            "forwarded headers are only accepted from TRUSTED_PROXIES\n"
+        );
+        assert_no_identity(&headers);
+    }
+}
+
+#[actix_web::test]
+async fn malformed_forwarded_headers_are_400_even_with_a_session() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let base = || {
+        TestRequest::get()
+            .uri("/oauth2/forward-auth")
+            .peer_addr(addr(PROXY))
+    };
+    let cases = [
+        (
+            base()
+                .insert_header(("X-Forwarded-Proto", "https"))
+                .insert_header(("X-Forwarded-Uri", "/")),
+            "the X-Forwarded-Host header is missing\n",
+        ),
+        (
+            base()
+                .insert_header(("X-Forwarded-Host", "app.example.com"))
+                .insert_header(("X-Forwarded-Uri", "/")),
+            "the X-Forwarded-Proto header is missing\n",
+        ),
+        (
+            redirect_check("", "/").insert_header(("X-Forwarded-Proto", "gopher")),
+            "the X-Forwarded-Proto header is not valid\n",
+        ),
+        (
+            redirect_check("", "/").insert_header(("X-Forwarded-Host", "good.example@evil.net")),
+            "the X-Forwarded-Host header is not valid\n",
+        ),
+        (
+            redirect_check("", "no-slash"),
+            "the X-Forwarded-Uri header is not valid\n",
+        ),
+        (
+            redirect_check("", "/").insert_header(("X-Forwarded-Method", "get")),
+            "the X-Forwarded-Method header is not valid\n",
+        ),
+        (
+            status_check("").insert_header(("X-Original-URL", "app.example.com/page")),
+            "the X-Original-URL header is not valid\n",
+        ),
+        (
+            TestRequest::get()
+                .uri("/oauth2/auth")
+                .peer_addr(addr(PROXY)),
+            "the X-Original-URL header is missing\n",
+        ),
+    ];
+    for (req, expected) in cases {
+        let (status, headers, body) = read(send(&state, with_cookie(req, &cookie)).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{expected}");
+        assert_eq!(body, expected);
+        assert_no_identity(&headers);
+    }
+}
+
+#[actix_web::test]
+async fn a_dot_segment_in_the_original_path_is_400() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    for uri in ["/x/../ops/", "/x/%2e%2e/ops/", "/ops/.", "/..;x/ops"] {
+        let req = with_cookie(redirect_check("", uri), &cookie);
+        let (status, headers, body) = read(send(&state, req).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(
+            body,
+            "the X-Forwarded-Uri header's path has a dot segment\n"
+        );
+        assert_no_identity(&headers);
+    }
+    let req = with_cookie(status_check(""), &cookie)
+        .insert_header(("X-Original-URL", "https://app.example.com/public/../admin"));
+    let (status, _, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, "the X-Original-URL header's path has a dot segment\n");
+}
+
+#[actix_web::test]
+async fn an_unknown_route_rule_is_400() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    for req in [
+        status_check("?require_groups=ops"),
+        redirect_check("?allowed_user=alice", "/"),
+    ] {
+        let (status, headers, body) = read(send(&state, with_cookie(req, &cookie)).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.starts_with("invalid rule on the auth URL: "), "{body}");
+        assert_no_identity(&headers);
+    }
+}
+
+// ---- the auth checks: refused by a rule ----
+
+#[actix_web::test]
+async fn a_route_rule_the_user_fails_is_403_page_in_redirect_mode() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let req = with_cookie(redirect_check("?require_group=x", "/finance"), &cookie)
+        .insert_header((header::ACCEPT, BROWSER_ACCEPT));
+    let (status, headers, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_page_headers(&headers);
+    assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
+    assert!(body.contains("<h1>Access denied</h1>"), "{body}");
+    assert!(body.contains("<strong>alice</strong>"), "{body}");
+    // The page's way out: a sign-out form posting to our own endpoint.
+    assert!(
+        body.contains("<form method=\"post\" action=\"/oauth2/sign_out\">"),
+        "{body}"
+    );
+    assert_no_identity(&headers);
+}
+
+#[actix_web::test]
+async fn a_route_rule_the_user_fails_is_403_text_in_status_mode() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let req = with_cookie(status_check("?require_group=x"), &cookie);
+    let (status, headers, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        header(&headers, "content-type"),
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(body, "access denied\n");
+    assert_no_identity(&headers);
+}
+
+// ---- /oauth2/userinfo ----
+
+#[actix_web::test]
+async fn userinfo_answers_the_signed_in_user_as_json() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let req = with_cookie(TestRequest::get().uri("/oauth2/userinfo"), &cookie);
+    let (status, headers, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "content-type"), "application/json");
+    assert_eq!(header(&headers, "cache-control"), "no-store");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "user": "alice",
+            "email": "alice@example.com",
+            "preferred_username": "Alice A.",
+            "groups": ["ops", "Engineering, EMEA"],
+        })
+    );
+}
+
+#[actix_web::test]
+async fn userinfo_gives_a_null_email_when_it_is_not_verified() {
+    let state = state().await;
+    let session = Session {
+        email_verified: false,
+        ..alice()
+    };
+    let cookie = sign_in(&state, &session).await;
+    let req = with_cookie(TestRequest::get().uri("/oauth2/userinfo"), &cookie);
+    let (status, _, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["user"], "alice");
+    assert!(json["email"].is_null(), "{json}");
+}
+
+#[actix_web::test]
+async fn userinfo_without_a_session_is_401() {
+    let state = state().await;
+    let forged = state.keys.sign(&crate::crypto::random_id());
+    for req in [
+        TestRequest::get().uri("/oauth2/userinfo"),
+        with_cookie(TestRequest::get().uri("/oauth2/userinfo"), &forged),
+    ] {
+        let (status, _, body) = read(send(&state, req).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body, "not signed in\n");
+    }
+}
+
+// ---- /oauth2/sign_out ----
+
+async fn auth_status(state: &web::Data<AppState>, cookie: &str) -> StatusCode {
+    send(state, with_cookie(status_check(""), cookie))
+        .await
+        .status()
+}
+
+#[actix_web::test]
+async fn sign_out_deletes_the_session_and_clears_the_cookie() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    assert_eq!(auth_status(&state, &cookie).await, StatusCode::OK);
+    let req = with_cookie(TestRequest::get().uri("/oauth2/sign_out"), &cookie);
+    let response = send(&state, req).await;
+    assert_session_cookie_cleared(&response);
+    let (status, headers, body) = read(response).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_page_headers(&headers);
+    assert!(body.contains("<h1>Signed out</h1>"), "{body}");
+    // Deleted from the store: the same cookie, replayed, is worth nothing.
+    assert_eq!(auth_status(&state, &cookie).await, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn sign_out_by_post_from_our_own_page_signs_out() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    // What a browser sends for the form on our no-referrer pages.
+    let req = with_cookie(TestRequest::post().uri("/oauth2/sign_out"), &cookie)
+        .insert_header(("Sec-Fetch-Site", "same-origin"))
+        .insert_header((header::ORIGIN, "null"));
+    let response = send(&state, req).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_session_cookie_cleared(&response);
+    assert_eq!(auth_status(&state, &cookie).await, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn cross_site_sign_out_link_asks_for_confirmation_and_keeps_the_session() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let req = with_cookie(
+        TestRequest::get().uri("/oauth2/sign_out?rd=https%3A%2F%2Fauth.example.com%2Fbye"),
+        &cookie,
+    )
+    .insert_header(("Sec-Fetch-Site", "cross-site"));
+    let response = send(&state, req).await;
+    assert!(set_cookies(&response).is_empty());
+    let (status, headers, body) = read(response).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_page_headers(&headers);
+    assert!(body.contains("<h1>Sign out?</h1>"), "{body}");
+    // The button posts back to the same sign-out, `rd` included (attribute-escaped).
+    assert!(
+        body.contains(
+            "<form method=\"post\" action=\"/oauth2/sign_out?rd=https%3A%2F%2Fauth.example.com%2Fbye\">"
+        ),
+        "{body}"
+    );
+    assert_eq!(auth_status(&state, &cookie).await, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn cross_site_sign_out_post_is_403_and_keeps_the_session() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let requests = [
+        with_cookie(TestRequest::post().uri("/oauth2/sign_out"), &cookie)
+            .insert_header(("Sec-Fetch-Site", "cross-site")),
+        with_cookie(TestRequest::post().uri("/oauth2/sign_out"), &cookie)
+            .insert_header((header::ORIGIN, "https://evil.example.net")),
+    ];
+    for req in requests {
+        let response = send(&state, req).await;
+        assert!(set_cookies(&response).is_empty());
+        let (status, headers, body) = read(response).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_page_headers(&headers);
+        assert_eq!(body, "sign-out from another site refused\n");
+        assert_eq!(auth_status(&state, &cookie).await, StatusCode::OK);
+    }
+}
+
+#[actix_web::test]
+async fn sign_out_follows_an_allowed_rd_only() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let req = with_cookie(
+        TestRequest::get().uri("/oauth2/sign_out?rd=https%3A%2F%2Fauth.example.com%2Fbye%3Fa%3D1"),
+        &cookie,
+    );
+    let response = send(&state, req).await;
+    assert_session_cookie_cleared(&response);
+    let (status, headers, _) = read(response).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(
+        header(&headers, "location"),
+        "https://auth.example.com/bye?a=1"
+    );
+    assert_eq!(auth_status(&state, &cookie).await, StatusCode::UNAUTHORIZED);
+
+    // Another session, an `rd` off the allow-list: signed out all the same, but no redirect.
+    let cookie = sign_in(&state, &alice()).await;
+    for rd in [
+        "https%3A%2F%2Fevil.example.net%2F",
+        "%2F%2Fevil.example.net",
+    ] {
+        let req = with_cookie(
+            TestRequest::get().uri(&format!("/oauth2/sign_out?rd={rd}")),
+            &cookie,
+        );
+        let response = send(&state, req).await;
+        assert_session_cookie_cleared(&response);
+        let (status, headers, body) = read(response).await;
+        assert_eq!(status, StatusCode::OK, "{rd}");
+        assert!(headers.get(header::LOCATION).is_none(), "{rd}");
+        assert!(body.contains("<h1>Signed out</h1>"), "{body}");
+    }
+    assert_eq!(auth_status(&state, &cookie).await, StatusCode::UNAUTHORIZED);
+}
+
+// ---- /oauth2/start and /oauth2/callback without a provider ----
+
+#[actix_web::test]
+async fn start_without_a_ready_provider_is_503() {
+    let state = state().await;
+    let response = send(
+        &state,
+        TestRequest::get().uri("/oauth2/start?rd=https%3A%2F%2Fauth.example.com%2Fapp"),
+    )
+    .await;
+    assert!(set_cookies(&response).is_empty());
+    let (status, headers, body) = read(response).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.get(header::LOCATION).is_none());
+    assert_eq!(
+        body,
+        "identity provider not reachable yet, try again shortly\n"
+    );
+}
+
+#[actix_web::test]
+async fn callback_without_a_genuine_login_cookie_is_a_400_page() {
+    let state = state().await;
+    let state_param = "abcdefghijklmnopqrstuvwxyz0123456789";
+    let login_cookie = format!("{COOKIE_NAME}_login_abcdefghijklmnop");
+    let uri = format!("/oauth2/callback?code=some-code&state={state_param}");
+    let requests = [
+        TestRequest::get().uri(&uri),
+        // A login cookie of the right name that we did not seal.
+        TestRequest::get()
+            .uri(&uri)
+            .insert_header((header::COOKIE, format!("{login_cookie}=forged-value"))),
+        // A session cookie is no login cookie.
+        with_cookie(
+            TestRequest::get().uri(&uri),
+            &state.keys.sign(&crate::crypto::random_id()),
+        ),
+    ];
+    for req in requests {
+        let response = send(&state, req).await;
+        // No session is created.
+        assert!(
+            !set_cookies(&response)
+                .iter()
+                .any(|c| c.name() == COOKIE_NAME && !c.value().is_empty()),
+            "a session cookie was set"
+        );
+        let (status, headers, body) = read(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_page_headers(&headers);
+        assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
+        assert!(body.contains("<h1>Sign-in failed</h1>"), "{body}");
+        assert!(body.contains("href=\"/oauth2/start\""), "{body}");
+        assert!(headers.get(header::LOCATION).is_none());
+    }
+}
+
+#[actix_web::test]
+async fn callback_with_access_denied_is_403() {
+    let state = state().await;
+    let response = send(
+        &state,
+        TestRequest::get().uri(
+            "/oauth2/callback?error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state=abc",
+        ),
+    )
+    .await;
+    let (status, headers, body) = read(response).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_page_headers(&headers);
+    assert!(body.contains("<h1>Sign-in failed</h1>"), "{body}");
+    // The IdP's description is attacker-reachable text: never echoed as markup.
+    assert!(!body.contains("<b>no</b>"), "{body}");
+}
+
+#[actix_web::test]
+async fn callback_with_another_idp_error_is_400() {
+    let state = state().await;
+    let response = send(
+        &state,
+        TestRequest::get().uri("/oauth2/callback?error=server_error&state=abc"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+// ---- health ----
+
+#[actix_web::test]
+async fn healthz_is_200_while_the_process_serves() {
+    let state = state().await;
+    let (status, _, body) = read(send(&state, TestRequest::get().uri("/healthz")).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "ok\n");
+}
+
+#[actix_web::test]
+async fn readyz_is_503_while_the_provider_is_not_ready() {
+    let state = state().await;
+    let (status, _, body) = read(send(&state, TestRequest::get().uri("/readyz")).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // The memory store answers: the provider is the only reason given.
+    assert_eq!(body, "not ready: identity provider discovery not loaded\n");
+}

@@ -1,0 +1,181 @@
+//! The identity headers of an allowed request: their names, their values, and how groups are
+//! encoded into one of them. Every 2xx sets all of them (empty when unknown), so a value sent
+//! by the client can never reach the app.
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::web::BytesMut;
+use actix_web::HttpResponse;
+
+use crate::claims;
+use crate::session::SessionView;
+
+/// Pairs of names for one value, in the order: user, email, preferred username, groups. The
+/// `X-Auth-Request-*` names are oauth2-proxy's; the `Remote-*` ones Authelia's.
+pub const NAMES: [[HeaderName; 2]; 4] = [
+    [
+        HeaderName::from_static("x-auth-request-user"),
+        HeaderName::from_static("remote-user"),
+    ],
+    [
+        HeaderName::from_static("x-auth-request-email"),
+        HeaderName::from_static("remote-email"),
+    ],
+    [
+        HeaderName::from_static("x-auth-request-preferred-username"),
+        HeaderName::from_static("remote-name"),
+    ],
+    [
+        HeaderName::from_static("x-auth-request-groups"),
+        HeaderName::from_static("remote-groups"),
+    ],
+];
+
+/// The names as the proxy snippets write them (`X-Auth-Request-User`, ...): first every
+/// `X-Auth-Request-*`, then every `Remote-*`.
+pub const DISPLAY_NAMES: [&str; 8] = [
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Preferred-Username",
+    "X-Auth-Request-Groups",
+    "Remote-User",
+    "Remote-Email",
+    "Remote-Name",
+    "Remote-Groups",
+];
+
+/// The 200 of an allowed request: `Cache-Control: no-store` and every identity header.
+pub fn allowed(
+    session: &SessionView,
+    upstream_groups: &[&str],
+    allow_unverified_email: bool,
+) -> HttpResponse {
+    let groups = encode_groups(upstream_groups);
+    let email = claims::forwarded_email(
+        session.email,
+        session.email_verified,
+        allow_unverified_email,
+    );
+    let values = [
+        session.user,
+        email.unwrap_or(""),
+        session.preferred_username.unwrap_or(""),
+        groups.as_str(),
+    ];
+    // The four values in one buffer that all eight headers share: two allocations where one
+    // per header would be eight (this runs on every allowed request).
+    let mut buffer = BytesMut::with_capacity(values.iter().map(|v| v.len()).sum());
+    for value in values {
+        buffer.extend_from_slice(value.as_bytes());
+    }
+    let buffer = buffer.freeze();
+    let mut response = HttpResponse::new(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.reserve(1 + 2 * NAMES.len());
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut start = 0;
+    for (names, value) in NAMES.iter().zip(values) {
+        let end = start + value.len();
+        // A value that cannot be a header (control characters from a hostile IdP claim) is
+        // sent empty rather than failing the whole check.
+        let value = HeaderValue::from_maybe_shared(buffer.slice(start..end))
+            .unwrap_or(HeaderValue::from_static(""));
+        start = end;
+        for name in names {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
+/// Renders groups as one header value: names joined with `,`.
+///
+/// Group names may themselves contain commas, so inside each name `%` becomes `%25` and
+/// `,` becomes `%2C`; the upstream splits on `,` and percent-decodes each item. Control
+/// characters (below 0x20, and 0x7f) are percent-encoded as well, so a group name can
+/// never end the header line and inject another header. Everything else, including
+/// non-ASCII text, is passed through unchanged as UTF-8.
+pub fn encode_groups(groups: &[&str]) -> String {
+    let mut header = String::with_capacity(groups.iter().map(|g| g.len() + 1).sum());
+    for (i, name) in groups.iter().enumerate() {
+        if i > 0 {
+            header.push(',');
+        }
+        encode_group_name(name, &mut header);
+    }
+    header
+}
+
+fn encode_group_name(name: &str, out: &mut String) {
+    if !name.bytes().any(needs_escape) {
+        out.push_str(name);
+        return;
+    }
+    for character in name.chars() {
+        if character.is_ascii() && needs_escape(character as u8) {
+            out.push_str(&format!("%{:02X}", u32::from(character)));
+        } else {
+            out.push(character);
+        }
+    }
+}
+
+fn needs_escape(byte: u8) -> bool {
+    byte == b'%' || byte == b',' || byte.is_ascii_control()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_the_header_names() {
+        let lower: Vec<String> = DISPLAY_NAMES
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        let pairs = NAMES;
+        let names: Vec<String> = (0..2)
+            .flat_map(|column| {
+                pairs
+                    .iter()
+                    .map(move |pair| pair[column].as_str().to_owned())
+            })
+            .collect();
+        assert_eq!(lower, names);
+    }
+
+    #[test]
+    fn groups_header_encoding() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], ""),
+            (&["a"], "a"),
+            (&["a", "b c", "Ünïcødé"], "a,b c,Ünïcødé"),
+            (&["Smith, John", "100%"], "Smith%2C John,100%25"),
+            (&["%2C"], "%252C"),
+            (
+                &["evil\r\nX-Forwarded-User: root"],
+                "evil%0D%0AX-Forwarded-User: root",
+            ),
+            (
+                &["tab\there", "nul\0", "del\x7f", "esc\x1b"],
+                "tab%09here,nul%00,del%7F,esc%1B",
+            ),
+            (
+                &["semi;colon", "quote\"", "slash/"],
+                "semi;colon,quote\",slash/",
+            ),
+        ];
+        for (groups, expected) in cases {
+            assert_eq!(encode_groups(groups), *expected, "{groups:?}");
+        }
+    }
+
+    #[test]
+    fn groups_header_never_contains_control_characters() {
+        let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        let header = encode_groups(&[every_ascii.as_str()]);
+        assert!(!header.chars().any(|c| c.is_ascii_control()), "{header:?}");
+        assert!(!header.contains(','));
+    }
+}

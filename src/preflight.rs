@@ -1,0 +1,162 @@
+//! `portcullis check`, the preflight: everything startup would verify, plus what to register at
+//! the IdP and ready proxy snippets, without serving.
+
+use std::fmt::Write;
+
+use crate::config::{Config, TokenAuthMethod};
+use crate::http::identity_headers::DISPLAY_NAMES;
+use crate::oidc::Oidc;
+use crate::session::Store;
+
+pub struct Report {
+    pub ok: bool,
+    pub text: String,
+}
+
+pub async fn run(config: Config) -> Report {
+    let mut text = String::new();
+    let mut ok = true;
+    let _ = writeln!(text, "configuration: ok");
+    for warning in &config.warnings {
+        let _ = writeln!(text, "  warning: {warning}");
+    }
+
+    match Oidc::new(&config) {
+        Ok(oidc) => match oidc.discover().await {
+            Ok(()) => {
+                let _ = writeln!(text, "identity provider: ok, issuer {}", config.issuer_url);
+                if let Some(summary) = oidc.describe() {
+                    let _ = writeln!(
+                        text,
+                        "  authorization endpoint {}\n  token endpoint {}\n  userinfo endpoint {}\n  signing keys in JWKS: {}",
+                        summary.authorization_endpoint,
+                        summary.token_endpoint,
+                        summary.userinfo_endpoint.as_deref().unwrap_or("(none)"),
+                        summary.signing_keys
+                    );
+                    if summary.signing_keys == 0 {
+                        ok = false;
+                        let _ = writeln!(text, "  problem: the JWKS has no keys");
+                    }
+                }
+            }
+            Err(err) => {
+                ok = false;
+                let _ = writeln!(text, "identity provider: FAILED: {err}");
+            }
+        },
+        Err(err) => {
+            ok = false;
+            let _ = writeln!(text, "identity provider: FAILED: {err}");
+        }
+    }
+
+    let store = Store::from_config(&config);
+    match store {
+        Ok(store) => match store.ping().await {
+            Ok(()) => {
+                let _ = writeln!(text, "session store: ok ({})", store.kind());
+            }
+            Err(err) => {
+                ok = false;
+                let _ = writeln!(text, "session store: FAILED: {err}");
+            }
+        },
+        Err(err) => {
+            ok = false;
+            let _ = writeln!(text, "session store: FAILED: {err}");
+        }
+    }
+
+    text.push_str(&registration(&config));
+    text.push_str(&snippets(&config));
+    let _ = writeln!(
+        text,
+        "\n{}",
+        if ok { "check passed" } else { "check FAILED" }
+    );
+    Report { ok, text }
+}
+
+fn origin(config: &Config) -> String {
+    config.redirect_url.origin().ascii_serialization()
+}
+
+fn registration(config: &Config) -> String {
+    format!(
+        "\nRegister at your identity provider (client {client}):\n  \
+redirect URI:             {redirect}\n  \
+post-logout redirect URI: {post_logout}\n  \
+back-channel logout URI:  none (not supported yet)\n  \
+grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
+        client = config.client_id,
+        redirect = config.redirect_url,
+        post_logout = config
+            .post_logout_redirect_url
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| {
+                "none (OIDC_POST_LOGOUT_REDIRECT_URL unset: sign-out ends the portcullis session only)"
+                    .to_string()
+            }),
+        auth = match config.token_auth_method {
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+        },
+    )
+}
+
+fn snippets(config: &Config) -> String {
+    let port = config.listen_addr.port();
+    let upstream = format!("portcullis:{port}");
+    let list = DISPLAY_NAMES.join(", ");
+    let spaced = DISPLAY_NAMES.join(" ");
+    let mut nginx_headers = String::new();
+    let mut caddy_removals = String::new();
+    for name in DISPLAY_NAMES {
+        let var = name.to_ascii_lowercase().replace('-', "_");
+        let _ = write!(
+            nginx_headers,
+            "\n    auth_request_set $pc_{var} $upstream_http_{var}; proxy_set_header {name} $pc_{var};"
+        );
+        let _ = write!(caddy_removals, "\n    request_header -{name}");
+    }
+    format!(
+        r#"
+(Replace {upstream} with the address your proxy reaches portcullis at.)
+
+Traefik (dynamic configuration):
+  http:
+    middlewares:
+      portcullis:
+        forwardAuth:
+          address: "http://{upstream}/oauth2/forward-auth"
+          trustForwardHeader: false
+          authResponseHeaders: [{list}]
+  (and route {origin}/oauth2/ to http://{upstream} without the middleware)
+
+nginx (inside your server block):
+  location /oauth2/ {{ proxy_pass http://{upstream}; proxy_set_header Host $host; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; }}
+  location = /_oauth2_auth {{ internal; proxy_pass http://{upstream}/oauth2/auth; proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header X-Original-URL $scheme://$http_host$request_uri; proxy_set_header X-Original-Method $request_method; }}
+  location @oauth2_signin {{ return 302 /oauth2/start?rd=$scheme://$http_host$request_uri; }}
+  location / {{
+    auth_request /_oauth2_auth;
+    error_page 401 = @oauth2_signin;{nginx_headers}
+    proxy_pass http://your-app;
+  }}
+
+Caddy:
+  handle /oauth2/* {{ reverse_proxy {upstream} }}
+  route {{
+    # copy_headers skips empty values: remove client-sent identity headers first.{caddy_removals}
+    forward_auth {upstream} {{
+      # The trailing "?" stops Caddy from copying the visited page's query onto the auth URL.
+      uri /oauth2/forward-auth?
+      copy_headers {spaced}
+    }}
+    reverse_proxy your-app:80
+  }}
+"#,
+        origin = origin(config),
+    )
+}

@@ -1,0 +1,65 @@
+//! Real reverse proxies (Traefik, nginx, Caddy) running the configuration
+//! files of examples/, unchanged, on a free loopback port.
+
+mod caddy;
+pub mod nginx;
+mod traefik;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::process::ChildGuard;
+use crate::workdir::Workdir;
+
+pub use caddy::Caddy;
+pub use nginx::Nginx;
+pub use traefik::Traefik;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    Traefik,
+    Nginx,
+    Caddy,
+}
+
+/// A running proxy. Dropping it stops the program, then removes its files.
+pub struct Proxy {
+    // Declared before `dir` so the program stops before its files go away.
+    child: ChildGuard,
+    kind: ProxyKind,
+    port: u16,
+    dir: Workdir,
+}
+
+impl Proxy {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn kind(&self) -> ProxyKind {
+        self.kind
+    }
+
+    /// Where the rendered configuration and logs are.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.child.log_tail(lines)
+    }
+
+    /// Stops the proxy now (also done on Drop).
+    pub fn stop(&mut self) {
+        self.child.stop();
+    }
+}
+
+/// Proxies get a little longer than other programs: Traefik loads its file
+/// provider asynchronously after it already listens.
+pub(crate) const PROXY_STARTUP_TIMEOUT: Duration = Duration::from_secs(20);

