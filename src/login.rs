@@ -220,11 +220,34 @@ pub enum SessionRefusal {
     Rule { user: String, rule: DenyReason },
 }
 
+/// What the sessions lists show of the browser that signed in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Client {
+    pub user_agent: Option<String>,
+    pub address: Option<String>,
+}
+
+/// Longest `User-Agent` kept: enough to tell browsers apart, bounded for the store.
+const MAX_USER_AGENT_CHARS: usize = 200;
+
+impl Client {
+    /// From the callback's `User-Agent` and client address (as the trusted proxy reported it).
+    pub fn new(user_agent: Option<&str>, address: Option<String>) -> Client {
+        Client {
+            user_agent: user_agent
+                .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect::<String>())
+                .filter(|ua| !ua.is_empty()),
+            address,
+        }
+    }
+}
+
 /// The session a login's validated claims give, at `now`, if the global rules let the user in.
 pub fn session_from_claims(
     claims: &Value,
     config: &Config,
     now: u64,
+    client: Client,
 ) -> Result<Session, SessionRefusal> {
     let user = claims::username(
         claims,
@@ -240,6 +263,13 @@ pub fn session_from_claims(
         created_at: now,
         expires_at: now.saturating_add(config.session_lifetime.as_secs()),
         user,
+        // The ID token was verified to have a `sub`; `sid` is optional (OIDC Core, Front- and
+        // Back-Channel Logout).
+        subject: claims::string_claim(claims, "sub").unwrap_or_default(),
+        idp_session: claims::string_claim(claims, "sid"),
+        claims_read_at: now,
+        user_agent: client.user_agent,
+        address: client.address,
     };
     let idp_groups: Vec<&str> = session.groups.iter().map(String::as_str).collect();
     let identity = Identity {

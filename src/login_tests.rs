@@ -290,7 +290,7 @@ fn session_from_claims_table() {
         ),
     ];
     for (what, env, claims, expected) in cases {
-        let got = session_from_claims(claims, &config(env), NOW);
+        let got = session_from_claims(claims, &config(env), NOW, Client::default());
         match expected {
             Ok((user, groups, verified)) => {
                 let session = got.unwrap_or_else(|e| panic!("{what}: {e:?}"));
@@ -303,4 +303,24 @@ fn session_from_claims_table() {
             Err(refusal) => assert_eq!(got, Err(refusal), "{what}"),
         }
     }
+}
+
+#[test]
+fn a_session_records_the_idp_subject_session_and_the_browser() {
+    let claims = serde_json::json!({"sub": "s-1", "sid": "idp-7", "preferred_username": "al"});
+    let client = Client::new(Some(&"x".repeat(500)), Some("192.0.2.9".into()));
+    let session = session_from_claims(
+        &claims,
+        &config(&[("OIDC_USERNAME_CLAIM", "preferred_username")]),
+        NOW,
+        client,
+    )
+    .unwrap();
+    assert_eq!(session.user, "al");
+    assert_eq!(session.subject, "s-1");
+    assert_eq!(session.idp_session.as_deref(), Some("idp-7"));
+    assert_eq!(session.claims_read_at, NOW);
+    assert_eq!(session.user_agent.map(|ua| ua.len()), Some(200));
+    assert_eq!(session.address.as_deref(), Some("192.0.2.9"));
+    assert_eq!(Client::new(Some(""), None), Client::default());
 }

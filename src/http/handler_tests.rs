@@ -108,6 +108,9 @@ fn alice() -> Session {
         groups: vec!["ops".to_string(), "Engineering, EMEA".to_string()],
         created_at: now,
         expires_at: now + 3600,
+        subject: "alice-sub".to_string(),
+        claims_read_at: now,
+        ..Session::default()
     }
 }
 

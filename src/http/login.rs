@@ -74,6 +74,24 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     begin(&state, &return_to)
 }
 
+/// The client's address as the trusted proxy reported it: the last `X-Forwarded-For` entry (the
+/// one the proxy added; earlier ones come from the client), else the peer itself.
+fn client_address(req: &HttpRequest, config: &crate::config::Config) -> Option<String> {
+    let peer = req.peer_addr().map(|peer| peer.ip());
+    let trusted = config.trusted_proxies.require_trusted(peer).is_ok();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| list.rsplit(',').next())
+        .map(str::trim)
+        .and_then(|last| last.parse::<std::net::IpAddr>().ok());
+    match (trusted, forwarded) {
+        (true, Some(ip)) => Some(ip.to_string()),
+        _ => peer.map(|ip| ip.to_string()),
+    }
+}
+
 fn failed(failure: &CallbackFailure) -> AppError {
     AppError::LoginFailed {
         message: failure.message(),
@@ -144,20 +162,27 @@ pub async fn callback(
     if config.log_claims {
         tracing::debug!(claims = %claims, "claims of a new login");
     }
-    let session = login::session_from_claims(claims, config, unix_now()).map_err(|refusal| {
-        match refusal {
-            SessionRefusal::Username(err) => AppError::LoginFailed {
-                message: err.page_message(),
-                detail: err.to_string(),
-                status: match err {
-                    UsernameError::Missing { .. } => StatusCode::BAD_REQUEST,
-                    // An email nobody proved is not an identity: refused, like a rule refuses.
-                    UsernameError::EmailNotVerified => StatusCode::FORBIDDEN,
+    let client = login::Client::new(
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        client_address(&req, config),
+    );
+    let session =
+        login::session_from_claims(claims, config, unix_now(), client).map_err(|refusal| {
+            match refusal {
+                SessionRefusal::Username(err) => AppError::LoginFailed {
+                    message: err.page_message(),
+                    detail: err.to_string(),
+                    status: match err {
+                        UsernameError::Missing { .. } => StatusCode::BAD_REQUEST,
+                        // An email nobody proved is not an identity: refused, like a rule refuses.
+                        UsernameError::EmailNotVerified => StatusCode::FORBIDDEN,
+                    },
                 },
-            },
-            SessionRefusal::Rule { user, rule } => AppError::LoginRefused { user, rule },
-        }
-    })?;
+                SessionRefusal::Rule { user, rule } => AppError::LoginRefused { user, rule },
+            }
+        })?;
 
     // Only what a later request uses is kept: the ID token, as the `id_token_hint` of an
     // IdP logout, and only when IdP logout is configured. Refresh and access tokens are never
@@ -178,7 +203,7 @@ pub async fn callback(
     };
     // A fresh id at every login: a session id known before login is worth nothing after it.
     if let Ok(old_id) = signed_in::session_id(&req, config, &state.keys) {
-        state.store.delete_session(old_id).await?;
+        state.store.end_session(old_id).await?;
     }
     let id = crypto::random_id();
     state

@@ -112,7 +112,7 @@ pub async fn sign_out(
     let mut id_token = None;
     if let Ok(id) = signed_in::session_id(&req, config, &state.keys) {
         id_token = id_token_of(&state, id).await;
-        state.store.delete_session(id).await?;
+        state.store.end_session(id).await?;
     }
     let rd = query_param(req.query_string(), "rd")
         .and_then(|rd| config.allowed_redirects.resolve(&rd, &config.redirect_url));

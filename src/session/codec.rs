@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::error::StoreError;
 
 /// What the auth check needs about a signed-in user, as the login builds it. Kept small: it
-/// is read on every request. Tokens are stored apart from it, encrypted (see
-/// [`Store::put_session`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// is read on every request. Tokens are stored apart from it, encrypted, and when it was last
+/// used apart too (see `Store::touch`), so that neither rewrites it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Value of `OIDC_USERNAME_CLAIM`.
     pub user: String,
@@ -23,12 +23,22 @@ pub struct Session {
     pub created_at: u64,
     /// Unix seconds; the session is void from then on, whatever the store still holds.
     pub expires_at: u64,
+    /// The IdP's `sub`: back-channel logout by subject, and the subject a refresh must keep.
+    pub subject: String,
+    /// The IdP's session id (the ID token's `sid`), for back-channel logout by session.
+    pub idp_session: Option<String>,
+    /// Unix seconds: when the claims were last read from the IdP.
+    pub claims_read_at: u64,
+    /// The browser's `User-Agent` at sign-in (shortened), for the sessions lists.
+    pub user_agent: Option<String>,
+    /// The client address at sign-in as the proxy reported it, for the sessions lists.
+    pub address: Option<String>,
 }
 
 /// A stored session read in place: every string borrows from the stored bytes, so the auth
 /// check decodes a session without copying it. Same fields, same order as [`Session`]: both
 /// have one encoding (see [`encode`]).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct SessionView<'a> {
     pub user: &'a str,
     pub email: Option<&'a str>,
@@ -37,6 +47,41 @@ pub struct SessionView<'a> {
     pub groups: Vec<&'a str>,
     pub created_at: u64,
     pub expires_at: u64,
+    pub subject: &'a str,
+    pub idp_session: Option<&'a str>,
+    pub claims_read_at: u64,
+    pub user_agent: Option<&'a str>,
+    pub address: Option<&'a str>,
+}
+
+/// The first format, before the session knew its IdP subject and session: still read, so that
+/// an upgrade signs nobody out.
+#[derive(Deserialize)]
+struct SessionViewV1<'a> {
+    user: &'a str,
+    email: Option<&'a str>,
+    email_verified: bool,
+    preferred_username: Option<&'a str>,
+    groups: Vec<&'a str>,
+    created_at: u64,
+    expires_at: u64,
+}
+
+impl<'a> From<SessionViewV1<'a>> for SessionView<'a> {
+    fn from(v1: SessionViewV1<'a>) -> SessionView<'a> {
+        SessionView {
+            user: v1.user,
+            email: v1.email,
+            email_verified: v1.email_verified,
+            preferred_username: v1.preferred_username,
+            groups: v1.groups,
+            created_at: v1.created_at,
+            expires_at: v1.expires_at,
+            // A v1 login's claims were read when it was made.
+            claims_read_at: v1.created_at,
+            ..SessionView::default()
+        }
+    }
 }
 
 impl SessionView<'_> {
@@ -53,17 +98,23 @@ impl SessionView<'_> {
             groups: self.groups.iter().map(|g| (*g).to_owned()).collect(),
             created_at: self.created_at,
             expires_at: self.expires_at,
+            subject: self.subject.to_owned(),
+            idp_session: self.idp_session.map(str::to_owned),
+            claims_read_at: self.claims_read_at,
+            user_agent: self.user_agent.map(str::to_owned),
+            address: self.address.map(str::to_owned),
         }
     }
 }
 
-/// The first byte of every stored session. postcard is compact (a session is about 80 bytes)
+/// The first byte of every stored session. postcard is compact (a session is about 100 bytes)
 /// and decodes borrowed strings, unlike JSON with its escapes. Bytes that start otherwise
-/// (an older format, a hand-written key) are refused as unreadable, never guessed at.
+/// (a hand-written key, a format from the future) are refused as unreadable, never guessed at.
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
 
 pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
-    postcard::to_extend(session, vec![FORMAT_V1]).map_err(|e| StoreError::Corrupt(e.to_string()))
+    postcard::to_extend(session, vec![FORMAT_V2]).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Why a stored session does not sign anyone in.
@@ -83,14 +134,18 @@ impl StoredSession {
     }
 
     pub fn view(&self) -> Result<SessionView<'_>, StoreError> {
-        match self.0.split_first() {
-            Some((&FORMAT_V1, rest)) => match postcard::take_from_bytes(rest) {
-                Ok((view, [])) => Ok(view),
+        fn whole<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
+            match postcard::take_from_bytes(bytes) {
+                Ok((value, [])) => Ok(value),
                 Ok(_) => Err(StoreError::Corrupt(
                     "trailing bytes after a session".to_string(),
                 )),
                 Err(e) => Err(StoreError::Corrupt(e.to_string())),
-            },
+            }
+        }
+        match self.0.split_first() {
+            Some((&FORMAT_V2, rest)) => whole(rest),
+            Some((&FORMAT_V1, rest)) => whole::<SessionViewV1>(rest).map(SessionView::from),
             _ => Err(StoreError::Corrupt(
                 "not a session in a known format".to_string(),
             )),
@@ -123,6 +178,11 @@ mod tests {
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             created_at: 1_700_000_000,
             expires_at: 1_700_043_200,
+            subject: "alice-sub".into(),
+            idp_session: Some("idp-sid".into()),
+            claims_read_at: 1_700_000_300,
+            user_agent: Some("Firefox".into()),
+            address: Some("192.0.2.1".into()),
         }
     }
 
@@ -143,6 +203,7 @@ mod tests {
             Vec::new(),
             json,
             vec![2],
+            vec![3],
             good[..good.len() - 1].to_vec(),
             vec![FORMAT_V1, 200, 200, 200],
             [good.as_slice(), &[0]].concat(),
@@ -152,6 +213,38 @@ mod tests {
             assert!(stored.view().is_err(), "{bytes:?}");
             assert_eq!(stored.live_view(0).unwrap_err(), Unusable::Unreadable);
         }
+    }
+
+    #[test]
+    fn a_first_format_session_still_reads() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            user: &'a str,
+            email: Option<&'a str>,
+            email_verified: bool,
+            preferred_username: Option<&'a str>,
+            groups: Vec<&'a str>,
+            created_at: u64,
+            expires_at: u64,
+        }
+        let v1 = V1 {
+            user: "alice",
+            email: Some("alice@example.com"),
+            email_verified: true,
+            preferred_username: None,
+            groups: vec!["ops"],
+            created_at: 10,
+            expires_at: 20,
+        };
+        let stored = StoredSession::new(postcard::to_extend(&v1, vec![FORMAT_V1]).unwrap());
+        let view = stored.view().unwrap();
+        assert_eq!(view.user, "alice");
+        assert_eq!(view.groups, ["ops"]);
+        assert_eq!(
+            (view.created_at, view.expires_at, view.claims_read_at),
+            (10, 20, 10)
+        );
+        assert_eq!((view.subject, view.idp_session), ("", None));
     }
 
     #[test]

@@ -12,15 +12,27 @@ pub enum Space {
     User,
     /// probes written by `Store::ping`
     Ping,
+    /// session id -> when an auth check last used it (unix seconds, 8 bytes little-endian)
+    Seen,
+    /// IdP `sub` -> set of that subject's session ids (Redis only)
+    Subject,
+    /// IdP session id (`sid`) -> set of the session ids it signed in (Redis only)
+    IdpSession,
+    /// a back-channel logout token's `jti` -> a marker that it was used
+    LogoutToken,
 }
 
 impl Space {
-    pub const ALL: [Space; 5] = [
+    pub const ALL: [Space; 9] = [
         Space::Session,
         Space::Tokens,
         Space::Login,
         Space::User,
         Space::Ping,
+        Space::Seen,
+        Space::Subject,
+        Space::IdpSession,
+        Space::LogoutToken,
     ];
 
     /// The Redis key prefix (documented in the README for revocation by hand).
@@ -31,6 +43,10 @@ impl Space {
             Space::Login => "portcullis:login:",
             Space::User => "portcullis:user:",
             Space::Ping => "portcullis:ping:",
+            Space::Seen => "portcullis:seen:",
+            Space::Subject => "portcullis:subject:",
+            Space::IdpSession => "portcullis:sid:",
+            Space::LogoutToken => "portcullis:logout-jti:",
         }
     }
 

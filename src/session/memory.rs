@@ -1,8 +1,9 @@
 //! In-memory store for a single instance and for trying portcullis out.
 //!
 //! One map per key space, keyed by the bare id, holding values behind an `Arc` so that a read
-//! is a lock, a hash lookup and a reference count, never a copy. There is no per-user index:
-//! revoking a user scans the sessions instead (rare, and it keeps each session about 240 bytes).
+//! is a lock, a hash lookup and a reference count, never a copy. There are no per-user, subject
+//! or IdP-session indexes: ending sessions by one of them scans the sessions instead (rare, and
+//! it keeps each session small).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -145,8 +146,12 @@ impl MemoryStore {
         }
     }
 
-    /// The ids of `user`'s live sessions, found by scanning them (see the module comment).
-    pub fn user_session_ids(&self, user: &str) -> Vec<String> {
+    /// The ids of the live sessions that satisfy `wanted`, found by scanning them (see the
+    /// module comment).
+    pub fn session_ids_where(
+        &self,
+        wanted: impl Fn(&super::codec::SessionView<'_>) -> bool,
+    ) -> Vec<String> {
         let now = Instant::now();
         self.read().spaces[index(Space::Session)]
             .iter()
@@ -154,7 +159,7 @@ impl MemoryStore {
             .filter(|(_, entry)| {
                 StoredSession::new(entry.value.clone())
                     .view()
-                    .is_ok_and(|view| view.user == user)
+                    .is_ok_and(|view| wanted(&view))
             })
             .map(|(id, _)| id.to_string())
             .collect()

@@ -12,4 +12,4 @@ mod store;
 pub use codec::{Session, SessionView, StoredSession, Unusable};
 pub use error::StoreError;
 pub use keys::Space;
-pub use store::Store;
+pub use store::{Selection, SessionEntry, Store};

@@ -26,6 +26,25 @@ fn unavailable(err: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
+/// Adds `id` to the index set `space:name`, which lives as long as its longest-lived member.
+fn add_to_index(pipe: &mut redis::Pipeline, space: Space, name: &str, id: &str, seconds: u64) {
+    let index = key(space, name);
+    pipe.cmd("SADD")
+        .arg(&index)
+        .arg(id)
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&index)
+        .arg(seconds)
+        .arg("GT")
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&index)
+        .arg(seconds)
+        .arg("NX")
+        .ignore();
+}
+
 /// The connection broke (Redis restarted, a network blip): worth one more try on a new one.
 fn is_lost_connection(err: &redis::RedisError) -> bool {
     err.is_connection_dropped() || err.is_io_error() || err.is_connection_refusal()
@@ -156,18 +175,18 @@ impl RedisStore {
         self.run(redis::cmd("DEL").arg(keys)).await
     }
 
-    /// A session, its sealed tokens and its place in its user's index, in one round trip.
+    /// A session, its sealed tokens and its place in the indexes of its user, IdP subject and
+    /// IdP session, in one round trip.
     pub async fn put_session(
         &self,
         id: &str,
         session: Vec<u8>,
         tokens: Option<Vec<u8>>,
-        user: &str,
+        (user, subject, idp_session): (&str, &str, Option<&str>),
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let millis = ttl.as_millis().max(1) as u64;
         let seconds = ttl.as_secs().max(1);
-        let index = key(Space::User, user);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -184,27 +203,56 @@ impl RedisStore {
                 .arg(millis)
                 .ignore();
         }
-        pipe.cmd("SADD")
-            .arg(&index)
-            .arg(id)
-            .ignore()
-            // GT: the index lives as long as its longest-lived session.
-            .cmd("EXPIRE")
-            .arg(&index)
-            .arg(seconds)
-            .arg("GT")
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&index)
-            .arg(seconds)
-            .arg("NX")
-            .ignore();
+        add_to_index(&mut pipe, Space::User, user, id, seconds);
+        add_to_index(&mut pipe, Space::Subject, subject, id, seconds);
+        if let Some(idp_session) = idp_session {
+            add_to_index(&mut pipe, Space::IdpSession, idp_session, id, seconds);
+        }
         self.run_pipeline::<()>(&pipe).await
     }
 
-    /// The ids in `user`'s index (some may have expired since).
-    pub async fn user_session_ids(&self, user: &str) -> Result<Vec<String>, StoreError> {
-        self.run(redis::cmd("SMEMBERS").arg(key(Space::User, user)))
-            .await
+    /// The members of one index set (some may have ended since).
+    pub async fn index_members(&self, space: Space, name: &str) -> Result<Vec<String>, StoreError> {
+        self.run(redis::cmd("SMEMBERS").arg(key(space, name))).await
+    }
+
+    /// Every session id, by SCAN (an operator's command, never on the request path).
+    pub async fn all_session_ids(&self) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("{}*", Space::Session.prefix());
+        let mut ids = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            ids.extend(
+                keys.iter()
+                    .filter_map(|k| k.strip_prefix(Space::Session.prefix()))
+                    .map(str::to_owned),
+            );
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Several values in one round trip (`MGET`).
+    pub async fn get_many(
+        &self,
+        keys: &[(Space, &str)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let keys: Vec<String> = keys.iter().map(|(space, id)| key(*space, id)).collect();
+        self.run(redis::cmd("MGET").arg(keys)).await
     }
 }

@@ -15,7 +15,32 @@ fn session(user: &str) -> Session {
         groups: vec!["ops".to_string(), "ACME, Inc".to_string()],
         created_at: 1_000,
         expires_at: 2_000,
+        subject: format!("{user}-sub"),
+        idp_session: Some(format!("{user}-idp-session")),
+        claims_read_at: 1_000,
+        user_agent: Some("Firefox".to_string()),
+        address: Some("192.0.2.1".to_string()),
     }
+}
+
+/// Within the sessions' lifetime.
+const NOW: u64 = 1_500;
+
+fn with_idp_session(user: &str, sid: &str) -> Session {
+    Session {
+        idp_session: Some(sid.to_string()),
+        ..session(user)
+    }
+}
+
+async fn listed(store: &Store, which: Selection<'_>) -> Vec<String> {
+    store
+        .list_sessions(which, NOW)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect()
 }
 
 async fn read(store: &Store, id: &str) -> Option<Session> {
@@ -42,28 +67,96 @@ async fn shared_suite(store: &Store) {
         Some("sealed")
     );
     assert_eq!(read(store, "unknown").await, None);
-    store.delete_session("id-1").await.expect("delete");
+    store.touch("id-1", 1_234, ttl).await.expect("touch");
+    let (stored, seen) = store.get_session_seen("id-1").await.expect("get");
+    assert!(stored.is_some());
+    assert_eq!(seen, Some(1_234));
+    assert!(store.end_session("id-1").await.expect("end"));
+    assert!(!store.end_session("id-1").await.expect("end again"));
     assert_eq!(read(store, "id-1").await, None);
     assert_eq!(store.get_sealed_tokens("id-1").await.expect("tokens"), None);
+    assert_eq!(store.get_session_seen("id-1").await.expect("get").1, None);
 
-    // revoking a user removes all of their sessions and nobody else's
-    for id in ["a-1", "a-2"] {
+    // ending by user, IdP subject or IdP session ends exactly those sessions
+    for (id, session) in [
+        ("a-1", with_idp_session("alice", "sid-a1")),
+        ("a-2", with_idp_session("alice", "sid-a2")),
+        ("b-1", with_idp_session("bob", "sid-b1")),
+        ("c-1", with_idp_session("carol", "sid-c1")),
+        ("d-1", with_idp_session("dave", "sid-d1")),
+    ] {
         store
-            .put_session(id, &session("alice"), None, ttl)
+            .put_session(id, &session, None, ttl)
             .await
             .expect("put");
     }
-    store
-        .put_session("b-1", &session("bob"), None, ttl)
-        .await
-        .expect("put");
+    store.touch("b-1", 1_400, ttl).await.expect("touch");
     assert_eq!(
-        store.delete_user_sessions("alice").await.expect("revoke"),
-        2
+        listed(store, Selection::All).await,
+        ["a-1", "a-2", "b-1", "c-1", "d-1"]
     );
-    assert_eq!(read(store, "a-1").await, None);
-    assert_eq!(read(store, "a-2").await, None);
-    assert_eq!(read(store, "b-1").await, Some(session("bob")));
+    assert_eq!(
+        listed(store, Selection::User("alice")).await,
+        ["a-1", "a-2"]
+    );
+    let bob = store
+        .list_sessions(Selection::User("bob"), NOW)
+        .await
+        .expect("list");
+    assert_eq!(bob.len(), 1);
+    assert_eq!(bob[0].session, with_idp_session("bob", "sid-b1"));
+    assert_eq!(bob[0].last_seen, Some(1_400));
+    // Expired sessions are not listed, whatever the store still holds.
+    assert!(store
+        .list_sessions(Selection::All, 2_000)
+        .await
+        .expect("list")
+        .is_empty());
+
+    assert_eq!(
+        store
+            .end_sessions(Selection::IdpSession("sid-a2"))
+            .await
+            .expect("end"),
+        1
+    );
+    assert_eq!(listed(store, Selection::User("alice")).await, ["a-1"]);
+    assert_eq!(
+        store
+            .end_sessions(Selection::Subject("alice-sub"))
+            .await
+            .expect("end"),
+        1
+    );
+    assert_eq!(
+        store
+            .end_sessions(Selection::Subject(""))
+            .await
+            .expect("end"),
+        0
+    );
+    assert_eq!(
+        store
+            .end_sessions(Selection::User("bob"))
+            .await
+            .expect("end"),
+        1
+    );
+    assert_eq!(
+        store
+            .end_sessions(Selection::User("nobody"))
+            .await
+            .expect("end"),
+        0
+    );
+    assert_eq!(listed(store, Selection::All).await, ["c-1", "d-1"]);
+    assert_eq!(store.end_sessions(Selection::All).await.expect("end"), 2);
+    assert!(listed(store, Selection::All).await.is_empty());
+    assert_eq!(read(store, "c-1").await, None);
+
+    // a logout token's jti is used once
+    assert!(store.claim_logout_token("jti-1", ttl).await.expect("claim"));
+    assert!(!store.claim_logout_token("jti-1", ttl).await.expect("claim"));
 
     // a login's state completes one callback only
     assert!(!store.login_used("state-1").await.expect("used"));

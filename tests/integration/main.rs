@@ -19,6 +19,10 @@ mod email;
 mod hardening;
 mod paths;
 
+mod backchannel;
+mod own_sessions;
+mod revocation;
+
 mod browser;
 mod cli;
 mod examples;

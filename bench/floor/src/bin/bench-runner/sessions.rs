@@ -22,7 +22,8 @@ pub fn groups(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// A session like the ones a login makes: user, email, preferred username, groups.
+/// A session like the ones a login makes: user, email, preferred username, groups, the IdP's
+/// subject and session id, and the browser that signed in.
 pub fn session(user: &str, groups: Vec<String>) -> Session {
     let now = unix_now();
     Session {
@@ -33,6 +34,13 @@ pub fn session(user: &str, groups: Vec<String>) -> Session {
         groups,
         created_at: now,
         expires_at: now + TTL.as_secs(),
+        subject: format!("{user}-0123456789abcdef"),
+        idp_session: Some(format!("{user}-idp-session-0123456789")),
+        claims_read_at: now,
+        user_agent: Some(
+            "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0".to_string(),
+        ),
+        address: Some("192.0.2.10".to_string()),
     }
 }
 
