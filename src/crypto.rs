@@ -24,6 +24,10 @@ pub struct Keys {
     encryption: XChaCha20Poly1305,
     /// Seals the login cookie; its own key, so a sealed token can never pass for a login.
     login: XChaCha20Poly1305,
+    /// Names a session on the sessions page without giving its id away.
+    handle: HmacSha256,
+    /// Binds the sessions page's forms to the session that was shown them (CSRF).
+    csrf: HmacSha256,
 }
 
 impl std::fmt::Debug for Keys {
@@ -57,11 +61,44 @@ impl Keys {
             .map_err(|_| CryptoError::KeyDerivation)?;
         hkdf.expand(b"login cookie encryption", &mut login_key)
             .map_err(|_| CryptoError::KeyDerivation)?;
+        let mut handle_key = [0u8; 64];
+        let mut csrf_key = [0u8; 64];
+        hkdf.expand(b"session handles", &mut handle_key)
+            .map_err(|_| CryptoError::KeyDerivation)?;
+        hkdf.expand(b"sessions page csrf", &mut csrf_key)
+            .map_err(|_| CryptoError::KeyDerivation)?;
         Ok(Keys {
             signing: <HmacSha256 as KeyInit>::new(&signing_key.into()),
             encryption: XChaCha20Poly1305::new(&encryption_key.into()),
             login: XChaCha20Poly1305::new(&login_key.into()),
+            handle: <HmacSha256 as KeyInit>::new(&handle_key.into()),
+            csrf: <HmacSha256 as KeyInit>::new(&csrf_key.into()),
         })
+    }
+
+    /// What the sessions page calls a session: HMAC-SHA256 of its id under a key of its own,
+    /// base64url. Without the key it cannot be turned back into the id, nor made from one;
+    /// the page's forms name sessions by it, and the handler finds the session again by
+    /// recomputing the handles of the user's own sessions.
+    pub fn session_handle(&self, id: &str) -> String {
+        mac_base64(&self.handle, id)
+    }
+
+    /// The sessions page's form token for the session `session_id` (the browser's own): a
+    /// form posted with another session's cookie, or by a page that never saw ours, fails.
+    pub fn csrf_token(&self, session_id: &str) -> String {
+        mac_base64(&self.csrf, session_id)
+    }
+
+    /// Whether `token` is [`Keys::csrf_token`] of `session_id`, compared in constant time.
+    pub fn verify_csrf_token(&self, session_id: &str, token: &str) -> bool {
+        let mut decoded = [0u8; 48];
+        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(token, &mut decoded) else {
+            return false;
+        };
+        let mut mac = self.csrf.clone();
+        mac.update(session_id.as_bytes());
+        mac.verify_slice(&decoded[..len]).is_ok()
     }
 
     /// `id` followed by a dot and its HMAC, both base64url: what the cookie carries.
@@ -108,6 +145,12 @@ impl Keys {
     pub fn open_login(&self, encoded: &str) -> Result<Vec<u8>, CryptoError> {
         open(&self.login, encoded)
     }
+}
+
+fn mac_base64(key: &HmacSha256, value: &str) -> String {
+    let mut mac = key.clone();
+    mac.update(value.as_bytes());
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
 /// Nonce followed by ciphertext and tag, base64url.
@@ -193,6 +236,31 @@ mod tests {
         let other = Keys::derive(b"another secret, another secret!!").expect("keys");
         assert_eq!(other.decrypt(&sealed), Err(CryptoError::Undecryptable));
         assert_eq!(keys.decrypt("short"), Err(CryptoError::Malformed));
+    }
+
+    #[test]
+    fn handles_and_csrf_tokens_are_keyed_and_differ_from_ids_and_each_other() {
+        let keys = keys();
+        let other = Keys::derive(b"another secret, another secret!!").expect("keys");
+        let id = random_id();
+        let handle = keys.session_handle(&id);
+        assert_eq!(handle, keys.session_handle(&id), "stable");
+        assert_eq!(handle.len(), 43);
+        assert_ne!(handle, id);
+        assert_ne!(handle, other.session_handle(&id));
+        assert_ne!(handle, keys.session_handle(&random_id()));
+        // Neither is the cookie's signature, nor the other one: each has its own key.
+        let token = keys.csrf_token(&id);
+        assert!(!keys.sign(&id).contains(&handle) && !keys.sign(&id).contains(&token));
+        assert_ne!(token, handle);
+
+        assert!(keys.verify_csrf_token(&id, &token));
+        assert!(!keys.verify_csrf_token(&random_id(), &token));
+        assert!(!other.verify_csrf_token(&id, &token));
+        assert!(!keys.verify_csrf_token(&id, &handle));
+        for bad in ["", "x", &token[..42], &format!("{token}A"), "!!!!"] {
+            assert!(!keys.verify_csrf_token(&id, bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,11 +3,13 @@
 // The lints (no unwrap, expect or panic outside tests, ...) are the workspace's: Cargo.toml.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admin;
 pub mod claims;
 pub mod config;
 pub mod crypto;
 pub mod forwarded;
 pub mod http;
+pub mod lifecycle;
 pub mod login;
 pub mod negotiation;
 pub mod oidc;
@@ -49,8 +51,23 @@ pub enum StartError {
 /// A started portcullis: its address and its server future (run or spawn it).
 pub struct Running {
     pub port: u16,
+    /// The admin API's port when `ADMIN_ADDR` is set. That server is already running; it
+    /// stops when `server` does.
+    pub admin_port: Option<u16>,
     pub server: actix_web::dev::Server,
     pub state: web::Data<AppState>,
+}
+
+/// Stops the admin server when the last copy is dropped. The main server's app factory holds
+/// one, so the admin listener closes when the main server has stopped and released it,
+/// however it was stopped (a signal, or a handle as in the tests).
+struct StopsAdmin(actix_web::dev::ServerHandle);
+
+impl Drop for StopsAdmin {
+    fn drop(&mut self) {
+        // The stop command is sent when `stop` is called; nobody awaits its completion.
+        drop(self.0.stop(true));
+    }
 }
 
 /// Builds the application state: keys, store, provider (discovery is tried once here; if the
@@ -94,24 +111,46 @@ fn spawn_discovery_retry(state: web::Data<AppState>) {
     });
 }
 
-/// Binds `LISTEN_ADDR` (port 0 picks a free port) and prepares the server.
-pub async fn build(config: Config) -> Result<Running, StartError> {
-    let addr = config.listen_addr;
-    let listener = TcpListener::bind(addr).map_err(|source| StartError::Listen {
+/// Binds `addr` (port 0 picks a free port); the listener and its port.
+fn bind(addr: std::net::SocketAddr) -> Result<(TcpListener, u16), StartError> {
+    let failed = |source| StartError::Listen {
         addr: addr.to_string(),
         source,
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(|source| StartError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?
-        .port();
+    };
+    let listener = TcpListener::bind(addr).map_err(failed)?;
+    let port = listener.local_addr().map_err(failed)?.port();
+    Ok((listener, port))
+}
+
+/// Binds `LISTEN_ADDR` (port 0 picks a free port) and prepares the server; with `ADMIN_ADDR`
+/// also binds and starts the admin API's server (see [`admin::api`]).
+pub async fn build(config: Config) -> Result<Running, StartError> {
+    let addr = config.listen_addr;
+    let (listener, port) = bind(addr)?;
+    // Both addresses are bound before anything else starts, so a taken port fails at once.
+    let admin = match config.admin.clone() {
+        Some(admin) => Some((bind(admin.addr)?, admin)),
+        None => None,
+    };
     let state = build_state(config).await?;
     spawn_discovery_retry(state.clone());
+    let (admin_port, stops_admin) = match admin {
+        Some(((admin_listener, admin_port), admin)) => {
+            let handle = admin::api::start(state.clone(), admin_listener, &admin.token).map_err(
+                |source| StartError::Listen {
+                    addr: admin.addr.to_string(),
+                    source,
+                },
+            )?;
+            tracing::info!(addr = %admin.addr, port = admin_port, "admin API listening");
+            (Some(admin_port), Some(Arc::new(StopsAdmin(handle))))
+        }
+        None => (None, None),
+    };
     let app_state = state.clone();
     let server = HttpServer::new(move || {
+        // Held by the factory, so dropped only with the main server (see StopsAdmin).
+        let _stops_admin = &stops_admin;
         App::new()
             .app_data(app_state.clone())
             .configure(http::routes)
@@ -125,6 +164,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
     .run();
     Ok(Running {
         port,
+        admin_port,
         server,
         state,
     })

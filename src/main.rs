@@ -1,8 +1,10 @@
-//! The `portcullis` binary: serve (default), `check`, `healthcheck`, `--help`, `--version`.
+//! The `portcullis` binary: serve (default), `check`, `healthcheck`, `sessions`, `--help`,
+//! `--version`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
+use portcullis::admin::cli::{self as sessions_cli, SessionsCommand};
 use portcullis::config::{self, Config};
 
 const USAGE: &str = "\
@@ -13,6 +15,11 @@ Usage:
   portcullis check        validate the configuration, reach the IdP and the session store,
                           and print what to register at the IdP and proxy snippets
   portcullis healthcheck  exit 0 when the local instance answers /healthz (for containers)
+  portcullis sessions list [--user NAME]
+                          list live sessions (user, provider session, times, browser,
+                          address); needs REDIS_URL
+  portcullis sessions revoke --user NAME | --all
+                          end one user's sessions, or everyone's, on every replica
   portcullis --help       this text
   portcullis --version    the version";
 
@@ -23,6 +30,7 @@ fn main() -> ExitCode {
         None | Some("serve") => run(serve),
         Some("check") => run(check),
         Some("healthcheck") => run(healthcheck),
+        Some("sessions") => sessions(&args[1..]),
         Some("--help" | "-h" | "help") => {
             // The usage, then every variable with its default (the variable table).
             println!("{USAGE}\n\n{}", config::variables_help());
@@ -42,7 +50,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(job: fn() -> anyhow::Result<()>) -> ExitCode {
+fn run(job: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match job() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -82,6 +90,32 @@ fn check() -> anyhow::Result<()> {
     } else {
         anyhow::bail!("check failed")
     }
+}
+
+/// `sessions list|revoke`: arguments that make no command exit 2 with the usage; a command
+/// that cannot run (no Redis, a store that does not answer) exits 1.
+fn sessions(args: &[String]) -> ExitCode {
+    match sessions_cli::parse(args) {
+        Ok(SessionsCommand::Help) => {
+            println!("{}", sessions_cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Ok(command) => run(|| run_sessions(&command)),
+        Err(err) => {
+            eprintln!("portcullis sessions: {err}\n\n{}", sessions_cli::USAGE);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_sessions(command: &SessionsCommand) -> anyhow::Result<()> {
+    let config = load_config()?;
+    let store = sessions_cli::shared_store(&config)?;
+    let now = portcullis::http::unix_now();
+    let text = actix_web::rt::System::new()
+        .block_on(async { sessions_cli::run(command, &store, now).await })?;
+    print!("{text}");
+    Ok(())
 }
 
 fn healthcheck() -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::config::{Config, TokenAuthMethod};
 use crate::http::identity_headers::DISPLAY_NAMES;
-use crate::oidc::Oidc;
+use crate::oidc::{BackchannelSupport, Oidc};
 use crate::session::Store;
 
 pub struct Report {
@@ -21,9 +21,16 @@ pub async fn run(config: Config) -> Report {
         let _ = writeln!(text, "  warning: {warning}");
     }
 
+    // What the provider's discovery says about back-channel logout, once it answered.
+    let mut backchannel: Option<Result<BackchannelSupport, String>> = None;
     match Oidc::new(&config) {
         Ok(oidc) => match oidc.discover().await {
             Ok(()) => {
+                backchannel = Some(
+                    oidc.backchannel_support()
+                        .await
+                        .map_err(|err| err.to_string()),
+                );
                 let _ = writeln!(text, "identity provider: ok, issuer {}", config.issuer_url);
                 if let Some(summary) = oidc.describe() {
                     let _ = writeln!(
@@ -68,7 +75,7 @@ pub async fn run(config: Config) -> Report {
         }
     }
 
-    text.push_str(&registration(&config));
+    text.push_str(&registration(&config, backchannel.as_ref()));
     text.push_str(&snippets(&config));
     let _ = writeln!(
         text,
@@ -82,14 +89,52 @@ fn origin(config: &Config) -> String {
     config.redirect_url.origin().ascii_serialization()
 }
 
-fn registration(config: &Config) -> String {
+/// The back-channel logout URL to register: on the origin of `OIDC_REDIRECT_URL`, where the
+/// proxy already routes `/oauth2/` to portcullis.
+fn backchannel_logout_url(config: &Config) -> String {
+    format!("{}/oauth2/backchannel-logout", origin(config))
+}
+
+/// The line under the back-channel logout URI: whether the provider will call it at all.
+fn backchannel_support_line(support: Option<&Result<BackchannelSupport, String>>) -> String {
+    match support {
+        None => "unknown (the provider's discovery document could not be loaded)".to_string(),
+        Some(Err(err)) => format!("unknown (the discovery document could not be read: {err})"),
+        Some(Ok(BackchannelSupport {
+            supported: true,
+            session_supported: true,
+        })) => "supported, with session ids (discovery: backchannel_logout_supported and \
+backchannel_logout_session_supported are true); also turn on \"session required\" for this client"
+            .to_string(),
+        Some(Ok(BackchannelSupport {
+            supported: true,
+            session_supported: false,
+        })) => "supported without session ids (backchannel_logout_session_supported is not \
+true): its logout tokens may name only the user, and then end all of that user's sessions"
+            .to_string(),
+        Some(Ok(BackchannelSupport {
+            supported: false, ..
+        })) => "not advertised (backchannel_logout_supported is not true in the discovery \
+document): the provider may never call it, and its logouts then leave portcullis \
+sessions running"
+            .to_string(),
+    }
+}
+
+fn registration(
+    config: &Config,
+    backchannel: Option<&Result<BackchannelSupport, String>>,
+) -> String {
     format!(
         "\nRegister at your identity provider (client {client}):\n  \
 redirect URI:             {redirect}\n  \
 post-logout redirect URI: {post_logout}\n  \
-back-channel logout URI:  none (not supported yet)\n  \
+back-channel logout URI:  {backchannel_url}\n    \
+back-channel logout at this provider: {backchannel_support}\n  \
 grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
         client = config.client_id,
+        backchannel_url = backchannel_logout_url(config),
+        backchannel_support = backchannel_support_line(backchannel),
         redirect = config.redirect_url,
         post_logout = config
             .post_logout_redirect_url
@@ -159,4 +204,68 @@ Caddy:
 "#,
         origin = origin(config),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config() -> Config {
+        let env: HashMap<String, String> = [
+            ("OIDC_ISSUER_URL", "https://idp.example.com"),
+            ("OIDC_CLIENT_ID", "portcullis"),
+            ("OIDC_CLIENT_SECRET", "secret"),
+            (
+                "OIDC_REDIRECT_URL",
+                "https://app.example.com:8443/oauth2/callback",
+            ),
+            ("COOKIE_SECRET", "test-cookie-secret-0123456789abcdef"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Config::from_env_map(env).unwrap()
+    }
+
+    #[test]
+    fn registration_names_the_back_channel_logout_url_and_what_the_provider_says() {
+        let supported = |supported, session_supported| {
+            Ok(BackchannelSupport {
+                supported,
+                session_supported,
+            })
+        };
+        let cases: &[(Option<Result<BackchannelSupport, String>>, &str)] = &[
+            (Some(supported(true, true)), "supported, with session ids"),
+            (
+                Some(supported(true, false)),
+                "supported without session ids",
+            ),
+            (Some(supported(false, true)), "not advertised"),
+            (Some(supported(false, false)), "not advertised"),
+            (
+                Some(Err("HTTP 500".into())),
+                "unknown (the discovery document could not be read: HTTP 500)",
+            ),
+            (
+                None,
+                "unknown (the provider's discovery document could not be loaded)",
+            ),
+        ];
+        for (support, says) in cases {
+            let text = registration(&config(), support.as_ref());
+            assert!(
+                text.contains(
+                    "back-channel logout URI:  https://app.example.com:8443/oauth2/backchannel-logout\n"
+                ),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("back-channel logout at this provider: {says}")),
+                "{support:?}: {text}"
+            );
+        }
+    }
 }

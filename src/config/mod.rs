@@ -65,17 +65,28 @@ pub struct Config {
     pub cookie_domain: Option<String>,
     pub cookie_secure: bool,
     pub session_lifetime: Duration,
+    /// End sessions no auth check has used for this long (`None`: no idle timeout).
+    pub session_idle_timeout: Option<Duration>,
     pub allowed_redirects: AllowedRedirects,
     pub trusted_proxies: TrustedProxies,
     /// Let `%2F`/`%5C` through in the original request's path (dot segments never pass).
     pub allow_encoded_slashes: bool,
     pub listen_addr: SocketAddr,
+    /// The admin API's listener (`ADMIN_ADDR` with its `ADMIN_TOKEN`); `None`: no listener.
+    pub admin: Option<AdminListener>,
     pub log_format: LogFormat,
     /// Log the full merged claims at debug level (off by default: claims are personal data).
     pub log_claims: bool,
     pub rules: GlobalRules,
     /// Things that work but deserve the operator's attention, logged once at startup.
     pub warnings: Vec<String>,
+}
+
+/// Where the admin API listens and the bearer token it requires (always both).
+#[derive(Debug, Clone)]
+pub struct AdminListener {
+    pub addr: SocketAddr,
+    pub token: Secret,
 }
 
 /// Every problem found in the environment, each naming its variable.
@@ -162,6 +173,7 @@ impl Findings {
         let redis_url = self.redis();
         let cookie = self.cookie();
         let network = self.network(provider.redirect_url.as_ref(), cookie.domain.as_deref());
+        let admin = self.admin(network.listen_addr);
         let logging = self.logging();
         let rules = self.rules();
         self.cookie_against_redirect(provider.redirect_url.as_ref(), cookie.secure);
@@ -183,10 +195,12 @@ impl Findings {
             cookie_domain: cookie.domain,
             cookie_secure: cookie.secure,
             session_lifetime: cookie.session_lifetime,
+            session_idle_timeout: cookie.session_idle_timeout,
             allowed_redirects: network.allowed_redirects,
             trusted_proxies: network.trusted_proxies,
             allow_encoded_slashes: network.allow_encoded_slashes,
             listen_addr: network.listen_addr,
+            admin,
             log_format: logging.format,
             log_claims: logging.claims,
             rules,

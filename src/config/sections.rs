@@ -16,7 +16,7 @@ use super::variables::{
     DEFAULT_LOG_FORMAT, DEFAULT_SCOPES, DEFAULT_SESSION_LIFETIME, DEFAULT_TOKEN_AUTH_METHOD,
     DEFAULT_USERNAME_CLAIM,
 };
-use super::{Findings, LogFormat, TokenAuthMethod};
+use super::{AdminListener, Findings, LogFormat, TokenAuthMethod};
 use crate::forwarded::TrustedProxies;
 use crate::policy::{self, GlobalRules};
 use crate::redirect::AllowedRedirects;
@@ -43,6 +43,7 @@ pub(super) struct Cookie {
     pub domain: Option<String>,
     pub secure: bool,
     pub session_lifetime: Duration,
+    pub session_idle_timeout: Option<Duration>,
 }
 
 /// Where portcullis listens, whom it believes and where it sends users.
@@ -57,6 +58,10 @@ pub(super) struct Logging {
     pub format: LogFormat,
     pub claims: bool,
 }
+
+/// The cookie secret's minimum: too long to guess online, and the token is all that stands
+/// between whoever reaches `ADMIN_ADDR` and everyone's sessions.
+pub(super) const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
 /// Claims users may be able to change at the IdP, and so become someone else.
 const MUTABLE_CLAIMS: &[&str] = &["email", "preferred_username", "name", "upn"];
@@ -189,13 +194,32 @@ impl Findings {
         let session_lifetime = self
             .parsed("SESSION_LIFETIME", parse_lifetime)
             .unwrap_or(DEFAULT_SESSION_LIFETIME);
+        let session_idle_timeout = self.session_idle_timeout(session_lifetime);
         Cookie {
             secret,
             name,
             domain,
             secure,
             session_lifetime,
+            session_idle_timeout,
         }
+    }
+
+    /// Off unless set. A minute at least, like the lifetime: last seen is written at most once
+    /// a minute, so a shorter timeout could not be kept. No longer than the lifetime, which
+    /// ends every session anyway: a longer timeout is a mistake worth saying so.
+    fn session_idle_timeout(&mut self, session_lifetime: Duration) -> Option<Duration> {
+        let timeout = self.parsed("SESSION_IDLE_TIMEOUT", parse_lifetime)?;
+        if timeout > session_lifetime {
+            self.problem(format!(
+                "SESSION_IDLE_TIMEOUT: {} is longer than SESSION_LIFETIME ({}), which ends every \
+                 session first",
+                humantime::format_duration(timeout),
+                humantime::format_duration(session_lifetime),
+            ));
+            return None;
+        }
+        Some(timeout)
     }
 
     fn cookie_secret(&mut self) -> Option<Secret> {
@@ -310,6 +334,77 @@ impl Findings {
         allowed
     }
 
+    /// `ADMIN_*`: the admin listener, only with both an address and a token. A token alone
+    /// is harmless (the listener stays off) but probably not what was meant.
+    pub(super) fn admin(&mut self, listen_addr: SocketAddr) -> Option<AdminListener> {
+        let addr = self.parsed("ADMIN_ADDR", |s| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:4181"))
+        });
+        // Whether a token was given at all, before it is taken: a refused one is explained.
+        let given = ["ADMIN_TOKEN", "ADMIN_TOKEN_FILE"]
+            .iter()
+            .any(|name| self.untaken.get(name).is_some_and(Option::is_some));
+        let token = self.admin_token();
+        if let Some(addr) = addr {
+            if listeners_overlap(addr, listen_addr) {
+                self.problem(format!(
+                    "ADMIN_ADDR {addr} must differ from LISTEN_ADDR {listen_addr}: the admin \
+                     API is never served where the proxy sends requests"
+                ));
+            }
+            if !addr.ip().is_loopback() {
+                self.warn(format!(
+                    "ADMIN_ADDR {addr} is not a loopback address: the admin API speaks plain \
+                     http, so its token crosses the network unprotected; keep it on a private \
+                     network"
+                ));
+            }
+        }
+        match (addr, token) {
+            (Some(addr), Some(token)) => Some(AdminListener { addr, token }),
+            (Some(_), None) if !given => {
+                self.problem(format!(
+                    "ADMIN_ADDR is set but ADMIN_TOKEN (or ADMIN_TOKEN_FILE) is not: the admin \
+                     API needs a token; generate one with: {SECRET_HOWTO}"
+                ));
+                None
+            }
+            (None, Some(_)) if !self.problems.iter().any(|p| p.starts_with("ADMIN_ADDR")) => {
+                self.warn(
+                    "ADMIN_TOKEN is set but ADMIN_ADDR is not: there is no admin listener"
+                        .to_string(),
+                );
+                None
+            }
+            // A refused address or token is already explained.
+            _ => None,
+        }
+    }
+
+    fn admin_token(&mut self) -> Option<Secret> {
+        let token = self.secret("ADMIN_TOKEN", false)?;
+        let value = token.expose();
+        if value.len() < MIN_ADMIN_TOKEN_BYTES {
+            self.problem(format!(
+                "ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_BYTES} bytes (it has {}); \
+                 generate one with: {SECRET_HOWTO}",
+                value.len()
+            ));
+            return None;
+        }
+        // It travels in an `Authorization` header: anything else could not be sent as is.
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            self.problem(
+                "ADMIN_TOKEN must be printable ASCII without spaces (it is sent in an \
+                 Authorization header)"
+                    .to_string(),
+            );
+            return None;
+        }
+        Some(token)
+    }
+
     pub(super) fn logging(&mut self) -> Logging {
         let format = match self.take("LOG_FORMAT").as_deref() {
             None => DEFAULT_LOG_FORMAT,
@@ -356,6 +451,14 @@ impl Findings {
             _ => {}
         }
     }
+}
+
+/// Whether two listeners would want the same socket: the same port (0 picks a free one each)
+/// on the same address, or on a wildcard address, which takes the port on every address.
+pub(super) fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn is_redis_url(url: &str) -> bool {

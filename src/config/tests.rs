@@ -496,3 +496,169 @@ fn a_plain_http_issuer_off_this_machine_is_warned_about() {
     assert!(!warned("http://[::1]:8080"));
     assert!(!warned("http://localhost:8080"));
 }
+
+#[test]
+fn idle_timeout_is_off_unless_set_and_bounded_by_the_lifetime() {
+    let config = Config::from_env_map(minimal()).expect("valid");
+    assert_eq!(config.session_idle_timeout, None);
+    for (idle, lifetime, expected) in [
+        ("1m", "12h", Duration::from_secs(60)),
+        ("30m", "12h", Duration::from_secs(30 * 60)),
+        ("12h", "12h", Duration::from_secs(12 * 3600)),
+        ("2h", "1d", Duration::from_secs(2 * 3600)),
+    ] {
+        let config = Config::from_env_map(with(&[
+            ("SESSION_IDLE_TIMEOUT", idle),
+            ("SESSION_LIFETIME", lifetime),
+        ]))
+        .unwrap_or_else(|e| panic!("{idle} within {lifetime}: {e}"));
+        assert_eq!(config.session_idle_timeout, Some(expected), "{idle}");
+    }
+    for (idle, lifetime) in [
+        ("59s", "12h"),
+        ("0s", "12h"),
+        ("soon", "12h"),
+        ("13h", "12h"),
+        ("31m", "30m"),
+        ("401d", "400d"),
+    ] {
+        let found = problems(with(&[
+            ("SESSION_IDLE_TIMEOUT", idle),
+            ("SESSION_LIFETIME", lifetime),
+        ]));
+        assert_eq!(found.len(), 1, "{idle} within {lifetime}: {found:?}");
+        assert!(
+            found[0].starts_with("SESSION_IDLE_TIMEOUT"),
+            "{idle}: {found:?}"
+        );
+    }
+}
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef-0123456789";
+
+#[test]
+fn the_admin_listener_is_off_unless_an_address_and_a_token_are_set() {
+    let config = Config::from_env_map(minimal()).expect("valid");
+    assert!(config.admin.is_none());
+    let config = Config::from_env_map(with(&[
+        ("ADMIN_ADDR", "127.0.0.1:4181"),
+        ("ADMIN_TOKEN", ADMIN_TOKEN),
+    ]))
+    .expect("valid");
+    let admin = config.admin.expect("admin listener");
+    assert_eq!(admin.addr.to_string(), "127.0.0.1:4181");
+    assert_eq!(admin.token.expose(), ADMIN_TOKEN);
+    assert!(!format!("{:?}", config.warnings).contains("ADMIN"));
+
+    // From a file too, and a token alone is only a warning.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("admin_token");
+    std::fs::write(&path, format!("{ADMIN_TOKEN}\n")).expect("write");
+    let file = path.to_string_lossy().into_owned();
+    let config = Config::from_env_map(with(&[
+        ("ADMIN_ADDR", "[::1]:4181"),
+        ("ADMIN_TOKEN_FILE", &file),
+    ]))
+    .expect("valid");
+    assert_eq!(config.admin.expect("admin").token.expose(), ADMIN_TOKEN);
+    let config = Config::from_env_map(with(&[("ADMIN_TOKEN", ADMIN_TOKEN)])).expect("valid");
+    assert!(config.admin.is_none());
+    assert!(config
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("ADMIN_TOKEN is set but ADMIN_ADDR is not")));
+}
+
+#[test]
+fn admin_settings_that_cannot_work_are_refused_one_problem_each() {
+    let long = "x".repeat(32);
+    for (env, starts) in [
+        (
+            vec![("ADMIN_ADDR", "127.0.0.1:4181")],
+            "ADMIN_ADDR is set but ADMIN_TOKEN",
+        ),
+        (
+            vec![("ADMIN_ADDR", "127.0.0.1:4181"), ("ADMIN_TOKEN", "short")],
+            "ADMIN_TOKEN must be at least 32 bytes (it has 5)",
+        ),
+        (
+            vec![
+                ("ADMIN_ADDR", "127.0.0.1:4181"),
+                ("ADMIN_TOKEN", "with a space but long enough to pass"),
+            ],
+            "ADMIN_TOKEN must be printable ASCII",
+        ),
+        (
+            vec![
+                ("ADMIN_ADDR", "127.0.0.1:4181"),
+                ("ADMIN_TOKEN", ADMIN_TOKEN),
+                ("ADMIN_TOKEN_FILE", "/nonexistent/admin_token"),
+            ],
+            "set either ADMIN_TOKEN or ADMIN_TOKEN_FILE",
+        ),
+        (
+            vec![
+                ("ADMIN_ADDR", "127.0.0.1:4181"),
+                ("ADMIN_TOKEN_FILE", "/nonexistent/admin_token"),
+            ],
+            "ADMIN_TOKEN_FILE: cannot read",
+        ),
+        (
+            vec![("ADMIN_ADDR", "localhost"), ("ADMIN_TOKEN", ADMIN_TOKEN)],
+            "ADMIN_ADDR: \"localhost\" is not an address",
+        ),
+        (
+            vec![
+                ("ADMIN_ADDR", "127.0.0.1:4180"),
+                ("LISTEN_ADDR", "127.0.0.1:4180"),
+                ("ADMIN_TOKEN", ADMIN_TOKEN),
+            ],
+            "ADMIN_ADDR 127.0.0.1:4180 must differ from LISTEN_ADDR",
+        ),
+        (
+            // The default LISTEN_ADDR is 0.0.0.0:4180, which takes 4180 everywhere.
+            vec![("ADMIN_ADDR", "127.0.0.1:4180"), ("ADMIN_TOKEN", &long)],
+            "ADMIN_ADDR 127.0.0.1:4180 must differ from LISTEN_ADDR 0.0.0.0:4180",
+        ),
+    ] {
+        let found = problems(with(&env));
+        assert_eq!(found.len(), 1, "{env:?}: {found:?}");
+        assert!(found[0].starts_with(starts), "{env:?}: {found:?}");
+        assert!(!found[0].contains(ADMIN_TOKEN), "the token is never shown");
+    }
+}
+
+#[test]
+fn an_admin_listener_off_loopback_is_warned_about() {
+    let warned = |addr: &str| {
+        Config::from_env_map(with(&[("ADMIN_ADDR", addr), ("ADMIN_TOKEN", ADMIN_TOKEN)]))
+            .expect("valid")
+            .warnings
+            .iter()
+            .any(|w| w.starts_with(&format!("ADMIN_ADDR {addr} is not a loopback address")))
+    };
+    assert!(warned("0.0.0.0:4181"));
+    assert!(warned("10.0.0.5:4181"));
+    assert!(!warned("127.0.0.1:4181"));
+    assert!(!warned("[::1]:4181"));
+}
+
+#[test]
+fn listeners_overlap_on_the_same_port_of_a_shared_address() {
+    for (a, b, overlap) in [
+        ("127.0.0.1:4180", "127.0.0.1:4180", true),
+        ("0.0.0.0:4180", "127.0.0.1:4180", true),
+        ("127.0.0.1:4180", "0.0.0.0:4180", true),
+        ("[::]:4180", "127.0.0.1:4180", true),
+        ("[::1]:4180", "[::1]:4180", true),
+        ("127.0.0.1:4180", "127.0.0.1:4181", false),
+        ("127.0.0.1:4180", "127.0.0.2:4180", false),
+        ("0.0.0.0:4180", "0.0.0.0:4181", false),
+        // Port 0: each listener gets a free port of its own.
+        ("127.0.0.1:0", "127.0.0.1:0", false),
+        ("0.0.0.0:0", "127.0.0.1:0", false),
+    ] {
+        let (a, b) = (a.parse().expect("addr"), b.parse().expect("addr"));
+        assert_eq!(sections::listeners_overlap(a, b), overlap, "{a} / {b}");
+    }
+}

@@ -15,6 +15,7 @@ pub enum Section {
     Redis,
     Cookie,
     Network,
+    Admin,
     Logging,
     Rules,
 }
@@ -25,6 +26,7 @@ pub const SECTIONS: &[Section] = &[
     Section::Redis,
     Section::Cookie,
     Section::Network,
+    Section::Admin,
     Section::Logging,
     Section::Rules,
 ];
@@ -36,6 +38,7 @@ impl Section {
             Section::Redis => "Session store",
             Section::Cookie => "Cookie and session",
             Section::Network => "Network and redirects",
+            Section::Admin => "Admin API",
             Section::Logging => "Logging",
             Section::Rules => "Who gets in",
         }
@@ -71,7 +74,7 @@ pub const DEFAULT_COOKIE_SECURE: bool = true;
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 
-use Section::{Cookie, Logging, Network, Provider, Redis, Rules};
+use Section::{Admin, Cookie, Logging, Network, Provider, Redis, Rules};
 use Unset::{Value, Words};
 
 const fn var(
@@ -224,6 +227,14 @@ pub const VARIABLES: &[Variable] = &[
          the longest cookie lifetime browsers keep)",
     ),
     var(
+        Cookie,
+        "SESSION_IDLE_TIMEOUT",
+        Words("unset: no idle timeout"),
+        "end a session not used for this long by an auth check, `/oauth2/userinfo` or \
+         `/oauth2/sessions` (`30m`, `2h`; at least one minute, at most `SESSION_LIFETIME`): \
+         never early, at most a minute late (see [Idle timeout](#idle-timeout))",
+    ),
+    var(
         Network,
         "ALLOWED_REDIRECT_DOMAINS",
         Words("host and port of `OIDC_REDIRECT_URL`, and `COOKIE_DOMAIN` on that port"),
@@ -254,6 +265,29 @@ pub const VARIABLES: &[Variable] = &[
         "LISTEN_ADDR",
         Value("0.0.0.0:4180"),
         "address and port to listen on",
+    ),
+    var(
+        Admin,
+        "ADMIN_ADDR",
+        Words("unset: no admin listener"),
+        "address and port of the admin API (`/sessions` to list and end sessions, `/healthz`), \
+         e.g. `127.0.0.1:4181`: a listener of its own, never the one the proxy routes to. It \
+         must differ from `LISTEN_ADDR` and needs `ADMIN_TOKEN`; it speaks plain http, so keep \
+         it on loopback or a private network (see \
+         [Revocation by an operator](#revocation-by-an-operator))",
+    ),
+    var(
+        Admin,
+        "ADMIN_TOKEN",
+        Words("required with `ADMIN_ADDR` (or `_FILE`)"),
+        "the admin API's bearer token: at least 32 bytes, printable ASCII without spaces. Make \
+         one: `openssl rand -base64 32 \\| tr -d '\\n'`",
+    ),
+    var(
+        Admin,
+        "ADMIN_TOKEN_FILE",
+        Words("unset"),
+        "path of a file holding the admin token",
     ),
     var(
         Logging,

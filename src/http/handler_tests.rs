@@ -563,7 +563,8 @@ async fn a_route_rule_the_user_fails_is_403_text_in_status_mode() {
 #[actix_web::test]
 async fn userinfo_answers_the_signed_in_user_as_json() {
     let state = state().await;
-    let cookie = sign_in(&state, &alice()).await;
+    let session = alice();
+    let cookie = sign_in(&state, &session).await;
     let req = with_cookie(TestRequest::get().uri("/oauth2/userinfo"), &cookie);
     let (status, headers, body) = read(send(&state, req).await).await;
     assert_eq!(status, StatusCode::OK);
@@ -577,6 +578,7 @@ async fn userinfo_answers_the_signed_in_user_as_json() {
             "email": "alice@example.com",
             "preferred_username": "Alice A.",
             "groups": ["ops", "Engineering, EMEA"],
+            "session_expires_at": session.expires_at,
         })
     );
 }
@@ -836,4 +838,439 @@ async fn readyz_is_503_while_the_provider_is_not_ready() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     // The memory store answers: the provider is the only reason given.
     assert_eq!(body, "not ready: identity provider discovery not loaded\n");
+}
+
+// ---- last seen and the idle timeout ----
+
+/// The session id a cookie value names.
+fn id_of(state: &web::Data<AppState>, cookie: &str) -> String {
+    state.keys.verify(cookie).unwrap().to_string()
+}
+
+/// The session (whether it is still stored) and its last-seen mark.
+async fn stored(state: &web::Data<AppState>, id: &str) -> (bool, Option<u64>) {
+    let (session, seen) = state.store.get_session_seen(id).await.unwrap();
+    (session.is_some(), seen)
+}
+
+/// Lets the writes a check spawned run: they are not awaited by the answer.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// One check through `with_session` at a chosen `now`: whether it was signed in, and why not.
+async fn check_at(
+    state: &web::Data<AppState>,
+    cookie: &str,
+    now: u64,
+) -> Result<(), super::signed_in::NotSignedIn> {
+    let req = with_cookie(TestRequest::get(), cookie).to_http_request();
+    let answer = super::signed_in::with_session(&req, state, now, |s| s.map(|_| ()))
+        .await
+        .unwrap();
+    settle().await;
+    answer
+}
+
+#[actix_web::test]
+async fn last_seen_is_written_at_most_once_a_minute_even_without_an_idle_timeout() {
+    let state = state().await;
+    let session = alice();
+    let t0 = session.created_at;
+    let cookie = sign_in(&state, &session).await;
+    let id = id_of(&state, &cookie);
+    assert_eq!(stored(&state, &id).await, (true, None));
+    // (now of the check, the mark after it)
+    for (now, mark) in [
+        (t0, t0),
+        (t0 + 30, t0),
+        (t0 + 59, t0),
+        (t0 + 60, t0 + 60),
+        (t0 + 61, t0 + 60),
+        (t0 + 119, t0 + 60),
+        (t0 + 300, t0 + 300),
+    ] {
+        assert_eq!(check_at(&state, &cookie, now).await, Ok(()), "at {now}");
+        assert_eq!(
+            stored(&state, &id).await,
+            (true, Some(mark)),
+            "at t0+{}",
+            now - t0
+        );
+    }
+    // Through the real route too: an auth check marks a session that has no mark yet.
+    let other = sign_in(&state, &alice()).await;
+    let other_id = id_of(&state, &other);
+    assert_eq!(auth_status(&state, &other).await, StatusCode::OK);
+    settle().await;
+    let (live, seen) = stored(&state, &other_id).await;
+    assert!(live);
+    assert!(seen.is_some_and(|seen| seen >= t0), "{seen:?}");
+}
+
+#[actix_web::test]
+async fn an_idle_session_is_refused_and_ended() {
+    let state = state_with(&[("SESSION_IDLE_TIMEOUT", "10m")]).await;
+    let now = unix_now();
+    let idle = sign_in(&state, &alice()).await;
+    let idle_id = id_of(&state, &idle);
+    let recent = sign_in(&state, &alice()).await;
+    let recent_id = id_of(&state, &recent);
+    let ttl = Duration::from_secs(3600);
+    // Ten minutes of idleness plus the minute a mark stands for: ended.
+    state
+        .store
+        .touch(&idle_id, now - 11 * 60 - 5, ttl)
+        .await
+        .unwrap();
+    // Ten minutes exactly: not yet (the mark covers the minute after it).
+    state
+        .store
+        .touch(&recent_id, now - 10 * 60, ttl)
+        .await
+        .unwrap();
+    // Never checked since a sign-in twelve minutes ago: counted from the sign-in.
+    let unmarked = sign_in(
+        &state,
+        &Session {
+            created_at: now - 12 * 60,
+            ..alice()
+        },
+    )
+    .await;
+    let unmarked_id = id_of(&state, &unmarked);
+
+    for (cookie, id) in [(&idle, &idle_id), (&unmarked, &unmarked_id)] {
+        let (status, headers, body) =
+            read(send(&state, with_cookie(status_check(""), cookie)).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body, "not signed in\n");
+        assert_no_identity(&headers);
+        settle().await;
+        assert_eq!(
+            stored(&state, id).await,
+            (false, None),
+            "ended with its mark"
+        );
+        // userinfo says so too, and the session does not come back.
+        let req = with_cookie(TestRequest::get().uri("/oauth2/userinfo"), cookie);
+        assert_eq!(send(&state, req).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(auth_status(&state, &recent).await, StatusCode::OK);
+    settle().await;
+    let (live, seen) = stored(&state, &recent_id).await;
+    assert!(live);
+    assert!(seen.is_some_and(|seen| seen >= now), "re-marked: {seen:?}");
+
+    // The decision is the check's clock: at the same mark, a minute later is too late.
+    let later = sign_in(&state, &alice()).await;
+    let later_id = id_of(&state, &later);
+    state.store.touch(&later_id, now, ttl).await.unwrap();
+    assert_eq!(check_at(&state, &later, now + 11 * 60 - 1).await, Ok(()));
+    assert_eq!(
+        stored(&state, &later_id).await,
+        (true, Some(now + 11 * 60 - 1))
+    );
+    assert_eq!(
+        check_at(&state, &later, now + 22 * 60 - 1).await,
+        Err(super::signed_in::NotSignedIn::Idle)
+    );
+    assert_eq!(stored(&state, &later_id).await, (false, None));
+}
+
+#[actix_web::test]
+async fn without_an_idle_timeout_an_old_mark_signs_nobody_out() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let id = id_of(&state, &cookie);
+    let ago = unix_now() - 3000;
+    state
+        .store
+        .touch(&id, ago, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(auth_status(&state, &cookie).await, StatusCode::OK);
+    settle().await;
+    assert!(stored(&state, &id).await.1.is_some_and(|seen| seen > ago));
+}
+
+#[actix_web::test]
+async fn userinfo_tells_when_the_session_expires() {
+    let state = state().await;
+    let session = Session {
+        expires_at: unix_now() + 1234,
+        ..alice()
+    };
+    let cookie = sign_in(&state, &session).await;
+    let req = with_cookie(TestRequest::get().uri("/oauth2/userinfo"), &cookie);
+    let (status, _, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["session_expires_at"], session.expires_at);
+}
+
+// ---- /oauth2/sessions ----
+
+fn bob() -> Session {
+    Session {
+        user: "bob".to_string(),
+        subject: "bob-sub".to_string(),
+        email: Some("bob@example.com".to_string()),
+        ..alice()
+    }
+}
+
+fn sessions_page(cookie: &str) -> TestRequest {
+    with_cookie(TestRequest::get().uri("/oauth2/sessions"), cookie)
+        .insert_header((header::ACCEPT, BROWSER_ACCEPT))
+}
+
+/// A sign-out form as a browser posts it from our page (no-referrer: `Origin: null`).
+fn sessions_post(cookie: &str, fields: &[(&str, &str)]) -> TestRequest {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    with_cookie(TestRequest::post().uri("/oauth2/sessions/sign-out"), cookie)
+        .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+        .insert_header(("Sec-Fetch-Site", "same-origin"))
+        .insert_header((header::ORIGIN, "null"))
+        .set_payload(body)
+}
+
+/// Alice in two browsers (the first one older) and bob in one.
+struct Three {
+    state: web::Data<AppState>,
+    alice1: String,
+    alice2: String,
+    bob: String,
+}
+
+async fn three() -> Three {
+    let state = state().await;
+    let now = unix_now();
+    let alice1 = sign_in(
+        &state,
+        &Session {
+            created_at: now - 600,
+            user_agent: Some("Firefox <on> Linux".to_string()),
+            address: Some("192.0.2.1".to_string()),
+            ..alice()
+        },
+    )
+    .await;
+    let alice2 = sign_in(
+        &state,
+        &Session {
+            created_at: now - 300,
+            user_agent: Some("Safari on iPhone".to_string()),
+            address: Some("198.51.100.2".to_string()),
+            ..alice()
+        },
+    )
+    .await;
+    let bob = sign_in(
+        &state,
+        &Session {
+            user_agent: Some("Bob's browser".to_string()),
+            ..bob()
+        },
+    )
+    .await;
+    Three {
+        state,
+        alice1,
+        alice2,
+        bob,
+    }
+}
+
+#[actix_web::test]
+async fn the_sessions_page_lists_the_users_sessions_and_marks_this_browser() {
+    let t = three().await;
+    let (status, headers, body) = read(send(&t.state, sessions_page(&t.alice1)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_page_headers(&headers);
+    assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
+    assert!(body.contains("<strong>alice</strong>"), "{body}");
+    assert_eq!(
+        body.matches("<tr").count(),
+        3,
+        "a header and two sessions: {body}"
+    );
+    assert_eq!(body.matches("<strong>this browser</strong>").count(), 1);
+    // This browser's row (the older one, listed first) carries the mark.
+    let this_row = body.find("this browser").unwrap();
+    assert!(
+        body.find("Firefox &lt;on&gt; Linux").unwrap() < this_row,
+        "{body}"
+    );
+    assert!(body.find("Safari on iPhone").unwrap() > this_row, "{body}");
+    assert!(body.contains("198.51.100.2") && body.contains("192.0.2.1"));
+    assert!(
+        !body.contains("Bob"),
+        "another user's session shown: {body}"
+    );
+    // The other session by its handle, the form token of this session: never an id or a cookie.
+    let (alice1, alice2, bob) = (
+        id_of(&t.state, &t.alice1),
+        id_of(&t.state, &t.alice2),
+        id_of(&t.state, &t.bob),
+    );
+    assert!(body.contains(&format!(
+        "name=\"session\" value=\"{}\"",
+        t.state.keys.session_handle(&alice2)
+    )));
+    assert!(body.contains("name=\"session\" value=\"others\""), "{body}");
+    assert!(body.contains(&t.state.keys.csrf_token(&alice1)));
+    for secret in [&alice1, &alice2, &bob, &t.alice1, &t.alice2, &t.bob] {
+        assert!(!body.contains(secret.as_str()), "{secret} in the page");
+    }
+}
+
+#[actix_web::test]
+async fn the_sessions_page_without_a_session_signs_in_or_is_401() {
+    let state = state().await;
+    let forged = state.keys.sign(&crate::crypto::random_id());
+    for req in [
+        TestRequest::get().uri("/oauth2/sessions"),
+        with_cookie(TestRequest::get().uri("/oauth2/sessions"), &forged)
+            .insert_header((header::ACCEPT, "application/json")),
+    ] {
+        let (status, _, body) = read(send(&state, req).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body, "not signed in\n");
+    }
+    // A browser is sent to sign in, which needs the provider: here it is not ready.
+    let (status, _, body) = read(send(&state, sessions_page(&forged)).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        "identity provider not reachable yet, try again shortly\n"
+    );
+    let req = sessions_post(&forged, &[("csrf", "x"), ("session", "others")]);
+    assert_eq!(send(&state, req).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn signing_out_another_session_ends_it_and_comes_back_to_the_page() {
+    let t = three().await;
+    let alice1 = id_of(&t.state, &t.alice1);
+    let alice2 = id_of(&t.state, &t.alice2);
+    let csrf = t.state.keys.csrf_token(&alice1);
+    let handle = t.state.keys.session_handle(&alice2);
+    let req = sessions_post(&t.alice1, &[("csrf", &csrf), ("session", &handle)]);
+    let (status, headers, _) = read(send(&t.state, req).await).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&headers, "location"), "/oauth2/sessions");
+    assert_eq!(
+        auth_status(&t.state, &t.alice2).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(auth_status(&t.state, &t.alice1).await, StatusCode::OK);
+    assert_eq!(auth_status(&t.state, &t.bob).await, StatusCode::OK);
+    let (_, _, body) = read(send(&t.state, sessions_page(&t.alice1)).await).await;
+    assert!(!body.contains("Safari"), "{body}");
+    assert!(!body.contains("value=\"others\""), "{body}");
+}
+
+#[actix_web::test]
+async fn signing_out_everywhere_else_keeps_only_this_browser() {
+    let t = three().await;
+    let alice3 = sign_in(&t.state, &alice()).await;
+    let alice2 = id_of(&t.state, &t.alice2);
+    let csrf = t.state.keys.csrf_token(&alice2);
+    let req = sessions_post(&t.alice2, &[("csrf", &csrf), ("session", "others")]);
+    let (status, headers, _) = read(send(&t.state, req).await).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&headers, "location"), "/oauth2/sessions");
+    for gone in [&t.alice1, &alice3] {
+        assert_eq!(auth_status(&t.state, gone).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(auth_status(&t.state, &t.alice2).await, StatusCode::OK);
+    assert_eq!(auth_status(&t.state, &t.bob).await, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_sign_out_form_without_this_sessions_token_is_403_and_ends_nothing() {
+    let t = three().await;
+    let alice1 = id_of(&t.state, &t.alice1);
+    let alice2 = id_of(&t.state, &t.alice2);
+    let handle = t.state.keys.session_handle(&alice2);
+    let own = t.state.keys.csrf_token(&alice1);
+    // Alice's second browser's token, a made-up one, none.
+    let theirs = t.state.keys.csrf_token(&alice2);
+    for fields in [
+        vec![("session", handle.as_str())],
+        vec![("csrf", ""), ("session", handle.as_str())],
+        vec![("csrf", theirs.as_str()), ("session", handle.as_str())],
+        vec![("csrf", "AAAA"), ("session", "others")],
+        vec![("csrf", alice1.as_str()), ("session", "others")],
+    ] {
+        let (status, headers, body) =
+            read(send(&t.state, sessions_post(&t.alice1, &fields)).await).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{fields:?}");
+        assert_page_headers(&headers);
+        assert!(
+            body.contains("did not come from your sessions page"),
+            "{body}"
+        );
+        assert_eq!(auth_status(&t.state, &t.alice2).await, StatusCode::OK);
+    }
+    // The genuine token names nothing without a session field.
+    let req = sessions_post(&t.alice1, &[("csrf", &own)]);
+    assert_eq!(send(&t.state, req).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(auth_status(&t.state, &t.alice2).await, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn another_users_handle_is_403_and_ends_nothing() {
+    let t = three().await;
+    let alice1 = id_of(&t.state, &t.alice1);
+    let bob = id_of(&t.state, &t.bob);
+    let csrf = t.state.keys.csrf_token(&alice1);
+    for target in [
+        t.state.keys.session_handle(&bob),
+        // The id itself is no handle, and this browser's own handle names no *other* session.
+        bob.clone(),
+        t.state.keys.session_handle(&alice1),
+    ] {
+        let req = sessions_post(&t.alice1, &[("csrf", &csrf), ("session", &target)]);
+        let (status, _, body) = read(send(&t.state, req).await).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("not one of your other sessions"), "{body}");
+        for cookie in [&t.bob, &t.alice1, &t.alice2] {
+            assert_eq!(auth_status(&t.state, cookie).await, StatusCode::OK);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_cross_site_sign_out_form_is_403_and_ends_nothing() {
+    let t = three().await;
+    let alice1 = id_of(&t.state, &t.alice1);
+    let csrf = t.state.keys.csrf_token(&alice1);
+    let fields = [("csrf", csrf.as_str()), ("session", "others")];
+    for (site, origin) in [
+        ("cross-site", "null"),
+        ("cross-site", "https://auth.example.com"),
+        ("same-site", "https://evil.example.net"),
+        ("same-site", "null"),
+    ] {
+        let req = sessions_post(&t.alice1, &fields)
+            .insert_header(("Sec-Fetch-Site", site))
+            .insert_header((header::ORIGIN, origin));
+        let (status, headers, body) = read(send(&t.state, req).await).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{site} {origin}");
+        assert_page_headers(&headers);
+        assert_eq!(body, "sign-out from another site refused\n");
+        assert_eq!(auth_status(&t.state, &t.alice2).await, StatusCode::OK);
+    }
+    // The same form from our own origin goes through: the refusals were about the origin.
+    let req = sessions_post(&t.alice1, &fields)
+        .insert_header((header::ORIGIN, "https://auth.example.com"));
+    assert_eq!(send(&t.state, req).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        auth_status(&t.state, &t.alice2).await,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -56,7 +56,8 @@ pub fn decide(
     }
 }
 
-fn origin_allowed(config: &Config, origin: &str) -> bool {
+/// Our own origin, or one of the allowed redirect hosts: where a form of ours may post from.
+pub(crate) fn origin_allowed(config: &Config, origin: &str) -> bool {
     let own = config.redirect_url.origin().ascii_serialization();
     origin == own
         || config

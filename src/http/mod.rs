@@ -1,11 +1,13 @@
 //! Thin actix handlers: extract, call the pure modules, answer.
 
 pub mod auth;
+pub mod backchannel;
 pub mod error;
 pub mod health;
 pub mod identity_headers;
 pub mod login;
 pub mod logout;
+pub mod own_sessions;
 pub mod pages;
 pub mod session_cookie;
 pub mod signed_in;
@@ -51,7 +53,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/oauth2/sign_out", web::get().to(logout::sign_out))
     .route("/oauth2/sign_out", web::post().to(logout::sign_out))
     .route("/oauth2/signed_out", web::get().to(logout::signed_out))
+    .route(
+        "/oauth2/backchannel-logout",
+        web::post().to(backchannel::logout),
+    )
     .route("/oauth2/userinfo", web::get().to(userinfo::userinfo))
+    .route("/oauth2/sessions", web::get().to(own_sessions::page))
+    .route(
+        "/oauth2/sessions/sign-out",
+        web::post().to(own_sessions::sign_out),
+    )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz));
 }

@@ -66,10 +66,15 @@ text-decoration:none;cursor:pointer}a.button:focus,button:focus{outline:3px soli
 outline-offset:2px}p.small{color:#4b5563;font-size:.9rem}";
 
 fn page(title: &str, body: &str) -> String {
+    styled_page(title, "", body)
+}
+
+/// A page with style rules of its own after the common ones (constants only: never values).
+fn styled_page(title: &str, style: &'static str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} · portcullis</title><style>{STYLE}</style></head>\
+<title>{title} · portcullis</title><style>{STYLE}{style}</style></head>\
 <body><main>{body}</main></body></html>",
         title = text(title),
     )
@@ -121,6 +126,113 @@ pub fn confirm_sign_out(action: &str) -> String {
     )
 }
 
+/// One of the user's sessions as the sessions page shows it. Values are escaped by the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow<'a> {
+    /// What the row's form posts to name the session: never its id.
+    pub handle: &'a str,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds; `None` until a check has recorded one.
+    pub last_seen: Option<u64>,
+    pub user_agent: Option<&'a str>,
+    pub address: Option<&'a str>,
+    /// The session of the browser looking at the page.
+    pub this_browser: bool,
+}
+
+const SESSIONS_STYLE: &str = "main{max-width:56rem}table{border-collapse:collapse;width:100%;\
+margin:1rem 0}th,td{text-align:left;padding:.5rem;border-bottom:1px solid #e5e7eb;\
+vertical-align:middle}td.agent{word-break:break-word}tr.this{background:#eff6ff}\
+td form{margin:0}button.quiet{background:#4b5563}";
+
+/// Where the sessions page's buttons post.
+pub const SESSIONS_SIGN_OUT_ACTION: &str = "/oauth2/sessions/sign-out";
+
+/// The `session` value of "Sign out everywhere else" (a handle is 43 characters: never this).
+pub const ALL_OTHER_SESSIONS: &str = "others";
+
+/// A time as the sessions page shows it: `2023-11-14 22:13:20 UTC`.
+pub fn utc(unix: u64) -> String {
+    // humantime formats up to the year 9999 only; a stored value beyond it is shown raw.
+    const YEAR_10000: u64 = 253_402_300_800;
+    match std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(unix)) {
+        Some(time) if unix < YEAR_10000 => {
+            let rfc3339 = humantime::format_rfc3339_seconds(time).to_string();
+            format!(
+                "{} UTC",
+                rfc3339.trim_end_matches('Z').replacen('T', " ", 1)
+            )
+        }
+        _ => unix.to_string(),
+    }
+}
+
+/// A form that posts to the sessions page's sign-out with the CSRF token and one target.
+fn sign_out_form(csrf: &str, target: &str, label: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{action}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"session\" value=\"{target}\">\
+<button type=\"submit\">{label}</button></form>",
+        action = attr(SESSIONS_SIGN_OUT_ACTION),
+        csrf = attr(csrf),
+        target = attr(target),
+        label = text(label),
+    )
+}
+
+/// The signed-in user's live sessions, oldest first, this browser's marked; every other one
+/// with a button that signs it out, and one for all of them. Plain forms: no JavaScript.
+pub fn own_sessions(user: &str, rows: &[SessionRow<'_>], csrf: &str) -> String {
+    let mut table = String::from(
+        "<table><thead><tr><th>Signed in</th><th>Last seen</th><th>Browser</th>\
+<th>Address</th><th></th></tr></thead><tbody>",
+    );
+    for row in rows {
+        let action = if row.this_browser {
+            "<strong>this browser</strong>".to_string()
+        } else {
+            sign_out_form(csrf, row.handle, "Sign out")
+        };
+        table.push_str(&format!(
+            "<tr{class}><td>{created}</td><td>{seen}</td><td class=\"agent\">{agent}</td>\
+<td>{address}</td><td>{action}</td></tr>",
+            class = if row.this_browser {
+                " class=\"this\""
+            } else {
+                ""
+            },
+            created = text(&utc(row.created_at)),
+            seen = text(
+                &row.last_seen
+                    .map(utc)
+                    .unwrap_or_else(|| "not yet".to_string())
+            ),
+            agent = text(row.user_agent.unwrap_or("unknown")),
+            address = text(row.address.unwrap_or("unknown")),
+        ));
+    }
+    table.push_str("</tbody></table>");
+    let others = rows.iter().filter(|row| !row.this_browser).count();
+    let everywhere = match others {
+        0 => "<p>No other browser is signed in to your account.</p>".to_string(),
+        _ => sign_out_form(csrf, ALL_OTHER_SESSIONS, "Sign out everywhere else"),
+    };
+    styled_page(
+        "Your sessions",
+        SESSIONS_STYLE,
+        &format!(
+            "<h1>Your sessions</h1><p>Signed in as <strong>{user}</strong>. These browsers are \
+signed in to your account; sign out any you do not recognise.</p>{table}{everywhere}\
+<p class=\"small\">Last seen is updated at most once a minute.</p>\
+<form method=\"post\" action=\"/oauth2/sign_out\">\
+<button type=\"submit\" class=\"quiet\">Sign out this browser</button></form>",
+            user = text(user),
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +245,71 @@ mod tests {
         assert!(!login_error("<b>x</b>").contains("<b>"));
         let confirm = confirm_sign_out("/oauth2/sign_out?rd=\"><script>");
         assert!(!confirm.contains("\"><script>"));
+        let row = SessionRow {
+            handle: "\"><script>h</script>",
+            created_at: 0,
+            last_seen: None,
+            user_agent: Some("<img src=x onerror=alert(1)>"),
+            address: Some("<b>1.2.3.4</b>"),
+            this_browser: false,
+        };
+        let sessions = own_sessions("<i>alice</i>", &[row], "\"><script>c</script>");
+        for raw in ["<script>", "<img", "<b>", "<i>"] {
+            assert!(!sessions.contains(raw), "{raw} in {sessions}");
+        }
+        assert!(
+            sessions.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{sessions}"
+        );
+    }
+
+    #[test]
+    fn the_sessions_page_marks_this_browser_and_offers_the_others_a_button() {
+        let rows = [
+            SessionRow {
+                handle: "handle-this",
+                created_at: 1_700_000_000,
+                last_seen: Some(1_700_000_600),
+                user_agent: Some("Firefox"),
+                address: Some("192.0.2.1"),
+                this_browser: true,
+            },
+            SessionRow {
+                handle: "handle-other",
+                created_at: 1_700_000_100,
+                last_seen: None,
+                user_agent: None,
+                address: None,
+                this_browser: false,
+            },
+        ];
+        let html = own_sessions("alice", &rows, "token");
+        assert_eq!(html.matches("<strong>this browser</strong>").count(), 1);
+        assert!(html.contains("2023-11-14 22:13:20 UTC"), "{html}");
+        assert!(html.contains("2023-11-14 22:23:20 UTC"), "{html}");
+        assert!(html.contains("not yet"), "{html}");
+        // This browser's row has no sign-out form of its own: only the other one and "others".
+        assert!(!html.contains("value=\"handle-this\""), "{html}");
+        assert_eq!(html.matches("value=\"handle-other\"").count(), 1);
+        assert_eq!(html.matches("name=\"csrf\" value=\"token\"").count(), 2);
+        assert!(html.contains("name=\"session\" value=\"others\""), "{html}");
+        // Alone: no "everywhere else" button.
+        let alone = own_sessions("alice", &rows[..1], "token");
+        assert!(!alone.contains("value=\"others\""), "{alone}");
+        assert!(!alone.contains(SESSIONS_SIGN_OUT_ACTION), "{alone}");
+    }
+
+    #[test]
+    fn times_are_shown_in_utc_and_never_panic() {
+        for (unix, shown) in [
+            (0, "1970-01-01 00:00:00 UTC"),
+            (1_700_000_000, "2023-11-14 22:13:20 UTC"),
+            (253_402_300_799, "9999-12-31 23:59:59 UTC"),
+            (253_402_300_800, "253402300800"),
+            (u64::MAX, "18446744073709551615"),
+        ] {
+            assert_eq!(utc(unix), shown, "{unix}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Who is signed in: the session cookie (sent exactly once), its signature, the store, and the
-//! live view of the session, as one typed outcome. The auth check, userinfo and the pages all
-//! ask here.
+//! live view of the session, and its activity (last seen, idle timeout), as one typed outcome.
+//! The auth check, userinfo and the pages all ask here, so each of them counts as a use.
+
+use std::time::Duration;
 
 use actix_web::HttpRequest;
 
@@ -8,7 +10,7 @@ use super::session_cookie::{cookie_value, CookieValue};
 use super::AppState;
 use crate::config::Config;
 use crate::crypto::Keys;
-use crate::session::{SessionView, StoreError, Unusable};
+use crate::session::{SessionView, Store, StoreError, Unusable};
 
 /// Why a request is not signed in; logged at debug level, answered 401 (or a sign-in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub enum NotSignedIn {
     Expired,
     /// The stored bytes do not decode: never guessed at.
     Unreadable,
+    /// Unused for longer than `SESSION_IDLE_TIMEOUT`: ended.
+    Idle,
 }
 
 impl NotSignedIn {
@@ -35,6 +39,7 @@ impl NotSignedIn {
             NotSignedIn::UnknownSession => "session unknown or revoked",
             NotSignedIn::Expired => "session expired",
             NotSignedIn::Unreadable => "session unreadable",
+            NotSignedIn::Idle => "session idle for longer than SESSION_IDLE_TIMEOUT",
         }
     }
 }
@@ -60,6 +65,54 @@ pub fn session_id<'r>(
     keys.verify(value).map_err(|_| NotSignedIn::CookieNotValid)
 }
 
+/// Last seen is written at most this often per session: a mark younger than this is left
+/// alone, so most checks read and never write.
+pub const TOUCH_INTERVAL_SECS: u64 = 60;
+
+/// What a check does about a live session's activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Marked less than [`TOUCH_INTERVAL_SECS`] ago: nothing to write.
+    Recent,
+    /// No mark yet, or an old one: record `now` as last seen.
+    Touch,
+    /// Unused for longer than the idle timeout: not signed in, and the session is ended.
+    Idle,
+}
+
+/// Decides from the last-seen mark read with the session (or its `created_at` while it has
+/// none), so every replica decides alike without a map of its own.
+///
+/// A mark is not rewritten for a minute, so it stands for up to a minute of use after it:
+/// idleness is counted from the end of that minute. A session is thus never ended before it
+/// has really been unused for `idle_timeout`, and at most a minute after. A mark from the
+/// future (another replica's clock running ahead) counts as just now.
+pub fn activity(
+    now: u64,
+    created_at: u64,
+    last_seen: Option<u64>,
+    idle_timeout: Option<Duration>,
+) -> Activity {
+    let since = now.saturating_sub(last_seen.unwrap_or(created_at));
+    if let Some(timeout) = idle_timeout {
+        if since >= timeout.as_secs().saturating_add(TOUCH_INTERVAL_SECS) {
+            return Activity::Idle;
+        }
+    }
+    if last_seen.is_none() || since >= TOUCH_INTERVAL_SECS {
+        Activity::Touch
+    } else {
+        Activity::Recent
+    }
+}
+
+/// A signed-in request: the session's id (from the cookie) and its live view.
+#[derive(Debug)]
+pub struct SignedIn<'a> {
+    pub id: &'a str,
+    pub session: SessionView<'a>,
+}
+
 /// Looks up who is signed in at `now` and hands the answer to `answer`: the live session, read
 /// in place from the stored bytes (so it cannot outlive this call), or why there is none. A
 /// store that fails is an error (the handlers answer 503), never "not signed in".
@@ -69,16 +122,141 @@ pub async fn with_session<T>(
     now: u64,
     answer: impl FnOnce(Result<SessionView<'_>, NotSignedIn>) -> T,
 ) -> Result<T, StoreError> {
+    with_signed_in(req, state, now, |signed_in| {
+        answer(signed_in.map(|signed_in| signed_in.session))
+    })
+    .await
+}
+
+/// [`with_session`], with the session's id too (for pages that act on the user's sessions).
+///
+/// The session and its last-seen mark come in one round trip. Writing a new mark, or ending
+/// an idle session, is spawned rather than awaited: the answer never waits for it, and a
+/// failed mark costs only precision (logged at debug), never the check.
+pub async fn with_signed_in<T>(
+    req: &HttpRequest,
+    state: &AppState,
+    now: u64,
+    answer: impl FnOnce(Result<SignedIn<'_>, NotSignedIn>) -> T,
+) -> Result<T, StoreError> {
     let id = match session_id(req, &state.config, &state.keys) {
         Ok(id) => id,
         Err(reason) => return Ok(answer(Err(reason))),
     };
-    let Some(stored) = state.store.get_session(id).await? else {
+    let (stored, last_seen) = state.store.get_session_seen(id).await?;
+    let Some(stored) = stored else {
         return Ok(answer(Err(NotSignedIn::UnknownSession)));
     };
-    let session = stored.live_view(now).map_err(|unusable| match unusable {
-        Unusable::Expired => NotSignedIn::Expired,
-        Unusable::Unreadable => NotSignedIn::Unreadable,
+    let session = match stored.live_view(now) {
+        Ok(session) => session,
+        Err(Unusable::Expired) => return Ok(answer(Err(NotSignedIn::Expired))),
+        Err(Unusable::Unreadable) => return Ok(answer(Err(NotSignedIn::Unreadable))),
+    };
+    let idle_timeout = state.config.session_idle_timeout;
+    match activity(now, session.created_at, last_seen, idle_timeout) {
+        Activity::Recent => {}
+        Activity::Touch => touch_later(&state.store, id, now, session.expires_at),
+        Activity::Idle => {
+            end_later(&state.store, id, session.user);
+            return Ok(answer(Err(NotSignedIn::Idle)));
+        }
+    }
+    Ok(answer(Ok(SignedIn { id, session })))
+}
+
+/// Records `now` as the session's last seen, kept as long as the session: at most once a
+/// minute per session, so the copies made here stay off the common path.
+fn touch_later(store: &Store, id: &str, now: u64, expires_at: u64) {
+    let store = store.clone();
+    let id = id.to_owned();
+    // Live, so `expires_at > now`; `max(1)` only keeps a zero TTL out of the store's way.
+    let ttl = Duration::from_secs(expires_at.saturating_sub(now).max(1));
+    actix_web::rt::spawn(async move {
+        if let Err(err) = store.touch(&id, now, ttl).await {
+            tracing::debug!(error = %err, "could not record when a session was last seen");
+        }
     });
-    Ok(answer(session))
+}
+
+/// Ends an idle session. Until it is gone every check finds it idle again, so a failure only
+/// delays the deletion (the next check tries again).
+fn end_later(store: &Store, id: &str, user: &str) {
+    let store = store.clone();
+    let id = id.to_owned();
+    let user = user.to_owned();
+    actix_web::rt::spawn(async move {
+        match store.end_session(&id).await {
+            Ok(true) => tracing::info!(
+                user,
+                "session ended: idle for longer than SESSION_IDLE_TIMEOUT"
+            ),
+            Ok(false) => {}
+            Err(err) => tracing::debug!(error = %err, "could not end an idle session"),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+    const MIN: u64 = 60;
+
+    #[test]
+    fn last_seen_is_written_at_most_once_a_minute_and_idle_sessions_end() {
+        let thirty = Some(Duration::from_secs(30 * MIN));
+        let created = NOW - 8 * 3600;
+        let cases = [
+            // (last seen, idle timeout, activity)
+            (None, None, Activity::Touch),
+            (Some(NOW), None, Activity::Recent),
+            (Some(NOW - 1), None, Activity::Recent),
+            (Some(NOW - 59), None, Activity::Recent),
+            (Some(NOW - 60), None, Activity::Touch),
+            (Some(NOW - 7 * 3600), None, Activity::Touch),
+            // Another replica's clock ahead of ours: just now, nothing to write.
+            (Some(NOW + 30), None, Activity::Recent),
+            (Some(NOW + 30), thirty, Activity::Recent),
+            (Some(NOW - 59), thirty, Activity::Recent),
+            (Some(NOW - 60), thirty, Activity::Touch),
+            (Some(NOW - 30 * MIN), thirty, Activity::Touch),
+            // The mark covers the minute after it: ended one minute past the timeout.
+            (Some(NOW - 31 * MIN + 1), thirty, Activity::Touch),
+            (Some(NOW - 31 * MIN), thirty, Activity::Idle),
+            (Some(NOW - 3 * 3600), thirty, Activity::Idle),
+            // Without a mark, from sign-in: eight hours ago.
+            (None, thirty, Activity::Idle),
+            (None, Some(Duration::from_secs(9 * 3600)), Activity::Touch),
+            (Some(0), thirty, Activity::Idle),
+            (
+                Some(NOW - MIN),
+                Some(Duration::from_secs(u64::MAX)),
+                Activity::Touch,
+            ),
+        ];
+        for (last_seen, idle, expected) in cases {
+            assert_eq!(
+                activity(NOW, created, last_seen, idle),
+                expected,
+                "last seen {last_seen:?}, idle timeout {idle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_without_a_mark_counts_from_its_sign_in() {
+        let ten = Some(Duration::from_secs(10 * MIN));
+        assert_eq!(activity(NOW, NOW, None, ten), Activity::Touch);
+        assert_eq!(
+            activity(NOW, NOW - 11 * MIN + 1, None, ten),
+            Activity::Touch
+        );
+        assert_eq!(activity(NOW, NOW - 11 * MIN, None, ten), Activity::Idle);
+        // A mark, however recent its session, is what counts once there is one.
+        assert_eq!(
+            activity(NOW, NOW - 3600, Some(NOW - 5), ten),
+            Activity::Recent
+        );
+    }
 }

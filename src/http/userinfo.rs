@@ -1,4 +1,4 @@
-//! `/oauth2/userinfo`: who is signed in, as JSON. Never tokens.
+//! `/oauth2/userinfo`: who is signed in, and until when, as JSON. Never tokens.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -26,6 +26,9 @@ pub async fn userinfo(
                 ),
                 "preferred_username": session.preferred_username,
                 "groups": groups,
+                // Unix seconds: when the session ends at the latest (SESSION_LIFETIME), so
+                // front-end code can ask the user to sign in again before it happens.
+                "session_expires_at": session.expires_at,
             })))
     })
     .await?

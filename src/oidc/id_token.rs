@@ -173,6 +173,18 @@ pub(crate) fn verify(
     keys: &SigningKeys,
     expected: &Expected<'_>,
 ) -> Result<Map<String, Value>, VerifyFailure> {
+    let claims = verify_signature(token, keys)?;
+    check_claims(&claims, expected)?;
+    Ok(claims)
+}
+
+/// The signature half of [`verify`]: the algorithm allow-list, the key choice and the signature,
+/// no claim checked. Shared with back-channel logout tokens (`super::logout_token`), which the
+/// provider signs with the same keys and algorithms as its ID tokens.
+pub(crate) fn verify_signature(
+    token: &str,
+    keys: &SigningKeys,
+) -> Result<Map<String, Value>, VerifyFailure> {
     let header = read_header(token)?;
     let alg_name = header
         .get("alg")
@@ -213,7 +225,6 @@ pub(crate) fn verify(
             _ => invalid(format!("the token could not be read: {err}")),
         })?
         .claims;
-    check_claims(&claims, expected)?;
     Ok(claims)
 }
 
@@ -310,7 +321,7 @@ pub(crate) fn check_claims(
 }
 
 /// A JWT NumericDate (seconds since the epoch; fractions are allowed and dropped).
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<u64, VerifyFailure> {
+pub(super) fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<u64, VerifyFailure> {
     let value = claims
         .get(name)
         .ok_or_else(|| invalid(format!("the token has no {name}")))?;

@@ -6,8 +6,11 @@
 //! This module also adds the JWKS refresh on an unknown `kid` and merging userinfo.
 
 mod id_token;
+mod logout_token;
 mod types;
 mod userinfo;
+
+pub use logout_token::{BackchannelSupport, LogoutToken, LogoutTokenError, MAX_TOKEN_BYTES};
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -298,6 +301,65 @@ impl Oidc {
             claims: Value::Object(claims),
             id_token: id_token.to_string(),
         })
+    }
+
+    /// Verifies a back-channel logout token (OpenID Connect Back-Channel Logout 1.0) with the
+    /// provider's keys, refetching its JWKS once on an unknown `kid` as for ID tokens. `now` is
+    /// unix seconds. The replay check (`jti`) is the caller's, in the shared store.
+    pub async fn verify_logout_token(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<LogoutToken, LogoutTokenError> {
+        let provider = self.current().ok_or(LogoutTokenError::NotReady)?;
+        let expected = logout_token::Expected {
+            issuer: &self.issuer,
+            client_id: &self.client_id,
+            now,
+        };
+        let verified = match logout_token::verify(token, &provider.keys, &expected) {
+            Err(VerifyFailure::UnknownKey) => {
+                let provider = self
+                    .refetch_jwks(&provider)
+                    .await
+                    .map_err(|err| match err {
+                        OidcError::NotReady => LogoutTokenError::NotReady,
+                        OidcError::IdToken(reason) => LogoutTokenError::Invalid(reason),
+                        other => LogoutTokenError::Invalid(other.to_string()),
+                    })?;
+                logout_token::verify(token, &provider.keys, &expected)
+            }
+            other => other,
+        };
+        verified.map_err(|failure| LogoutTokenError::Invalid(failure.to_string()))
+    }
+
+    /// What the provider's discovery document says about back-channel logout, for
+    /// `portcullis check`. Read from the document itself, fetched again: the `openidconnect`
+    /// metadata type keeps only the members it knows, and these are not among them.
+    pub async fn backchannel_support(&self) -> Result<BackchannelSupport, OidcError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        );
+        let response = self
+            .http
+            .get(&url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| OidcError::Discovery(format!("request failed: {}", error_chain(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(OidcError::Discovery(format!("HTTP {status}")));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| OidcError::Discovery(format!("reading failed: {}", error_chain(&e))))?;
+        let document: Value = serde_json::from_slice(&body)
+            .map_err(|e| OidcError::Discovery(format!("not JSON: {e}")))?;
+        Ok(BackchannelSupport::from_discovery(&document))
     }
 
     async fn refetch_jwks(

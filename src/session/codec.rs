@@ -57,6 +57,7 @@ pub struct SessionView<'a> {
 /// The first format, before the session knew its IdP subject and session: still read, so that
 /// an upgrade signs nobody out.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct SessionViewV1<'a> {
     user: &'a str,
     email: Option<&'a str>,
@@ -217,17 +218,7 @@ mod tests {
 
     #[test]
     fn a_first_format_session_still_reads() {
-        #[derive(Serialize)]
-        struct V1<'a> {
-            user: &'a str,
-            email: Option<&'a str>,
-            email_verified: bool,
-            preferred_username: Option<&'a str>,
-            groups: Vec<&'a str>,
-            created_at: u64,
-            expires_at: u64,
-        }
-        let v1 = V1 {
+        let v1 = SessionViewV1 {
             user: "alice",
             email: Some("alice@example.com"),
             email_verified: true,

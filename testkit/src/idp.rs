@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use reqwest::Method;
 
 use crate::paths::{repo_root, require_program};
 use crate::ports::free_port;
@@ -15,11 +18,28 @@ pub const PASSWORD: &str = "password";
 
 const CLIENT_ID: &str = "portcullis-test";
 
+/// For the OP's test-only endpoints, which answer at once (a pause holds only token and userinfo).
+const TEST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the OP has served since it started (or since [`Idp::reset_counters`]), counted by the OP
+/// itself once it answered, errors included (tests/idp/README.md, `GET /test/counters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Token requests with `grant_type=refresh_token`, successful or not.
+    pub refresh: u64,
+    /// Userinfo requests (`/me`), successful or not.
+    pub userinfo: u64,
+    /// Token requests with `grant_type=authorization_code`, successful or not.
+    pub authorization_code: u64,
+}
+
 pub struct Idp {
     port: u16,
     client_secret: String,
     redirect_uris: Vec<String>,
     post_logout_redirect_uris: Vec<String>,
+    /// The clients' `backchannel_logout_uri`, if any.
+    backchannel_logout_uri: Option<String>,
     // Declared before `dir` so the OP stops before its folder goes away.
     child: Option<ChildGuard>,
     dir: Workdir,
@@ -29,15 +49,36 @@ impl Idp {
     /// Starts the OP with one confidential client allowed to use
     /// `redirect_uris` (and `post_logout` for RP-initiated logout).
     pub fn start(redirect_uris: &[String], post_logout: &[String]) -> Idp {
-        Self::start_with(Workdir::temp("idp"), redirect_uris, post_logout)
+        Self::start_with(Workdir::temp("idp"), redirect_uris, post_logout, None)
+    }
+
+    /// The same, and the client registers `backchannel_logout_uri` with "session required":
+    /// its ID tokens carry `sid`, and when a user's session at the OP ends (its
+    /// `/session/end`), the OP POSTs a logout token there before it answers the browser.
+    pub fn start_with_backchannel_logout(
+        redirect_uris: &[String],
+        post_logout: &[String],
+        backchannel_logout_uri: &str,
+    ) -> Idp {
+        Self::start_with(
+            Workdir::temp("idp"),
+            redirect_uris,
+            post_logout,
+            Some(backchannel_logout_uri.to_string()),
+        )
     }
 
     /// The same, with its log (`idp.log`) in `dir`, which is kept.
     pub fn start_in(dir: &Path, redirect_uris: &[String], post_logout: &[String]) -> Idp {
-        Self::start_with(Workdir::kept(dir), redirect_uris, post_logout)
+        Self::start_with(Workdir::kept(dir), redirect_uris, post_logout, None)
     }
 
-    fn start_with(dir: Workdir, redirect_uris: &[String], post_logout: &[String]) -> Idp {
+    fn start_with(
+        dir: Workdir,
+        redirect_uris: &[String],
+        post_logout: &[String],
+        backchannel_logout_uri: Option<String>,
+    ) -> Idp {
         assert!(
             !redirect_uris.is_empty(),
             "the IdP client needs at least one redirect URI"
@@ -48,6 +89,7 @@ impl Idp {
             client_secret: format!("test-secret-{port}"),
             redirect_uris: redirect_uris.to_vec(),
             post_logout_redirect_uris: post_logout.to_vec(),
+            backchannel_logout_uri,
             child: None,
             dir,
         };
@@ -82,6 +124,129 @@ impl Idp {
         self.client_secret.clone()
     }
 
+    /// Where a browser ends its session at the OP (RP-initiated logout; without parameters the
+    /// OP asks for confirmation, and the confirmation form signs out of every client).
+    pub fn end_session_url(&self) -> String {
+        format!("{}/session/end", self.issuer())
+    }
+
+    /// TEST ONLY: `claims` signed by the OP's current key (the one its JWKS serves, RS256, its
+    /// kid), with `header` merged over `{alg, typ: "logout+jwt", kid}` (a null member removes
+    /// one). Through the OP's test-only `POST /test/sign` (tests/idp/README.md).
+    pub async fn sign(&self, claims: &serde_json::Value, header: &serde_json::Value) -> String {
+        let body = serde_json::json!({ "claims": claims, "header": header });
+        let answer = self
+            .test_request(Method::POST, "/test/sign", Some(&body))
+            .await;
+        answer["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token from /test/sign: {answer}"))
+            .to_string()
+    }
+
+    /// TEST ONLY: merges `claims` (a JSON object; a `null` member deletes that claim) into
+    /// `account`'s claims at the OP: its next ID tokens (sign-in or refresh) and userinfo answers
+    /// carry them. Only claims some scope releases are accepted (`sub` never); the change lasts
+    /// until the OP stops ([`Idp::restart`] starts from the accounts of tests/idp/README.md).
+    pub async fn set_claims(&self, account: &str, claims: serde_json::Value) {
+        self.test_request(
+            Method::POST,
+            &format!("/test/accounts/{account}"),
+            Some(&claims),
+        )
+        .await;
+    }
+
+    /// TEST ONLY: the OP no longer finds `account`: its refresh (and code) grants fail with
+    /// `invalid_grant`, its userinfo requests with 401 `invalid_token`, and it cannot sign in
+    /// ("Account disabled" on the login form). Until [`Idp::enable`] or a restart.
+    pub async fn disable(&self, account: &str) {
+        self.test_request(
+            Method::POST,
+            &format!("/test/accounts/{account}/disable"),
+            None,
+        )
+        .await;
+    }
+
+    /// TEST ONLY: undoes [`Idp::disable`].
+    pub async fn enable(&self, account: &str) {
+        self.test_request(
+            Method::POST,
+            &format!("/test/accounts/{account}/enable"),
+            None,
+        )
+        .await;
+    }
+
+    /// TEST ONLY: refresh grants, userinfo requests and code grants the OP has answered.
+    pub async fn counters(&self) -> Counters {
+        let answer = self.test_request(Method::GET, "/test/counters", None).await;
+        let count = |name: &str| {
+            answer[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {name} in /test/counters: {answer}"))
+        };
+        Counters {
+            refresh: count("refresh"),
+            userinfo: count("userinfo"),
+            authorization_code: count("authorization_code"),
+        }
+    }
+
+    /// TEST ONLY: sets every [`Counters`] member back to 0.
+    pub async fn reset_counters(&self) {
+        self.test_request(Method::POST, "/test/counters/reset", None)
+            .await;
+    }
+
+    /// TEST ONLY: for the next `ms` milliseconds the OP holds its answers from the token
+    /// endpoint and userinfo (it handles and counts each request at once, then answers when the
+    /// pause ends); `pause(0)` ends a pause at once, answering what it held. Other endpoints
+    /// (discovery, JWKS, sign-in) answer as usual.
+    pub async fn pause(&self, ms: u64) {
+        self.test_request(
+            Method::POST,
+            "/test/pause",
+            Some(&serde_json::json!({ "ms": ms })),
+        )
+        .await;
+    }
+
+    /// A test-only endpoint of the OP (tests/idp/README.md), with a JSON body if any; panics
+    /// unless it answers 2xx with JSON, which it returns.
+    async fn test_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
+        let url = format!("{}{path}", self.issuer());
+        let mut request = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(TEST_REQUEST_TIMEOUT)
+            .build()
+            .expect("build reqwest client")
+            .request(method.clone(), &url);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url} failed (is the IdP running?): {e}"));
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: reading the answer: {e}"));
+        assert!(status.is_success(), "{method} {url} -> {status}: {text}");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {url} -> {status}: not JSON ({e}): {text}"))
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         crate::process::log_tail(&self.log_path(), lines)
     }
@@ -106,7 +271,10 @@ impl Idp {
     }
 
     /// A fresh OP on the same port: same issuer and client, but a NEW signing
-    /// key (kid) and no sessions, as after a redeploy with key rotation.
+    /// key (kid) and no sessions, as after a redeploy with key rotation. All it kept in memory
+    /// is gone: refresh and access tokens it issued (a refresh grant then fails with
+    /// `invalid_grant`, userinfo with 401), [`Idp::set_claims`] changes, [`Idp::disable`]d
+    /// accounts, [`Counters`], a [`Idp::pause`].
     pub fn restart(&mut self) {
         self.stop();
         self.launch();
@@ -137,9 +305,16 @@ impl Idp {
                 "POST_LOGOUT_REDIRECT_URIS",
                 self.post_logout_redirect_uris.join(","),
             )
+            // Tests forge tokens the OP's JWKS vouches for with it (never set outside tests).
+            .env("TEST_SIGN_ENDPOINT", "1")
+            // And change accounts, count and pause the OP's answers (set_claims, counters...).
+            .env("TEST_CONTROL_ENDPOINTS", "1")
             // oidc-provider logs through `debug`; keep it quiet unless asked.
             .env_remove("DEBUG")
             .env("NODE_ENV", "test");
+        if let Some(uri) = &self.backchannel_logout_uri {
+            command.env("BACKCHANNEL_LOGOUT_URI", uri);
+        }
         let mut child = ChildGuard::spawn("idp (node oidc-provider)", command, &self.log_path());
         child.wait_for_http(&self.discovery_url(), STARTUP_TIMEOUT, |status| {
             status == 200

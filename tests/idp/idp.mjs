@@ -2,8 +2,8 @@
 //
 // A real oidc-provider (not a mock) so that portcullis talks to a spec-compliant
 // OP: discovery, JWKS, authorization code + PKCE, ID token signatures, userinfo,
-// RFC 9207 `iss` in the authorization response, RP-initiated logout.
-// Everything is in memory and listens on loopback only.
+// RFC 9207 `iss` in the authorization response, refresh tokens, RP-initiated logout,
+// back-channel logout. Everything is in memory and listens on loopback only.
 //
 // Environment:
 //   PORT                       port to listen on (127.0.0.1)
@@ -12,11 +12,18 @@
 //                              "$CLIENT_ID-post" is the same client using client_secret_post
 //   REDIRECT_URIS              comma-separated redirect_uris
 //   POST_LOGOUT_REDIRECT_URIS  comma-separated post_logout_redirect_uris (optional)
+//   BACKCHANNEL_LOGOUT_URI     the clients' backchannel_logout_uri (optional; unset: the
+//                              OP sends no logout tokens and ID tokens carry no sid)
+//   TEST_SIGN_ENDPOINT         "1" turns on POST /test/sign (TEST ONLY, see below)
+//   TEST_CONTROL_ENDPOINTS     "1" turns on /test/accounts/..., /test/counters, /test/pause
+//                              (TEST ONLY, see below)
 //
 // Accounts are listed in README.md next to this file.
 
 import { createServer } from 'node:http';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  createPrivateKey, generateKeyPairSync, randomBytes, sign,
+} from 'node:crypto';
 import Provider from 'oidc-provider';
 
 function required(name) {
@@ -38,6 +45,9 @@ const CLIENT_ID = required('CLIENT_ID');
 const CLIENT_SECRET = required('CLIENT_SECRET');
 const REDIRECT_URIS = list(required('REDIRECT_URIS'));
 const POST_LOGOUT_REDIRECT_URIS = list(process.env.POST_LOGOUT_REDIRECT_URIS);
+const BACKCHANNEL_LOGOUT_URI = process.env.BACKCHANNEL_LOGOUT_URI || '';
+const TEST_SIGN_ENDPOINT = process.env.TEST_SIGN_ENDPOINT === '1';
+const TEST_CONTROL_ENDPOINTS = process.env.TEST_CONTROL_ENDPOINTS === '1';
 
 const PASSWORD = 'password';
 
@@ -95,6 +105,10 @@ const ACCOUNTS = {
   },
 };
 
+// Accounts switched off by the test-only POST /test/accounts/<id>/disable: findAccount does not
+// find them, and they cannot sign in.
+const DISABLED = new Set();
+
 // A fresh signing key per run: tests fetch the JWKS from this process, so
 // nothing needs to be committed and no key outlives the test.
 const signingKey = {
@@ -108,12 +122,32 @@ const baseClient = {
   client_secret: CLIENT_SECRET,
   redirect_uris: REDIRECT_URIS,
   post_logout_redirect_uris: POST_LOGOUT_REDIRECT_URIS,
-  grant_types: ['authorization_code'],
+  // refresh_token: every code grant also gets a refresh token (issueRefreshToken below).
+  grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
   id_token_signed_response_alg: 'RS256',
+  // With a back-channel logout URI, the OP POSTs a logout token there when the user's session
+  // here ends; "session required" puts `sid` in ID tokens and logout tokens alike
+  // (oidc-provider's Client#includeSid), so that one browser's logout ends only its session.
+  ...(BACKCHANNEL_LOGOUT_URI ? {
+    backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI,
+    backchannel_logout_session_required: true,
+  } : {}),
 };
 
 const SUPPORTED_SCOPES = 'openid profile email groups';
+
+const CLAIMS_BY_SCOPE = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  // given_name..phone_number_verified: under `profile` so that the scopes portcullis asks
+  // for carry them (only the cognito account has them).
+  profile: [
+    'preferred_username', 'name', 'realm_access',
+    'given_name', 'updated_at', 'address', 'phone_number_verified',
+  ],
+  groups: ['groups'],
+};
 
 // Consent is implied for our own test clients: whenever the OP looks for a
 // grant, hand it one covering every supported scope plus any claims asked for
@@ -158,16 +192,16 @@ const provider = new Provider(ISSUER, {
     keys: [randomBytes(32).toString('hex')],
   },
   scopes: SUPPORTED_SCOPES.split(' '),
-  claims: {
-    openid: ['sub'],
-    email: ['email', 'email_verified'],
-    // given_name..phone_number_verified: under `profile` so that the scopes portcullis asks
-    // for carry them (only the cognito account has them).
-    profile: [
-      'preferred_username', 'name', 'realm_access',
-      'given_name', 'updated_at', 'address', 'phone_number_verified',
-    ],
-    groups: ['groups'],
+  claims: CLAIMS_BY_SCOPE,
+  // Portcullis revalidates sessions with refresh grants: hand out a refresh token with every
+  // authorization code grant of a client allowed the grant (ours are), without the
+  // `offline_access` scope and its consent prompt that oidc-provider's default asks for.
+  // Such a token still expires with the IdP session (the default expiresWithSession: no
+  // offline_access), and rotation is oidc-provider's default (rotateRefreshToken: only past 70%
+  // of the token's TTL for a confidential client, so never within a test: refresh answers carry
+  // the same refresh_token). A refresh answer has a new ID token (the grant has `openid`).
+  async issueRefreshToken(_ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
   },
   // Put every claim of the granted scopes into the ID token too (portcullis may
   // read groups from the ID token without calling userinfo). userinfo stays on.
@@ -178,12 +212,18 @@ const provider = new Provider(ISSUER, {
     devInteractions: { enabled: false },
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true, logoutSource },
+    // Discovery then says backchannel_logout_supported and _session_supported; clients
+    // without a backchannel_logout_uri get no logout tokens.
+    backchannelLogout: { enabled: true },
   },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   loadExistingGrant,
+  // Called for every sign-in, code and refresh grant and userinfo request, so claim changes
+  // and disabling (the test-only /test/accounts/...) apply to the next one. A disabled account
+  // is not found: its refresh and code grants fail with invalid_grant, its userinfo with 401.
   async findAccount(_ctx, sub) {
+    if (!Object.hasOwn(ACCOUNTS, sub) || DISABLED.has(sub)) return undefined;
     const account = ACCOUNTS[sub];
-    if (!account) return undefined;
     return {
       accountId: sub,
       async claims() {
@@ -199,6 +239,7 @@ const provider = new Provider(ISSUER, {
     Interaction: 300,
     Session: 600,
     Grant: 600,
+    RefreshToken: 600,
   },
   async renderError(ctx, out) {
     ctx.type = 'html';
@@ -238,6 +279,180 @@ ${error ? `<p class="error" id="error">${escapeHtml(error)}</p>` : ''}
 </html>`;
 }
 
+// TEST ONLY: POST /test/sign {"claims": {...}, "header": {...}} answers {"token": "<JWS>"},
+// the claims signed RS256 with this run's signing key (the one the JWKS serves), header
+// {alg: RS256, typ: logout+jwt, kid} with `header` merged over it (a null member removes one).
+// It lets a test forge tokens the JWKS vouches for (wrong aud, no events, ...), so it exists only
+// when TEST_SIGN_ENDPOINT=1 (testkit sets it; the demo does not) and answers loopback peers only.
+// The signature is always RS256 whatever `header.alg` says: a header naming another algorithm
+// makes a token whose signature does not fit its header, which is what such tests want.
+const signingPrivateKey = createPrivateKey({ key: signingKey, format: 'jwk' });
+
+function signForTest(claims, header) {
+  const fullHeader = { alg: 'RS256', typ: 'logout+jwt', kid: signingKey.kid, ...header };
+  for (const [name, value] of Object.entries(fullHeader)) {
+    if (value === null) delete fullHeader[name];
+  }
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const input = `${encode(fullHeader)}.${encode(claims)}`;
+  const signature = sign('sha256', Buffer.from(input), signingPrivateKey).toString('base64url');
+  return `${input}.${signature}`;
+}
+
+async function handleTestSign(req, res) {
+  if (!isLoopback(req)) {
+    send(res, 403, 'text/plain', 'test-only endpoint: loopback peers only\n');
+    return;
+  }
+  if (req.method !== 'POST') {
+    send(res, 405, 'text/plain', 'method not allowed\n');
+    return;
+  }
+  let input;
+  try {
+    input = JSON.parse((await readBody(req)).toString('utf8'));
+  } catch (err) {
+    send(res, 400, 'text/plain', `not JSON: ${err.message}\n`);
+    return;
+  }
+  const { claims, header = {} } = input || {};
+  if (!claims || typeof claims !== 'object' || typeof header !== 'object') {
+    send(res, 400, 'text/plain', 'expected {"claims": {...}, "header": {...}}\n');
+    return;
+  }
+  console.log(`idp: TEST signed claims ${JSON.stringify(claims)} with header ${JSON.stringify(header)}`);
+  send(res, 200, 'application/json', JSON.stringify({ token: signForTest(claims, header) }));
+}
+
+// TEST ONLY, when TEST_CONTROL_ENDPOINTS=1 (testkit sets it; the demo does not), loopback peers
+// only, JSON in and out (README.md):
+//   GET  /test/accounts/<id>            {"account", "disabled", "claims"} (what findAccount gives)
+//   POST /test/accounts/<id>            merge a JSON object of claims into the account (null
+//                                       deletes one); the next ID token, refresh and userinfo
+//                                       show it
+//   POST /test/accounts/<id>/disable    findAccount no longer finds it (and /enable undoes it)
+//   GET  /test/counters                 {"refresh", "userinfo", "authorization_code"}
+//   POST /test/counters/reset           sets them to 0
+//   POST /test/pause {"ms": n}          holds the answers of the token and userinfo endpoints
+//                                       until n ms from now (0 ends a pause at once)
+// All of it is in memory: a restart of the IdP starts from the accounts above, none disabled,
+// counters at 0, no pause.
+const RELEASED_CLAIMS = new Set(Object.values(CLAIMS_BY_SCOPE).flat());
+
+// Token requests by grant_type and userinfo requests, counted by the middleware below once
+// oidc-provider has answered them (success or error alike).
+const counters = { refresh: 0, userinfo: 0, authorization_code: 0 };
+
+const pause = { until: 0, timer: undefined, held: new Set() };
+
+function setPause(ms) {
+  clearTimeout(pause.timer);
+  pause.until = Date.now() + ms;
+  if (ms > 0) {
+    pause.timer = setTimeout(endPause, ms);
+  } else {
+    endPause();
+  }
+}
+
+function endPause() {
+  pause.until = 0;
+  for (const release of pause.held) release();
+  pause.held.clear();
+}
+
+function holdWhilePaused() {
+  if (Date.now() >= pause.until) return undefined;
+  return new Promise((resolve) => { pause.held.add(resolve); });
+}
+
+const ACCOUNT_PATH = /^\/test\/accounts\/([A-Za-z0-9_.-]+)(?:\/(disable|enable))?\/?$/;
+
+function accountView(id) {
+  return {
+    account: id,
+    disabled: DISABLED.has(id),
+    claims: { sub: id, preferred_username: id, ...ACCOUNTS[id] },
+  };
+}
+
+async function readJson(req) {
+  const text = (await readBody(req)).toString('utf8');
+  try {
+    return text.trim() === '' ? undefined : JSON.parse(text);
+  } catch (err) {
+    throw new HttpError(400, `not JSON: ${err.message}`);
+  }
+}
+
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function isLoopback(req) {
+  const peer = req.socket.remoteAddress || '';
+  return ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(peer);
+}
+
+// Answers a /test/... request, or returns false for a path it does not know.
+async function handleTestControl(req, res, path) {
+  const account = ACCOUNT_PATH.exec(path);
+  let answer;
+  if (account) {
+    const [, id, action] = account;
+    if (!Object.hasOwn(ACCOUNTS, id)) throw new HttpError(404, `no account ${JSON.stringify(id)}`);
+    if (req.method === 'GET' && !action) {
+      answer = accountView(id);
+    } else if (req.method !== 'POST') {
+      throw new HttpError(405, 'method not allowed');
+    } else if (action) {
+      if (action === 'disable') DISABLED.add(id); else DISABLED.delete(id);
+      console.log(`idp: TEST ${action}d account ${id}`);
+      answer = accountView(id);
+    } else {
+      const changes = await readJson(req);
+      if (!changes || typeof changes !== 'object' || Array.isArray(changes)) {
+        throw new HttpError(400, 'expected a JSON object of claims, e.g. {"groups": ["dev"]}');
+      }
+      for (const name of Object.keys(changes)) {
+        if (name === 'sub') throw new HttpError(400, '"sub" is the account id and cannot change');
+        if (!RELEASED_CLAIMS.has(name)) {
+          throw new HttpError(400, `claim ${JSON.stringify(name)} is in no scope, so the IdP would never send it; known: ${[...RELEASED_CLAIMS].filter((c) => c !== 'sub').join(' ')}`);
+        }
+      }
+      for (const [name, value] of Object.entries(changes)) {
+        if (value === null) delete ACCOUNTS[id][name]; else ACCOUNTS[id][name] = value;
+      }
+      console.log(`idp: TEST changed claims of ${id}: ${JSON.stringify(changes)}`);
+      answer = accountView(id);
+    }
+  } else if (path === '/test/counters' || path === '/test/counters/') {
+    if (req.method !== 'GET') throw new HttpError(405, 'method not allowed');
+    answer = { ...counters };
+  } else if (path === '/test/counters/reset') {
+    if (req.method !== 'POST') throw new HttpError(405, 'method not allowed');
+    for (const name of Object.keys(counters)) counters[name] = 0;
+    console.log('idp: TEST counters reset');
+    answer = { ...counters };
+  } else if (path === '/test/pause') {
+    if (req.method !== 'POST') throw new HttpError(405, 'method not allowed');
+    const { ms } = (await readJson(req)) || {};
+    if (!Number.isInteger(ms) || ms < 0 || ms > 600000) {
+      throw new HttpError(400, 'expected {"ms": n}, n an integer from 0 to 600000');
+    }
+    setPause(ms);
+    console.log(`idp: TEST ${ms ? `holding token and userinfo answers for ${ms} ms` : 'pause ended'}`);
+    answer = { ms };
+  } else {
+    return false;
+  }
+  send(res, 200, 'application/json', JSON.stringify(answer));
+  return true;
+}
+
 function send(res, status, type, body) {
   res.statusCode = status;
   res.setHeader('Content-Type', type);
@@ -245,8 +460,12 @@ function send(res, status, type, body) {
   res.end(body);
 }
 
-// Bounded body read: the login form is tiny.
+// Bounded body reads: the login form and the test-only signing requests are tiny.
 function readForm(req) {
+  return readBody(req).then((body) => new URLSearchParams(body.toString('utf8')));
+}
+
+function readBody(req) {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks = [];
@@ -259,7 +478,7 @@ function readForm(req) {
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -300,6 +519,11 @@ async function handleInteraction(req, res, uid, action) {
       send(res, 200, 'text/html; charset=utf-8', loginPage(uid, { error: 'Invalid username or password', login }));
       return;
     }
+    if (DISABLED.has(login)) {
+      console.log(`idp: refused sign-in for disabled account ${JSON.stringify(login)}`);
+      send(res, 200, 'text/html; charset=utf-8', loginPage(uid, { error: 'Account disabled', login }));
+      return;
+    }
     if (login === 'denied') {
       console.log('idp: denying sign-in for "denied"');
       await provider.interactionFinished(req, res, {
@@ -320,11 +544,51 @@ async function handleInteraction(req, res, uid, action) {
   send(res, 405, 'text/plain', 'method not allowed\n');
 }
 
+if (TEST_CONTROL_ENDPOINTS) {
+  // Runs around every oidc-provider request: once it has answered one of the token endpoint or
+  // userinfo (ctx.oidc.route; its parameters are parsed by then), count it, and hold the answer
+  // while a /test/pause lasts. The request itself is handled at once.
+  provider.use(async (ctx, next) => {
+    await next();
+    const route = ctx.oidc?.route;
+    if (route === 'token') {
+      const grantType = ctx.oidc.params?.grant_type;
+      if (grantType === 'refresh_token') counters.refresh += 1;
+      if (grantType === 'authorization_code') counters.authorization_code += 1;
+    } else if (route === 'userinfo' && ctx.method !== 'OPTIONS') {
+      counters.userinfo += 1;
+    } else {
+      return;
+    }
+    await holdWhilePaused();
+  });
+}
+
 const oidcCallback = provider.callback();
 const INTERACTION = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login))?\/?$/;
 
 const server = createServer(async (req, res) => {
   const path = new URL(req.url, ISSUER).pathname;
+  if (TEST_SIGN_ENDPOINT && path === '/test/sign') {
+    handleTestSign(req, res).catch((err) => {
+      console.error(`idp: test sign error: ${err.message}`);
+      if (!res.headersSent) send(res, 500, 'text/plain', `${err.message}\n`);
+    });
+    return;
+  }
+  if (TEST_CONTROL_ENDPOINTS && path.startsWith('/test/') && path !== '/test/sign') {
+    if (!isLoopback(req)) {
+      send(res, 403, 'text/plain', 'test-only endpoint: loopback peers only\n');
+      return;
+    }
+    try {
+      if (await handleTestControl(req, res, path)) return;
+    } catch (err) {
+      if (!(err instanceof HttpError)) console.error(`idp: test control error: ${err.stack || err}`);
+      if (!res.headersSent) send(res, err.status || 500, 'text/plain', `${err.message}\n`);
+      return;
+    }
+  }
   const match = INTERACTION.exec(path);
   if (!match) {
     oidcCallback(req, res);
@@ -341,10 +605,18 @@ const server = createServer(async (req, res) => {
 
 provider.on('server_error', (_ctx, err) => console.error(`idp: server_error: ${err.stack || err}`));
 provider.on('authorization.error', (_ctx, err) => console.error(`idp: authorization.error: ${err.message} ${err.error_description || ''}`));
-provider.on('grant.error', (_ctx, err) => console.error(`idp: grant.error: ${err.message} ${err.error_description || ''}`));
+provider.on('backchannel.success', (_ctx, client, accountId, sid) => console.log(`idp: back-channel logout sent to ${client.clientId} for ${accountId}, sid ${sid}`));
+provider.on('backchannel.error', (_ctx, err, client, accountId, sid) => console.error(`idp: back-channel logout to ${client.clientId} for ${accountId}, sid ${sid} failed: ${err.message}`));
+// error_detail: what oidc-provider does not tell the client (e.g. "refresh token invalid
+// (referenced account not found)" for a disabled account).
+provider.on('grant.error', (ctx, err) => console.error(`idp: grant.error (${ctx.oidc?.params?.grant_type || '?'}): ${err.message} ${err.error_description || ''}${err.error_detail ? ` (${err.error_detail})` : ''}`));
+provider.on('userinfo.error', (_ctx, err) => console.error(`idp: userinfo.error: ${err.message} ${err.error_description || ''}${err.error_detail ? ` (${err.error_detail})` : ''}`));
 
 server.listen(PORT, '127.0.0.1', () => {
-  console.log(`idp: listening on 127.0.0.1:${PORT}, issuer ${ISSUER}, client ${CLIENT_ID}`);
+  console.log(`idp: listening on 127.0.0.1:${PORT}, issuer ${ISSUER}, client ${CLIENT_ID}`
+    + `${BACKCHANNEL_LOGOUT_URI ? `, back-channel logout to ${BACKCHANNEL_LOGOUT_URI}` : ''}`
+    + `${TEST_SIGN_ENDPOINT ? ', TEST signing endpoint on' : ''}`
+    + `${TEST_CONTROL_ENDPOINTS ? ', TEST control endpoints on' : ''}`);
 });
 
 function shutdown(signal) {

@@ -236,6 +236,16 @@ async fn a_flood_of_anonymous_logins_costs_redis_little_and_evicts_nothing() {
     assert_eq!(seen_headers(&last.json())["x-auth-request-user"], "bob");
 }
 
+/// A browser signed in as `user` through the stack's proxy, and its session cookie's value.
+async fn signed_in(stack: &Stack, user: &str) -> (Browser, String) {
+    let browser = Browser::new();
+    browser
+        .sign_in_through(&stack.base(), "/", user, PASSWORD)
+        .await;
+    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    (browser, cookie)
+}
+
 async fn auth_status(stack: &Stack, cookie_header: &str) -> u16 {
     Browser::new()
         .get_with_headers(
@@ -252,11 +262,7 @@ async fn auth_status(stack: &Stack, cookie_header: &str) -> u16 {
 #[tokio::test]
 async fn sign_out_from_another_site_keeps_the_session() {
     let stack = Stack::traefik();
-    let mut browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    let (mut browser, cookie) = signed_in(&stack, "alice").await;
     let mut session = format!("{COOKIE_NAME}={cookie}");
     let sign_out = stack.url("/oauth2/sign_out?rd=%2Fbye");
 
@@ -322,11 +328,7 @@ async fn same_origin_and_header_less_sign_outs_work_as_before() {
         &[("Sec-Fetch-Site", "none")],
     ];
     for headers in cases {
-        let browser = Browser::new();
-        browser
-            .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
-            .await;
-        let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+        let (browser, cookie) = signed_in(&stack, "alice").await;
         let hop = browser
             .get_with_headers(&stack.url("/oauth2/sign_out"), headers)
             .await;
@@ -343,11 +345,7 @@ async fn same_origin_and_header_less_sign_outs_work_as_before() {
 #[tokio::test]
 async fn a_session_cookie_sent_twice_is_not_signed_in() {
     let stack = Stack::traefik();
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    let (_browser, cookie) = signed_in(&stack, "alice").await;
     let once = format!("theme=dark; {COOKIE_NAME}={cookie}");
     assert_eq!(auth_status(&stack, &once).await, 200);
     // Tossed from a sibling subdomain: another value under the same name, before or after.
@@ -569,11 +567,7 @@ async fn our_pages_cannot_be_framed_and_send_no_referrer() {
 #[tokio::test]
 async fn the_first_check_after_redis_restarts_already_answers_right() {
     let mut stack = Stack::traefik();
-    let alice = Browser::new();
-    alice
-        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
-        .await;
-    let cookie = alice.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    let (alice, cookie) = signed_in(&stack, "alice").await;
     let alice_session = format!("{COOKIE_NAME}={cookie}");
     assert_eq!(auth_status(&stack, &alice_session).await, 200);
 

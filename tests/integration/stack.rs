@@ -30,6 +30,9 @@ pub struct Options<'a> {
     pub client_secret_post: bool,
     /// Sign-out also ends the IdP session (OIDC_POST_LOGOUT_REDIRECT_URL).
     pub idp_logout: bool,
+    /// The IdP's client registers portcullis' `/oauth2/backchannel-logout` (reached directly,
+    /// not through the proxy) with "session required", so its ID tokens carry `sid`.
+    pub backchannel_logout: bool,
 }
 
 impl Default for Options<'_> {
@@ -41,6 +44,7 @@ impl Default for Options<'_> {
             naive_caddy: false,
             client_secret_post: false,
             idp_logout: false,
+            backchannel_logout: false,
         }
     }
 }
@@ -59,10 +63,16 @@ impl Stack {
             ),
         };
         let post_logout = format!("{}/oauth2/signed_out", proxy.base_url());
-        let idp = Idp::start(
-            &[format!("{}/oauth2/callback", proxy.base_url())],
-            std::slice::from_ref(&post_logout),
-        );
+        let callbacks = [format!("{}/oauth2/callback", proxy.base_url())];
+        let idp = if options.backchannel_logout {
+            Idp::start_with_backchannel_logout(
+                &callbacks,
+                std::slice::from_ref(&post_logout),
+                &format!("{}/oauth2/backchannel-logout", portcullis.base_url()),
+            )
+        } else {
+            Idp::start(&callbacks, std::slice::from_ref(&post_logout))
+        };
         let redis = (options.store == StoreKind::Redis).then(RedisServer::start);
         let mut env = test_env(
             &idp,

@@ -1,0 +1,210 @@
+use serde_json::json;
+
+use super::*;
+use crate::claims::UsernameError;
+use crate::policy::DenyReason;
+
+const TIMING: RefreshTiming = RefreshTiming {
+    interval: 300,
+    grace: 900,
+};
+
+#[test]
+fn refresh_due_table() {
+    let read_at = 1_000;
+    let cases = [
+        // (now, timing, can refresh, expected)
+        (1_000, TIMING, true, RefreshDue::NotDue),
+        (1_299, TIMING, true, RefreshDue::NotDue),
+        (1_300, TIMING, true, RefreshDue::Due),
+        (2_199, TIMING, true, RefreshDue::Due),
+        (2_200, TIMING, true, RefreshDue::PastGrace),
+        (9_999, TIMING, true, RefreshDue::PastGrace),
+        // A clock that went back is not a reason to deny.
+        (10, TIMING, true, RefreshDue::NotDue),
+        // Off, or nothing to revalidate with: today's behaviour.
+        (
+            9_999,
+            RefreshTiming {
+                interval: 0,
+                grace: 900,
+            },
+            true,
+            RefreshDue::NotDue,
+        ),
+        (9_999, TIMING, false, RefreshDue::NotDue),
+        // No grace: due and past grace at once.
+        (
+            1_300,
+            RefreshTiming {
+                interval: 300,
+                grace: 0,
+            },
+            true,
+            RefreshDue::PastGrace,
+        ),
+        (
+            u64::MAX,
+            RefreshTiming {
+                interval: u64::MAX,
+                grace: u64::MAX,
+            },
+            true,
+            RefreshDue::NotDue,
+        ),
+    ];
+    for (now, timing, can_refresh, expected) in cases {
+        assert_eq!(
+            refresh_due(read_at, now, timing, can_refresh),
+            expected,
+            "now {now}, {timing:?}, can refresh {can_refresh}"
+        );
+    }
+}
+
+fn config(extra: &[(&str, &str)]) -> Config {
+    let mut env: std::collections::HashMap<String, String> = [
+        ("OIDC_ISSUER_URL", "https://idp.example.com"),
+        ("OIDC_CLIENT_ID", "portcullis"),
+        ("OIDC_CLIENT_SECRET", "secret"),
+        (
+            "OIDC_REDIRECT_URL",
+            "https://auth.example.com/oauth2/callback",
+        ),
+        ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("REQUIRE_GROUP", "ops"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Config::from_env_map(env).expect("valid config")
+}
+
+fn old_session() -> Session {
+    Session {
+        user: "alice-sub".into(),
+        email: Some("old@example.com".into()),
+        email_verified: true,
+        preferred_username: Some("alice".into()),
+        groups: vec!["ops".into(), "dev".into()],
+        created_at: 1_000,
+        expires_at: 44_200,
+        subject: "alice-sub".into(),
+        idp_session: Some("idp-1".into()),
+        claims_read_at: 1_000,
+        user_agent: Some("Firefox".into()),
+        address: Some("192.0.2.1".into()),
+    }
+}
+
+#[test]
+fn apply_refresh_table() {
+    let old = old_session();
+    let old_view = SessionView {
+        user: &old.user,
+        email: old.email.as_deref(),
+        email_verified: old.email_verified,
+        preferred_username: old.preferred_username.as_deref(),
+        groups: old.groups.iter().map(String::as_str).collect(),
+        created_at: old.created_at,
+        expires_at: old.expires_at,
+        subject: &old.subject,
+        idp_session: old.idp_session.as_deref(),
+        claims_read_at: old.claims_read_at,
+        user_agent: old.user_agent.as_deref(),
+        address: old.address.as_deref(),
+    };
+    let now = 2_000;
+    let updated = Session {
+        email: Some("new@example.com".into()),
+        groups: vec!["ops".into(), "admins".into()],
+        claims_read_at: now,
+        ..old.clone()
+    };
+    let cases: Vec<(&str, RefreshOutcome, RefreshAction)> = vec![
+        (
+            "new claims replace the old; the session's own facts stay",
+            RefreshOutcome::Claims(json!({
+                "sub": "alice-sub", "email": "new@example.com", "email_verified": true,
+                "preferred_username": "alice", "groups": ["ops", "admins"],
+            })),
+            RefreshAction::Update(updated),
+        ),
+        (
+            "a required group removed at the IdP ends the session",
+            RefreshOutcome::Claims(json!({"sub": "alice-sub", "groups": ["dev"]})),
+            RefreshAction::End(EndReason::RulesRefuse(SessionRefusal::Rule {
+                user: "alice-sub".into(),
+                rule: DenyReason::NotInRequiredGroup,
+            })),
+        ),
+        (
+            "another subject ends the session",
+            RefreshOutcome::Claims(json!({"sub": "mallory", "groups": ["ops"]})),
+            RefreshAction::End(EndReason::SubjectChanged),
+        ),
+        (
+            "claims without the username end the session",
+            RefreshOutcome::Claims(json!({"groups": ["ops"]})),
+            RefreshAction::End(EndReason::SubjectChanged),
+        ),
+        (
+            "invalid_grant ends the session",
+            RefreshOutcome::Refused("invalid_grant".into()),
+            RefreshAction::End(EndReason::Refused("invalid_grant".into())),
+        ),
+        (
+            "an unreachable IdP keeps the claims",
+            RefreshOutcome::Unreachable("connection refused".into()),
+            RefreshAction::Retry,
+        ),
+    ];
+    for (what, outcome, expected) in cases {
+        assert_eq!(
+            apply_refresh(&old_view, outcome, &config(&[]), now),
+            expected,
+            "{what}"
+        );
+    }
+    // A first-format session (no subject) takes the subject the IdP names.
+    let v1_view = SessionView {
+        subject: "",
+        ..old_view.clone()
+    };
+    let action = apply_refresh(
+        &v1_view,
+        RefreshOutcome::Claims(json!({"sub": "alice-sub", "groups": ["ops"]})),
+        &config(&[]),
+        now,
+    );
+    assert!(
+        matches!(&action, RefreshAction::Update(s) if s.subject == "alice-sub"),
+        "{action:?}"
+    );
+    // The username rules of a login apply again.
+    let action = apply_refresh(
+        &old_view,
+        RefreshOutcome::Claims(json!({
+            "sub": "alice-sub", "email": "a@example.com", "email_verified": "no", "groups": ["ops"],
+        })),
+        &config(&[("OIDC_USERNAME_CLAIM", "email")]),
+        now,
+    );
+    assert_eq!(
+        action,
+        RefreshAction::End(EndReason::RulesRefuse(SessionRefusal::Username(
+            UsernameError::EmailNotVerified
+        )))
+    );
+}
+
+#[test]
+fn retries_back_off_to_five_minutes() {
+    let pauses: Vec<u64> = (1..=8).map(|n| retry_pause(n).as_secs()).collect();
+    assert_eq!(pauses, [10, 20, 40, 80, 160, 300, 300, 300]);
+    assert_eq!(retry_pause(0).as_secs(), 10);
+    assert_eq!(retry_pause(u32::MAX).as_secs(), 300);
+}
