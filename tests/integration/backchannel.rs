@@ -7,10 +7,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::stack::{Options, Stack};
-use crate::support::idp::PASSWORD;
-use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME};
-use crate::support::Browser;
+use crate::stack::{auth_status_at, signed_in, Options, Stack};
+use crate::support::portcullis::{test_env, Portcullis};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 const PATH: &str = "/oauth2/backchannel-logout";
@@ -43,30 +41,6 @@ fn replica(stack: &Stack, extra: &[(&str, &str)]) -> Portcullis {
     let mut replica = Portcullis::reserve();
     replica.start(env);
     replica
-}
-
-/// The auth check (status mode) of one instance for a session cookie.
-async fn auth_status(instance: &str, stack: &Stack, cookie: &str) -> u16 {
-    Browser::new()
-        .get_with_headers(
-            &format!("{instance}/oauth2/auth"),
-            &[
-                ("X-Original-URL", &format!("{}/app", stack.base())),
-                ("Cookie", &format!("{COOKIE_NAME}={cookie}")),
-            ],
-        )
-        .await
-        .status
-}
-
-/// A fresh browser signed in as `user` through the proxy, and its session cookie.
-async fn signed_in(stack: &Stack, user: &str) -> (Browser, String) {
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", user, PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
-    (browser, cookie)
 }
 
 struct Answer {
@@ -186,8 +160,8 @@ async fn the_idps_logout_ends_exactly_that_browsers_session_on_every_replica() {
         "each sign-in stored its ID token's sid: {sids:?}"
     );
     for instance in [&first, &second] {
-        assert_eq!(auth_status(instance, &stack, &leaving_cookie).await, 200);
-        assert_eq!(auth_status(instance, &stack, &staying_cookie).await, 200);
+        assert_eq!(auth_status_at(instance, &stack, &leaving_cookie).await, 200);
+        assert_eq!(auth_status_at(instance, &stack, &staying_cookie).await, 200);
     }
 
     // The leaving browser ends its session at the IdP itself (its own logout page, as another
@@ -203,7 +177,7 @@ async fn the_idps_logout_ends_exactly_that_browsers_session_on_every_replica() {
     let done = leaving.submit_form(confirm, &[]).await;
     // oidc-provider answers the browser only after its back-channel POSTs were answered.
     let idp_answered = started.elapsed();
-    let refused_second = auth_status(&second, &stack, &leaving_cookie).await;
+    let refused_second = auth_status_at(&second, &stack, &leaving_cookie).await;
     let refused_after = started.elapsed();
     eprintln!(
         "measured: IdP logout (its back-channel POST included) {idp_answered:?}; \
@@ -215,7 +189,7 @@ async fn the_idps_logout_ends_exactly_that_browsers_session_on_every_replica() {
         "the other replica refuses at once: {}",
         crate::support::browser::describe(&done)
     );
-    assert_eq!(auth_status(&first, &stack, &leaving_cookie).await, 401);
+    assert_eq!(auth_status_at(&first, &stack, &leaving_cookie).await, 401);
     let log = stack.idp.log_tail(50);
     assert!(
         log.contains("back-channel logout sent to portcullis-test for alice"),
@@ -225,7 +199,7 @@ async fn the_idps_logout_ends_exactly_that_browsers_session_on_every_replica() {
 
     // The other browser of the same user is still signed in, everywhere.
     for instance in [&first, &second] {
-        assert_eq!(auth_status(instance, &stack, &staying_cookie).await, 200);
+        assert_eq!(auth_status_at(instance, &stack, &staying_cookie).await, 200);
     }
     assert_eq!(indexed_sids(&stack).len(), 1);
 }
@@ -246,14 +220,18 @@ async fn a_token_with_only_sub_ends_every_session_of_that_user() {
         .await;
     let started = Instant::now();
     post_token(&first, &token).await.assert_accepted("sub only");
-    let status = auth_status(&second, &stack, &alice_one).await;
+    let status = auth_status_at(&second, &stack, &alice_one).await;
     let elapsed = started.elapsed();
     eprintln!("measured: logout POST to one replica until the other refused: {elapsed:?}");
     assert_eq!(status, 401);
     for instance in [&first, &second] {
-        assert_eq!(auth_status(instance, &stack, &alice_one).await, 401);
-        assert_eq!(auth_status(instance, &stack, &alice_two).await, 401);
-        assert_eq!(auth_status(instance, &stack, &bob).await, 200, "bob stays");
+        assert_eq!(auth_status_at(instance, &stack, &alice_one).await, 401);
+        assert_eq!(auth_status_at(instance, &stack, &alice_two).await, 401);
+        assert_eq!(
+            auth_status_at(instance, &stack, &bob).await,
+            200,
+            "bob stays"
+        );
     }
 
     // A store that does not answer: 503, no-store, and the token is not refused as invalid.
@@ -417,7 +395,7 @@ async fn invalid_logout_tokens_are_refused_and_end_nothing() {
             "{name}: {description:?} lacks {reason:?}"
         );
         assert_eq!(
-            auth_status(&first, &stack, &victim).await,
+            auth_status_at(&first, &stack, &victim).await,
             200,
             "{name} ended the victim's session"
         );
@@ -470,7 +448,7 @@ async fn invalid_logout_tokens_are_refused_and_end_nothing() {
             .await
             .error_description(name);
         assert!(description.contains(reason), "{name}: {description:?}");
-        assert_eq!(auth_status(&first, &stack, &victim).await, 200, "{name}");
+        assert_eq!(auth_status_at(&first, &stack, &victim).await, 200, "{name}");
     }
 
     // The same token, valid, to the replica that trusts no loopback proxy, does end the
@@ -479,7 +457,7 @@ async fn invalid_logout_tokens_are_refused_and_end_nothing() {
     post_token(&untrusting, &valid_token)
         .await
         .assert_accepted("valid");
-    assert_eq!(auth_status(&first, &stack, &victim).await, 401);
+    assert_eq!(auth_status_at(&first, &stack, &victim).await, 401);
 
     // Replays, on any replica: alice signs in again, and the token that ended her sessions
     // once ends nothing the second time.
@@ -490,7 +468,7 @@ async fn invalid_logout_tokens_are_refused_and_end_nothing() {
     post_token(&first, &sub_only)
         .await
         .assert_accepted("sub only, first use");
-    assert_eq!(auth_status(&first, &stack, &again).await, 401);
+    assert_eq!(auth_status_at(&first, &stack, &again).await, 401);
     let (_third, third) = signed_in(&stack, "alice").await;
     for (instance, name) in [
         (&first, "replayed jti"),
@@ -510,6 +488,6 @@ async fn invalid_logout_tokens_are_refused_and_end_nothing() {
             description.contains("already used"),
             "{name}: {description}"
         );
-        assert_eq!(auth_status(&first, &stack, &third).await, 200, "{name}");
+        assert_eq!(auth_status_at(&first, &stack, &third).await, 200, "{name}");
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use url::Url;
 
-use crate::stack::{seen_headers, Options, Stack};
+use crate::stack::{auth_status_with_header, seen_headers, signed_in, Options, Stack};
 use crate::support::browser::{API_ACCEPT, BROWSER_ACCEPT};
 use crate::support::idp::PASSWORD;
 use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME};
@@ -236,27 +236,8 @@ async fn a_flood_of_anonymous_logins_costs_redis_little_and_evicts_nothing() {
     assert_eq!(seen_headers(&last.json())["x-auth-request-user"], "bob");
 }
 
-/// A browser signed in as `user` through the stack's proxy, and its session cookie's value.
-async fn signed_in(stack: &Stack, user: &str) -> (Browser, String) {
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", user, PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
-    (browser, cookie)
-}
-
 async fn auth_status(stack: &Stack, cookie_header: &str) -> u16 {
-    Browser::new()
-        .get_with_headers(
-            &stack.direct("/oauth2/auth"),
-            &[
-                ("X-Original-URL", &format!("{}/app", stack.base())),
-                ("Cookie", cookie_header),
-            ],
-        )
-        .await
-        .status
+    auth_status_with_header(&stack.portcullis.base_url(), stack, cookie_header).await
 }
 
 #[tokio::test]

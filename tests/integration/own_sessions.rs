@@ -3,21 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::stack::{seen_headers, Options, Stack};
+use crate::stack::{seen_headers, signed_in, Options, Stack};
 use crate::support::browser::Hop;
 use crate::support::idp::PASSWORD;
-use crate::support::portcullis::COOKIE_NAME;
 use crate::support::Browser;
-
-/// A browser signed in as `user` through the stack, and its session cookie.
-async fn signed_in(stack: &Stack, user: &str) -> (Browser, String) {
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", user, PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
-    (browser, cookie)
-}
 
 async fn sessions_page(stack: &Stack, browser: &Browser) -> Hop {
     let page = browser.get(&stack.url("/oauth2/sessions")).await;

@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::stack::{Options, Stack};
-use crate::support::idp::PASSWORD;
-use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME, REQUIRED};
+use crate::stack::{auth_status_at, signed_in, Options, Stack};
+use crate::support::free_port;
+use crate::support::portcullis::{test_env, Portcullis, REQUIRED};
 use crate::support::process::run_with_timeout;
-use crate::support::{free_port, Browser};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const TOKEN: &str = "test-admin-token-0123456789abcdef-0123";
@@ -73,30 +72,6 @@ fn times_in(row: &str) -> Vec<SystemTime> {
     times
 }
 
-/// The auth check (status mode) of the portcullis at `portcullis_base` for a session cookie.
-async fn check(portcullis_base: &str, stack: &Stack, cookie: &str) -> u16 {
-    Browser::new()
-        .get_with_headers(
-            &format!("{portcullis_base}/oauth2/auth"),
-            &[
-                ("X-Original-URL", &format!("{}/app", stack.base())),
-                ("Cookie", &format!("{COOKIE_NAME}={cookie}")),
-            ],
-        )
-        .await
-        .status
-}
-
-/// Signs `user` in through the stack with a browser of its own; the browser and its cookie.
-async fn signed_in(stack: &Stack, user: &str) -> (Browser, String) {
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", user, PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
-    (browser, cookie)
-}
-
 #[tokio::test]
 async fn the_sessions_command_lists_and_ends_sessions_by_user_then_everyones() {
     let stack = Stack::traefik();
@@ -105,7 +80,7 @@ async fn the_sessions_command_lists_and_ends_sessions_by_user_then_everyones() {
     let (_, bob) = signed_in(&stack, "bob").await;
     let direct = stack.portcullis.base_url();
     for cookie in [&alice_1, &alice_2, &bob] {
-        assert_eq!(check(&direct, &stack, cookie).await, 200);
+        assert_eq!(auth_status_at(&direct, &stack, cookie).await, 200);
     }
     let redis = stack.redis.as_ref().expect("redis");
     // The servers' environment, as an operator's shell on the same host would have it.
@@ -161,14 +136,14 @@ async fn the_sessions_command_lists_and_ends_sessions_by_user_then_everyones() {
         "ended 2 sessions\n"
     );
     let exited = started.elapsed();
-    assert_eq!(check(&direct, &stack, &alice_1).await, 401);
+    assert_eq!(auth_status_at(&direct, &stack, &alice_1).await, 401);
     println!(
         "revocation: `portcullis sessions revoke --user alice` ran {exited:?} (start to exit); \
          the next auth check was refused {:?} after it started",
         started.elapsed()
     );
-    assert_eq!(check(&direct, &stack, &alice_2).await, 401);
-    assert_eq!(check(&direct, &stack, &bob).await, 200);
+    assert_eq!(auth_status_at(&direct, &stack, &alice_2).await, 401);
+    assert_eq!(auth_status_at(&direct, &stack, &bob).await, 200);
     // Through the proxy, the revoked browser is sent to sign in again.
     let page = alice_browser.get(&stack.url("/after-revoke")).await;
     assert_eq!(page.status, 302, "{}", page.body);
@@ -181,7 +156,7 @@ async fn the_sessions_command_lists_and_ends_sessions_by_user_then_everyones() {
 
     // Everyone: the rest.
     assert_eq!(sessions(&["revoke", "--all"], &env), "ended 1 session\n");
-    assert_eq!(check(&direct, &stack, &bob).await, 401);
+    assert_eq!(auth_status_at(&direct, &stack, &bob).await, 401);
     assert_eq!(sessions(&["list"], &env), "no sessions\n");
 }
 
@@ -293,7 +268,7 @@ async fn the_admin_api_lists_and_ends_sessions_for_every_replica() {
     let (_, alice_2) = signed_in(&stack, "alice").await;
     let (_, bob) = signed_in(&stack, "bob").await;
     for cookie in [&alice_1, &alice_2, &bob] {
-        assert_eq!(check(&b, &stack, cookie).await, 200, "replica b");
+        assert_eq!(auth_status_at(&b, &stack, cookie).await, 200, "replica b");
     }
 
     // Without the right token: 401, nothing else said, whatever the method.
@@ -321,7 +296,7 @@ async fn the_admin_api_lists_and_ends_sessions_for_every_replica() {
     }
     for cookie in [&alice_1, &alice_2, &bob] {
         assert_eq!(
-            check(&b, &stack, cookie).await,
+            auth_status_at(&b, &stack, cookie).await,
             200,
             "a refused DELETE ended a session"
         );
@@ -408,15 +383,19 @@ async fn the_admin_api_lists_and_ends_sessions_for_every_replica() {
         response.json::<serde_json::Value>().await.expect("json"),
         serde_json::json!({"ended": 2})
     );
-    let status = check(&b, &stack, &alice_1).await;
+    let status = auth_status_at(&b, &stack, &alice_1).await;
     let refused = revoked.elapsed();
     assert_eq!(
         status, 401,
         "the first check on replica b after the revoke answered"
     );
-    assert_eq!(check(&b, &stack, &alice_2).await, 401);
-    assert_eq!(check(&a, &stack, &alice_2).await, 401);
-    assert_eq!(check(&b, &stack, &bob).await, 200, "bob was not revoked");
+    assert_eq!(auth_status_at(&b, &stack, &alice_2).await, 401);
+    assert_eq!(auth_status_at(&a, &stack, &alice_2).await, 401);
+    assert_eq!(
+        auth_status_at(&b, &stack, &bob).await,
+        200,
+        "bob was not revoked"
+    );
     println!(
         "revocation: DELETE ?user=alice answered in {answered:?}; the first auth check on the \
          other replica, sent after the answer, was refused {refused:?} after the DELETE was sent"
@@ -434,8 +413,8 @@ async fn the_admin_api_lists_and_ends_sessions_for_every_replica() {
         response.json::<serde_json::Value>().await.expect("json"),
         serde_json::json!({"ended": 1})
     );
-    assert_eq!(check(&a, &stack, &bob).await, 401);
-    assert_eq!(check(&b, &stack, &bob).await, 401);
+    assert_eq!(auth_status_at(&a, &stack, &bob).await, 401);
+    assert_eq!(auth_status_at(&b, &stack, &bob).await, 401);
     let response = admin(admin_a, reqwest::Method::GET, "/sessions", Some(&bearer())).await;
     assert_eq!(
         response.json::<serde_json::Value>().await.expect("json"),

@@ -2,33 +2,18 @@
 
 use std::time::{Duration, Instant};
 
-use crate::stack::{seen_headers, Options, Stack, StoreKind};
+use crate::stack::{auth_status_at, seen_headers, signed_in, Options, Stack, StoreKind};
 use crate::support::browser::API_ACCEPT;
 use crate::support::idp::PASSWORD;
 use crate::support::portcullis::COOKIE_NAME;
 use crate::support::Browser;
 
 async fn status_with_cookie(stack: &Stack, cookie: &str) -> u16 {
-    Browser::new()
-        .get_with_headers(
-            &stack.direct("/oauth2/auth"),
-            &[
-                ("X-Original-URL", &format!("{}/app", stack.base())),
-                ("Cookie", &format!("{COOKIE_NAME}={cookie}")),
-            ],
-        )
-        .await
-        .status
+    auth_status_at(&stack.portcullis.base_url(), stack, cookie).await
 }
 
-/// A browser signed in as alice through the stack, and its session cookie.
 async fn alice_signed_in(stack: &Stack) -> (Browser, String) {
-    let browser = Browser::new();
-    browser
-        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
-        .await;
-    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
-    (browser, cookie)
+    signed_in(stack, "alice").await
 }
 
 #[tokio::test]

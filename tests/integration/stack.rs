@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use crate::support::portcullis::{test_env, Portcullis};
+use crate::support::idp::PASSWORD;
+use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME};
+use crate::support::Browser;
 use crate::support::{Caddy, Idp, Nginx, Proxy, ProxyKind, RedisServer, Traefik, Upstream};
 
 pub struct Stack {
@@ -127,4 +129,34 @@ pub fn seen_headers(echo: &serde_json::Value) -> HashMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A fresh browser signed in as `user` through the stack's proxy, and its session cookie's value.
+pub async fn signed_in(stack: &Stack, user: &str) -> (Browser, String) {
+    let browser = Browser::new();
+    browser
+        .sign_in_through(&stack.base(), "/", user, PASSWORD)
+        .await;
+    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    (browser, cookie)
+}
+
+/// The auth check (status mode) of the portcullis at `instance`, for the page `/app` of the
+/// stack, with `cookie_header` as the whole `Cookie` header.
+pub async fn auth_status_with_header(instance: &str, stack: &Stack, cookie_header: &str) -> u16 {
+    Browser::new()
+        .get_with_headers(
+            &format!("{instance}/oauth2/auth"),
+            &[
+                ("X-Original-URL", &format!("{}/app", stack.base())),
+                ("Cookie", cookie_header),
+            ],
+        )
+        .await
+        .status
+}
+
+/// The same for the session cookie `cookie` (its value) alone.
+pub async fn auth_status_at(instance: &str, stack: &Stack, cookie: &str) -> u16 {
+    auth_status_with_header(instance, stack, &format!("{COOKIE_NAME}={cookie}")).await
 }
