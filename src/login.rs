@@ -270,6 +270,8 @@ pub fn session_from_claims(
         claims_read_at: now,
         user_agent: client.user_agent,
         address: client.address,
+        // What the tokens allow is the caller's to say: the claims do not know.
+        refreshable_until: 0,
     };
     let idp_groups: Vec<&str> = session.groups.iter().map(String::as_str).collect();
     let identity = Identity {
