@@ -1274,3 +1274,57 @@ async fn a_cross_site_sign_out_form_is_403_and_ends_nothing() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+// ---- revalidation ----
+
+#[actix_web::test]
+async fn a_session_not_revalidated_within_the_grace_is_not_signed_in() {
+    let state = state_with(&[
+        ("SESSION_REFRESH_INTERVAL", "5m"),
+        ("SESSION_REFRESH_GRACE", "15m"),
+    ])
+    .await;
+    let now = unix_now();
+    let min = 60;
+    let cases = [
+        // (claims read ago, refreshable until, status)
+        (0, u64::MAX, StatusCode::OK),
+        // Due: answered on its claims (the refresh runs in the background).
+        (6 * min, u64::MAX, StatusCode::OK),
+        (21 * min, u64::MAX, StatusCode::UNAUTHORIZED),
+        (21 * min, now + 600, StatusCode::UNAUTHORIZED),
+        // Nothing to revalidate with (no refresh token, the access token expired or never
+        // kept): the login's claims hold, as without revalidation.
+        (21 * min, now - 1, StatusCode::OK),
+        (21 * min, 0, StatusCode::OK),
+    ];
+    for (ago, refreshable_until, expected) in cases {
+        let cookie = sign_in(
+            &state,
+            &Session {
+                created_at: now - ago,
+                claims_read_at: now - ago,
+                refreshable_until,
+                ..alice()
+            },
+        )
+        .await;
+        assert_eq!(
+            auth_status(&state, &cookie).await,
+            expected,
+            "read {ago}s ago, refreshable until {refreshable_until}"
+        );
+    }
+    // Revalidation off: never past any grace.
+    let off = state_with(&[("SESSION_REFRESH_INTERVAL", "0")]).await;
+    let cookie = sign_in(
+        &off,
+        &Session {
+            claims_read_at: now - 24 * 3600,
+            refreshable_until: u64::MAX,
+            ..alice()
+        },
+    )
+    .await;
+    assert_eq!(auth_status(&off, &cookie).await, StatusCode::OK);
+}
