@@ -446,15 +446,22 @@ fn describe_token_error<E: std::error::Error>(
     match err {
         // The provider's own error code (invalid_grant, invalid_client...) is what operators need.
         openidconnect::RequestTokenError::ServerResponse(response) => {
-            let mut text = response.error().to_string();
-            if let Some(description) = response.error_description() {
-                text.push_str(": ");
-                text.push_str(description);
-            }
-            text
+            describe_error_response(response)
         }
         other => error_chain(other),
     }
+}
+
+/// A token endpoint's error answer: its code, and its description if any.
+fn describe_error_response(
+    response: &openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+) -> String {
+    let mut text = response.error().to_string();
+    if let Some(description) = response.error_description() {
+        text.push_str(": ");
+        text.push_str(description);
+    }
+    text
 }
 
 /// An error and its sources on one line (library errors keep the useful part in `source`).

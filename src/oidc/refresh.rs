@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::id_token::{self, NonceRule, VerifyFailure};
 use super::userinfo::{self, UserinfoError};
-use super::{describe_token_error, error_chain, Oidc};
+use super::{describe_error_response, describe_token_error, error_chain, Oidc};
 use crate::lifecycle::{RefreshOutcome, Tokens};
 
 /// An access token this close to its expiry is not used: it could expire on the way, and a
@@ -79,11 +79,7 @@ impl Oidc {
             Err(RequestTokenError::ServerResponse(answer))
                 if *answer.error() == CoreErrorResponseType::InvalidGrant =>
             {
-                return unchanged(RefreshOutcome::Refused(describe_token_error::<
-                    std::convert::Infallible,
-                >(
-                    &RequestTokenError::ServerResponse(answer),
-                )));
+                return unchanged(RefreshOutcome::Refused(describe_error_response(&answer)));
             }
             // Network, timeouts, 5xx (an unparsable error page), or an error that is about the
             // client rather than the user (invalid_client): the user is not refused, try again.

@@ -219,9 +219,11 @@ impl RedisStore {
         id: &str,
         session: Vec<u8>,
         tokens: Option<Vec<u8>>,
+        (user, subject, idp_session): (&str, &str, Option<&str>),
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let millis = ttl.as_millis().max(1) as u64;
+        let seconds = ttl.as_secs().max(1);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -238,6 +240,14 @@ impl RedisStore {
                 .arg("PX")
                 .arg(millis)
                 .ignore();
+        }
+        // The claims may name the user anew (a username claim that changed): revocation by
+        // the new name must find the session. An index entry of a session ended meanwhile is
+        // harmless: every reader skips ids without a session.
+        add_to_index(&mut pipe, Space::User, user, id, seconds);
+        add_to_index(&mut pipe, Space::Subject, subject, id, seconds);
+        if let Some(idp_session) = idp_session {
+            add_to_index(&mut pipe, Space::IdpSession, idp_session, id, seconds);
         }
         let (replaced,): (Option<String>,) = self.run_pipeline(&pipe).await?;
         Ok(replaced.is_some())

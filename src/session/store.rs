@@ -304,7 +304,14 @@ impl Store {
         let tokens = sealed_tokens.map(String::into_bytes);
         match self {
             Store::Memory(m) => Ok(m.replace_session(id, bytes, tokens, ttl)),
-            Store::Redis(r) => r.replace_session(id, bytes, tokens, ttl).await,
+            Store::Redis(r) => {
+                let names = (
+                    session.user.as_str(),
+                    session.subject.as_str(),
+                    session.idp_session.as_deref(),
+                );
+                r.replace_session(id, bytes, tokens, names, ttl).await
+            }
         }
     }
 

@@ -197,6 +197,28 @@ async fn shared_suite(store: &Store) {
             .as_deref(),
         Some("t1")
     );
+    // Claims that name the user anew: revocation by the new name finds the session.
+    let renamed = Session {
+        user: "alice-renamed".to_string(),
+        ..refreshed.clone()
+    };
+    assert!(store
+        .replace_session("id-r", &renamed, None, ttl)
+        .await
+        .expect("replace"));
+    assert_eq!(
+        listed(store, Selection::User("alice-renamed")).await,
+        ["id-r"]
+    );
+    assert_eq!(
+        store
+            .get_sealed_tokens("id-r")
+            .await
+            .expect("tokens")
+            .as_deref(),
+        Some("t1"),
+        "no new tokens: the old ones stay"
+    );
     assert!(store.end_session("id-r").await.expect("end"));
     assert!(!store
         .replace_session("id-r", &refreshed, Some("t2".into()), ttl)
