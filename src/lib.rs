@@ -90,6 +90,7 @@ pub async fn build_state(config: Config) -> Result<web::Data<AppState>, StartErr
         oidc,
         query_hint_logged: Mutex::new(None),
         past_grace_logged: Mutex::new(std::collections::HashMap::new()),
+        refresh_tried: Mutex::new(std::collections::HashMap::new()),
     }))
 }
 

@@ -39,6 +39,9 @@ pub struct AppState {
     /// When each session was last logged as past its revalidation grace (at most once a
     /// minute per session; entries older than that are dropped as others are added).
     pub past_grace_logged: Mutex<HashMap<String, Instant>>,
+    /// When this replica last tried to start each due session's refresh: while a refresh runs
+    /// or pauses, the checks of that session ask the store's lock at most once a second.
+    pub refresh_tried: Mutex<HashMap<String, Instant>>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

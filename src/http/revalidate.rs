@@ -16,6 +16,11 @@ use crate::lifecycle::{self, RefreshAction, RefreshDue, RefreshOutcome, Tokens};
 const LOCK_TTL: Duration = Duration::from_secs(30);
 /// The token request and userinfo each time out after 10 s; the whole refresh is bounded too.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(25);
+/// This replica asks the store's lock for one session at most this often, so that a busy
+/// session's checks while its refresh runs (or pauses after a failure) cost no store write each.
+const TRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Past this many sessions tried, the ones tried longer ago than [`TRY_INTERVAL`] are dropped.
+const TRIED_PRUNE_AT: usize = 4096;
 /// A session past its grace is logged at most this often.
 const PAST_GRACE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -26,6 +31,9 @@ pub fn start(req: &HttpRequest, id: &str) {
         tracing::debug!("no application state to revalidate a session with");
         return;
     };
+    if !first_try_in_a_while(&state, id, Instant::now()) {
+        return;
+    }
     let id = id.to_owned();
     actix_web::rt::spawn(async move {
         match state.store.claim_refresh(&id, LOCK_TTL).await {
@@ -34,6 +42,25 @@ pub fn start(req: &HttpRequest, id: &str) {
             Err(err) => tracing::debug!(error = %err, "could not take a revalidation lock"),
         }
     });
+}
+
+/// Whether this replica has not tried `id` within [`TRY_INTERVAL`]; records the try.
+fn first_try_in_a_while(state: &AppState, id: &str, now: Instant) -> bool {
+    let mut tried = state
+        .refresh_tried
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if tried
+        .get(id)
+        .is_some_and(|at| now.duration_since(*at) < TRY_INTERVAL)
+    {
+        return false;
+    }
+    if tried.len() >= TRIED_PRUNE_AT {
+        tried.retain(|_, at| now.duration_since(*at) < TRY_INTERVAL);
+    }
+    tried.insert(id.to_owned(), now);
+    true
 }
 
 /// With the lock held: read the session and its tokens again, ask the IdP, apply the outcome.

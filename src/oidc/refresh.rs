@@ -76,14 +76,7 @@ impl Oidc {
         };
         let response = match request.request_async(&self.http).await {
             Ok(response) => response,
-            Err(RequestTokenError::ServerResponse(answer))
-                if *answer.error() == CoreErrorResponseType::InvalidGrant =>
-            {
-                return unchanged(RefreshOutcome::Refused(describe_error_response(&answer)));
-            }
-            // Network, timeouts, 5xx (an unparsable error page), or an error that is about the
-            // client rather than the user (invalid_client): the user is not refused, try again.
-            Err(err) => return unchanged(RefreshOutcome::Unreachable(describe_token_error(&err))),
+            Err(err) => return unchanged(classify_token_error(&err)),
         };
         let id_token = response.extra_fields().id_token.clone();
         let new_tokens = Tokens {
@@ -197,6 +190,23 @@ impl Oidc {
     }
 }
 
+/// A failed refresh grant: `invalid_grant` is the IdP refusing this user's grant (disabled,
+/// revoked, its IdP session ended); anything else (network, timeouts, a 5xx error page that
+/// does not parse, or an error about the client rather than the user, such as
+/// `invalid_client`) does not say the user is signed out: try again.
+fn classify_token_error<RE: std::error::Error>(
+    err: &RequestTokenError<RE, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
+) -> RefreshOutcome {
+    match err {
+        RequestTokenError::ServerResponse(answer)
+            if *answer.error() == CoreErrorResponseType::InvalidGrant =>
+        {
+            RefreshOutcome::Refused(describe_error_response(answer))
+        }
+        other => RefreshOutcome::Unreachable(describe_token_error(other)),
+    }
+}
+
 /// The claims of the stored ID token, the base userinfo is merged over when a refresh brings
 /// no new one. It was verified when it was stored, and has been sealed since, so its payload is
 /// read without checking its signature or expiry again.
@@ -218,6 +228,61 @@ fn stored_claims(tokens: &Tokens) -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_invalid_grant_is_a_refusal() {
+        use openidconnect::StandardErrorResponse;
+        type Error =
+            RequestTokenError<std::io::Error, StandardErrorResponse<CoreErrorResponseType>>;
+        let answer = |code: CoreErrorResponseType, description: Option<&str>| {
+            Error::ServerResponse(StandardErrorResponse::new(
+                code,
+                description.map(str::to_string),
+                None,
+            ))
+        };
+        let cases = [
+            (
+                answer(
+                    CoreErrorResponseType::InvalidGrant,
+                    Some("grant request is invalid"),
+                ),
+                RefreshOutcome::Refused("invalid_grant: grant request is invalid".to_string()),
+            ),
+            (
+                answer(CoreErrorResponseType::InvalidClient, None),
+                RefreshOutcome::Unreachable("invalid_client".to_string()),
+            ),
+            (
+                answer(
+                    CoreErrorResponseType::Extension("temporarily_unavailable".into()),
+                    None,
+                ),
+                RefreshOutcome::Unreachable("temporarily_unavailable".to_string()),
+            ),
+            (
+                Error::Request(std::io::Error::other("connection refused")),
+                RefreshOutcome::Unreachable("Request failed: connection refused".to_string()),
+            ),
+            (
+                Error::Other("unexpected response".to_string()),
+                RefreshOutcome::Unreachable("Other error: unexpected response".to_string()),
+            ),
+        ];
+        for (err, expected) in cases {
+            let outcome = classify_token_error(&err);
+            match (&outcome, &expected) {
+                (RefreshOutcome::Refused(a), RefreshOutcome::Refused(b))
+                | (RefreshOutcome::Unreachable(a), RefreshOutcome::Unreachable(b)) => {
+                    assert!(
+                        a.starts_with(b.split(':').next().unwrap_or(b)),
+                        "{err:?}: {outcome:?}"
+                    )
+                }
+                _ => panic!("{err:?}: expected {expected:?}, got {outcome:?}"),
+            }
+        }
+    }
 
     #[test]
     fn the_stored_id_tokens_claims_are_the_base_of_a_refresh_without_a_new_one() {
