@@ -1328,3 +1328,28 @@ async fn a_session_not_revalidated_within_the_grace_is_not_signed_in() {
     .await;
     assert_eq!(auth_status(&off, &cookie).await, StatusCode::OK);
 }
+
+#[actix_web::test]
+async fn a_replica_asks_for_a_sessions_refresh_lock_at_most_once_a_second() {
+    use super::revalidate::first_try_in_a_while;
+    let state = state().await;
+    let t0 = std::time::Instant::now();
+    let ms = Duration::from_millis;
+    let cases = [
+        // (session, time after t0, whether this try goes to the store)
+        ("a", ms(0), true),
+        ("a", ms(10), false),
+        ("b", ms(10), true),
+        ("a", ms(999), false),
+        ("a", ms(1_000), true),
+        ("a", ms(1_500), false),
+        ("b", ms(1_500), true),
+    ];
+    for (id, after, expected) in cases {
+        assert_eq!(
+            first_try_in_a_while(&state, id, t0 + after),
+            expected,
+            "{id} at {after:?}"
+        );
+    }
+}

@@ -45,7 +45,7 @@ pub fn start(req: &HttpRequest, id: &str) {
 }
 
 /// Whether this replica has not tried `id` within [`TRY_INTERVAL`]; records the try.
-fn first_try_in_a_while(state: &AppState, id: &str, now: Instant) -> bool {
+pub(super) fn first_try_in_a_while(state: &AppState, id: &str, now: Instant) -> bool {
     let mut tried = state
         .refresh_tried
         .lock()
