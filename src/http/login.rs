@@ -9,7 +9,6 @@ use super::{pages, query_param, session_cookie, signed_in, unix_now, AppState};
 use crate::claims::UsernameError;
 use crate::crypto;
 use crate::http::error::AppError;
-use crate::lifecycle::Tokens;
 use crate::login::{
     self, CallbackFailure, CallbackParams, LoginState, SessionRefusal, LOGIN_TTL_SECS,
 };
@@ -113,38 +112,6 @@ fn not_completed(message: &'static str, detail: impl Into<String>) -> AppError {
     }
 }
 
-/// What a session keeps of its login's tokens. The ID token: as the `id_token_hint` of an IdP
-/// logout (with `OIDC_POST_LOGOUT_REDIRECT_URL`), and with revalidation as the claims userinfo
-/// is merged over. With revalidation (`SESSION_REFRESH_INTERVAL` not 0), the refresh token if
-/// the provider gave one, else the access token while it is valid, and the login's nonce (a
-/// refreshed ID token may repeat it). Without revalidation no refresh or access token is kept:
-/// nothing would use it, and there is less to leak.
-fn kept_tokens(
-    config: &crate::config::Config,
-    verified: &crate::oidc::VerifiedLogin,
-    nonce: &str,
-    now: u64,
-) -> Tokens {
-    let revalidate = config.session_refresh.interval > 0;
-    let logout = config.post_logout_redirect_url.is_some();
-    let mut tokens = Tokens {
-        id_token: (logout || revalidate).then(|| verified.id_token.clone()),
-        ..Tokens::default()
-    };
-    if revalidate {
-        tokens.refresh_token = verified.refresh_token.clone();
-        tokens.nonce = Some(nonce.to_string());
-        // Only useful without a refresh token, and only while it is valid.
-        if tokens.refresh_token.is_none() {
-            if let Some(lifetime) = verified.access_token_expires_in {
-                tokens.access_token = Some(verified.access_token.clone());
-                tokens.access_token_expires_at = Some(now.saturating_add(lifetime.as_secs()));
-            }
-        }
-    }
-    tokens
-}
-
 /// Revalidation is on, but this IdP gave no refresh token: said once per process, at the first
 /// such login, since what the IdP issues is only known then.
 fn warn_once_without_refresh_token() {
@@ -233,23 +200,23 @@ pub async fn callback(
             }
         })?;
 
-    // Only what a later request uses is kept, sealed (see `kept_tokens`).
-    let tokens = kept_tokens(config, &verified, &nonce, now);
+    // Only what a later request uses is kept, sealed (see `login::kept_tokens`).
+    let tokens = login::kept_tokens(config, &verified, &nonce, now);
     session.refreshable_until = tokens.refreshable_until();
     if config.session_refresh.interval > 0 && tokens.refresh_token.is_none() {
         warn_once_without_refresh_token();
     }
-    let sealed = match tokens.is_empty() {
-        true => None,
-        false => {
-            let json = serde_json::to_vec(&tokens)
-                .map_err(|e| not_completed("The sign-in could not be stored.", e.to_string()))?;
-            Some(
-                state.keys.encrypt(&json).map_err(|e| {
-                    not_completed("The sign-in could not be stored.", e.to_string())
-                })?,
-            )
-        }
+    let sealed = if tokens.is_empty() {
+        None
+    } else {
+        let json = serde_json::to_vec(&tokens)
+            .map_err(|e| not_completed("The sign-in could not be stored.", e.to_string()))?;
+        Some(
+            state
+                .keys
+                .encrypt(&json)
+                .map_err(|e| not_completed("The sign-in could not be stored.", e.to_string()))?,
+        )
     };
     // A fresh id at every login: a session id known before login is worth nothing after it.
     if let Ok(old_id) = signed_in::session_id(&req, config, &state.keys) {
