@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 cargo build --release --locked --target "$target"
-bin="target/$target/release/portcullis"
+bin="${CARGO_TARGET_DIR:-target}/$target/release/portcullis"
 
 if ldd "$bin" 2>&1 | grep -q "=>"; then
   echo "smoke: $bin is not static:"; ldd "$bin"; exit 1

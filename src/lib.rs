@@ -89,6 +89,8 @@ pub async fn build_state(config: Config) -> Result<web::Data<AppState>, StartErr
         store,
         oidc,
         query_hint_logged: Mutex::new(None),
+        past_grace_logged: Mutex::new(std::collections::HashMap::new()),
+        refresh_tried: Mutex::new(std::collections::HashMap::new()),
     }))
 }
 

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -117,6 +118,8 @@ pub fn apply_refresh(
             created_at: old.created_at,
             expires_at: old.expires_at,
             idp_session: fresh.idp_session.or(old.idp_session.map(str::to_owned)),
+            // What the tokens allow is the refresh's to say (see `Tokens::refreshable_until`).
+            refreshable_until: old.refreshable_until,
             ..fresh
         }),
         Err(refusal) => RefreshAction::End(EndReason::RulesRefuse(refusal)),
@@ -128,6 +131,71 @@ pub fn apply_refresh(
 pub fn retry_pause(attempt: u32) -> Duration {
     let seconds = 10u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
     Duration::from_secs(seconds.min(300))
+}
+
+/// Which retry a failed refresh is, from how long the session has been overdue (`now` minus
+/// the last read minus the interval): the number of pauses of [`retry_pause`] that fit in that
+/// time, plus one. Derived rather than counted, so that nothing is stored per failure and every
+/// replica agrees.
+pub fn retry_attempt(overdue: u64) -> u32 {
+    let mut attempt = 1;
+    let mut elapsed = 0u64;
+    while attempt < 64 {
+        elapsed = elapsed.saturating_add(retry_pause(attempt).as_secs());
+        if elapsed > overdue {
+            break;
+        }
+        attempt += 1;
+    }
+    attempt
+}
+
+/// What a session keeps of its login to revalidate it (and to end it at the IdP), sealed with
+/// the token key in the store's Tokens space, as JSON. Its `Debug` never shows a token.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// The `id_token_hint` of an IdP logout (only with `OIDC_POST_LOGOUT_REDIRECT_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// Unix seconds; unknown (no `expires_in`) counts as already expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_expires_at: Option<u64>,
+    /// The login's nonce: a refreshed ID token may carry it, and then it must be this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("id_token", &self.id_token.is_some())
+            .field("refresh_token", &self.refresh_token.is_some())
+            .field("access_token", &self.access_token.is_some())
+            .field("access_token_expires_at", &self.access_token_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    /// Until when these tokens can revalidate claims: forever with a refresh token (the IdP
+    /// says when it no longer honours it), until the access token expires without one, never
+    /// with neither. Stored in the session as `refreshable_until`.
+    pub fn refreshable_until(&self) -> u64 {
+        match (&self.refresh_token, &self.access_token) {
+            (Some(_), _) => u64::MAX,
+            (None, Some(_)) => self.access_token_expires_at.unwrap_or(0),
+            (None, None) => 0,
+        }
+    }
+
+    /// Nothing worth storing.
+    pub fn is_empty(&self) -> bool {
+        self.id_token.is_none() && self.refresh_token.is_none() && self.access_token.is_none()
+    }
 }
 
 #[cfg(test)]

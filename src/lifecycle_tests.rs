@@ -97,6 +97,7 @@ fn old_session() -> Session {
         claims_read_at: 1_000,
         user_agent: Some("Firefox".into()),
         address: Some("192.0.2.1".into()),
+        refreshable_until: u64::MAX,
     }
 }
 
@@ -116,6 +117,7 @@ fn apply_refresh_table() {
         claims_read_at: old.claims_read_at,
         user_agent: old.user_agent.as_deref(),
         address: old.address.as_deref(),
+        refreshable_until: old.refreshable_until,
     };
     let now = 2_000;
     let updated = Session {
@@ -207,4 +209,87 @@ fn retries_back_off_to_five_minutes() {
     assert_eq!(pauses, [10, 20, 40, 80, 160, 300, 300, 300]);
     assert_eq!(retry_pause(0).as_secs(), 10);
     assert_eq!(retry_pause(u32::MAX).as_secs(), 300);
+}
+
+#[test]
+fn the_retry_follows_from_how_long_the_session_is_overdue() {
+    // Pauses 10, 20, 40, 80, 160, 300...: cumulative 10, 30, 70, 150, 310, 610.
+    let cases = [
+        (0, 1),
+        (9, 1),
+        (10, 2),
+        (29, 2),
+        (30, 3),
+        (70, 4),
+        (150, 5),
+        (309, 5),
+        (310, 6),
+        (610, 7),
+        (u64::MAX, 64),
+    ];
+    for (overdue, attempt) in cases {
+        assert_eq!(retry_attempt(overdue), attempt, "overdue {overdue}");
+    }
+    assert_eq!(retry_pause(retry_attempt(u64::MAX)).as_secs(), 300);
+}
+
+#[test]
+fn tokens_say_until_when_they_can_revalidate() {
+    let some = |s: &str| Some(s.to_string());
+    let cases = [
+        (Tokens::default(), 0, true),
+        (
+            Tokens {
+                id_token: some("id"),
+                ..Tokens::default()
+            },
+            0,
+            false,
+        ),
+        (
+            Tokens {
+                refresh_token: some("rt"),
+                access_token: some("at"),
+                access_token_expires_at: Some(5_000),
+                ..Tokens::default()
+            },
+            u64::MAX,
+            false,
+        ),
+        (
+            Tokens {
+                access_token: some("at"),
+                access_token_expires_at: Some(5_000),
+                ..Tokens::default()
+            },
+            5_000,
+            false,
+        ),
+        // No `expires_in`: not known to be valid, so never used.
+        (
+            Tokens {
+                access_token: some("at"),
+                ..Tokens::default()
+            },
+            0,
+            false,
+        ),
+    ];
+    for (tokens, until, empty) in cases {
+        assert_eq!(tokens.refreshable_until(), until, "{tokens:?}");
+        assert_eq!(tokens.is_empty(), empty, "{tokens:?}");
+    }
+    // Never a token in a log line; the JSON keeps the logout's `id_token` member.
+    let tokens = Tokens {
+        id_token: some("ID-SECRET"),
+        refresh_token: some("RT-SECRET"),
+        access_token: some("AT-SECRET"),
+        access_token_expires_at: Some(1),
+        nonce: some("N-SECRET"),
+    };
+    assert!(!format!("{tokens:?}").contains("SECRET"));
+    let json: Value = serde_json::to_value(&tokens).unwrap();
+    assert_eq!(json["id_token"], "ID-SECRET");
+    let back: Tokens = serde_json::from_value(json!({"id_token": "x"})).unwrap();
+    assert_eq!(back.id_token.as_deref(), Some("x"));
 }

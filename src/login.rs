@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::claims::{self, UsernameError};
 use crate::config::Config;
 use crate::crypto::Keys;
+use crate::lifecycle::Tokens;
 use crate::policy::{self, Decision, DenyReason, Identity, RouteRules};
 use crate::session::Session;
 
@@ -270,6 +271,8 @@ pub fn session_from_claims(
         claims_read_at: now,
         user_agent: client.user_agent,
         address: client.address,
+        // What the tokens allow is the caller's to say: the claims do not know.
+        refreshable_until: 0,
     };
     let idp_groups: Vec<&str> = session.groups.iter().map(String::as_str).collect();
     let identity = Identity {
@@ -285,6 +288,38 @@ pub fn session_from_claims(
             rule,
         }),
     }
+}
+
+/// What a session keeps of its login's tokens. The ID token: as the `id_token_hint` of an IdP
+/// logout (with `OIDC_POST_LOGOUT_REDIRECT_URL`), and with revalidation as the claims userinfo
+/// is merged over. With revalidation (`SESSION_REFRESH_INTERVAL` not 0), the refresh token if
+/// the provider gave one, else the access token while it is valid, and the login's nonce (a
+/// refreshed ID token may repeat it). Without revalidation no refresh or access token is kept:
+/// nothing would use it, and there is less to leak.
+pub fn kept_tokens(
+    config: &Config,
+    verified: &crate::oidc::VerifiedLogin,
+    nonce: &str,
+    now: u64,
+) -> Tokens {
+    let revalidate = config.session_refresh.interval > 0;
+    let logout = config.post_logout_redirect_url.is_some();
+    let mut tokens = Tokens {
+        id_token: (logout || revalidate).then(|| verified.id_token.clone()),
+        ..Tokens::default()
+    };
+    if revalidate {
+        tokens.refresh_token = verified.refresh_token.clone();
+        tokens.nonce = Some(nonce.to_string());
+        // Only useful without a refresh token, and only while it is valid.
+        if tokens.refresh_token.is_none() {
+            if let Some(lifetime) = verified.access_token_expires_in {
+                tokens.access_token = Some(verified.access_token.clone());
+                tokens.access_token_expires_at = Some(now.saturating_add(lifetime.as_secs()));
+            }
+        }
+    }
+    tokens
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -324,3 +324,84 @@ fn a_session_records_the_idp_subject_session_and_the_browser() {
     assert_eq!(session.address.as_deref(), Some("192.0.2.9"));
     assert_eq!(Client::new(Some(""), None), Client::default());
 }
+
+#[test]
+fn a_login_keeps_only_the_tokens_something_will_use() {
+    use crate::oidc::VerifiedLogin;
+    use std::time::Duration;
+    let verified = |refresh: Option<&str>, expires_in: Option<u64>| VerifiedLogin {
+        claims: serde_json::json!({}),
+        id_token: "ID".to_string(),
+        refresh_token: refresh.map(str::to_string),
+        access_token: "AT".to_string(),
+        access_token_expires_in: expires_in.map(Duration::from_secs),
+    };
+    let logout = (
+        "OIDC_POST_LOGOUT_REDIRECT_URL",
+        "https://auth.example.com/oauth2/signed_out",
+    );
+    let off = ("SESSION_REFRESH_INTERVAL", "0");
+    let s = |v: &str| Some(v.to_string());
+    // (what, environment, the login, the tokens kept, refreshable until)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, VerifiedLogin, Tokens, u64);
+    let cases: Vec<Case> = vec![
+        (
+            "a refresh token: kept with the ID token and nonce, no access token",
+            vec![],
+            verified(Some("RT"), Some(300)),
+            Tokens {
+                id_token: s("ID"),
+                refresh_token: s("RT"),
+                nonce: s("N"),
+                ..Tokens::default()
+            },
+            u64::MAX,
+        ),
+        (
+            "no refresh token: the access token while valid",
+            vec![],
+            verified(None, Some(300)),
+            Tokens {
+                id_token: s("ID"),
+                access_token: s("AT"),
+                access_token_expires_at: Some(NOW + 300),
+                nonce: s("N"),
+                ..Tokens::default()
+            },
+            NOW + 300,
+        ),
+        (
+            "no refresh token and no expiry: no access token either",
+            vec![],
+            verified(None, None),
+            Tokens {
+                id_token: s("ID"),
+                nonce: s("N"),
+                ..Tokens::default()
+            },
+            0,
+        ),
+        (
+            "revalidation off: nothing without IdP logout",
+            vec![off],
+            verified(Some("RT"), Some(300)),
+            Tokens::default(),
+            0,
+        ),
+        (
+            "revalidation off, IdP logout: the ID token only, as before",
+            vec![off, logout],
+            verified(Some("RT"), Some(300)),
+            Tokens {
+                id_token: s("ID"),
+                ..Tokens::default()
+            },
+            0,
+        ),
+    ];
+    for (what, env, verified, expected, until) in cases {
+        let tokens = kept_tokens(&config(&env), &verified, "N", NOW);
+        assert_eq!(tokens, expected, "{what}");
+        assert_eq!(tokens.refreshable_until(), until, "{what}");
+    }
+}

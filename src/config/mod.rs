@@ -25,8 +25,8 @@ use crate::secret::Secret;
 pub use variables::{
     help as variables_help, Section, Unset, Variable, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE,
     DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR, DEFAULT_LOG_FORMAT, DEFAULT_SCOPES,
-    DEFAULT_SESSION_LIFETIME, DEFAULT_TOKEN_AUTH_METHOD, DEFAULT_USERNAME_CLAIM, ENV_VARIABLES,
-    SECTIONS, VARIABLES,
+    DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE, DEFAULT_SESSION_REFRESH_INTERVAL,
+    DEFAULT_TOKEN_AUTH_METHOD, DEFAULT_USERNAME_CLAIM, ENV_VARIABLES, SECTIONS, VARIABLES,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,9 @@ pub struct Config {
     pub session_lifetime: Duration,
     /// End sessions no auth check has used for this long (`None`: no idle timeout).
     pub session_idle_timeout: Option<Duration>,
+    /// Revalidation at the IdP: how often, and how long an unreachable IdP is tolerated
+    /// (`interval` 0: off).
+    pub session_refresh: crate::lifecycle::RefreshTiming,
     pub allowed_redirects: AllowedRedirects,
     pub trusted_proxies: TrustedProxies,
     /// Let `%2F`/`%5C` through in the original request's path (dot segments never pass).
@@ -196,6 +199,7 @@ impl Findings {
             cookie_secure: cookie.secure,
             session_lifetime: cookie.session_lifetime,
             session_idle_timeout: cookie.session_idle_timeout,
+            session_refresh: cookie.session_refresh,
             allowed_redirects: network.allowed_redirects,
             trusted_proxies: network.trusted_proxies,
             allow_encoded_slashes: network.allow_encoded_slashes,

@@ -9,15 +9,16 @@ use url::Url;
 
 use super::values::{
     comma_list, is_cookie_name, is_loopback_host, parse_issuer, parse_lifetime, parse_own_url,
-    parse_scopes, MIN_COOKIE_SECRET_BYTES, SECRET_HOWTO,
+    parse_refresh_duration, parse_scopes, MIN_COOKIE_SECRET_BYTES, SECRET_HOWTO,
 };
 use super::variables::{
     DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE, DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR,
-    DEFAULT_LOG_FORMAT, DEFAULT_SCOPES, DEFAULT_SESSION_LIFETIME, DEFAULT_TOKEN_AUTH_METHOD,
-    DEFAULT_USERNAME_CLAIM,
+    DEFAULT_LOG_FORMAT, DEFAULT_SCOPES, DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE,
+    DEFAULT_SESSION_REFRESH_INTERVAL, DEFAULT_TOKEN_AUTH_METHOD, DEFAULT_USERNAME_CLAIM,
 };
 use super::{AdminListener, Findings, LogFormat, TokenAuthMethod};
 use crate::forwarded::TrustedProxies;
+use crate::lifecycle::RefreshTiming;
 use crate::policy::{self, GlobalRules};
 use crate::redirect::AllowedRedirects;
 use crate::secret::Secret;
@@ -44,6 +45,7 @@ pub(super) struct Cookie {
     pub secure: bool,
     pub session_lifetime: Duration,
     pub session_idle_timeout: Option<Duration>,
+    pub session_refresh: RefreshTiming,
 }
 
 /// Where portcullis listens, whom it believes and where it sends users.
@@ -195,6 +197,7 @@ impl Findings {
             .parsed("SESSION_LIFETIME", parse_lifetime)
             .unwrap_or(DEFAULT_SESSION_LIFETIME);
         let session_idle_timeout = self.session_idle_timeout(session_lifetime);
+        let session_refresh = self.session_refresh();
         Cookie {
             secret,
             name,
@@ -202,6 +205,22 @@ impl Findings {
             secure,
             session_lifetime,
             session_idle_timeout,
+            session_refresh,
+        }
+    }
+
+    /// `SESSION_REFRESH_INTERVAL` and `SESSION_REFRESH_GRACE`, in the seconds the lifecycle
+    /// decisions count in.
+    fn session_refresh(&mut self) -> RefreshTiming {
+        let interval = self
+            .parsed("SESSION_REFRESH_INTERVAL", parse_refresh_duration)
+            .unwrap_or(DEFAULT_SESSION_REFRESH_INTERVAL);
+        let grace = self
+            .parsed("SESSION_REFRESH_GRACE", parse_refresh_duration)
+            .unwrap_or(DEFAULT_SESSION_REFRESH_GRACE);
+        RefreshTiming {
+            interval: interval.as_secs(),
+            grace: grace.as_secs(),
         }
     }
 

@@ -288,6 +288,14 @@ fn unset_value(config: &Config, name: &str) -> String {
         "COOKIE_NAME" => config.cookie_name.clone(),
         "COOKIE_SECURE" => config.cookie_secure.to_string(),
         "SESSION_LIFETIME" => humantime::format_duration(config.session_lifetime).to_string(),
+        "SESSION_REFRESH_INTERVAL" => {
+            humantime::format_duration(Duration::from_secs(config.session_refresh.interval))
+                .to_string()
+        }
+        "SESSION_REFRESH_GRACE" => {
+            humantime::format_duration(Duration::from_secs(config.session_refresh.grace))
+                .to_string()
+        }
         "ALLOW_ENCODED_SLASHES" => config.allow_encoded_slashes.to_string(),
         "LISTEN_ADDR" => config.listen_addr.to_string(),
         "LOG_FORMAT" => format.to_string(),
@@ -660,5 +668,53 @@ fn listeners_overlap_on_the_same_port_of_a_shared_address() {
     ] {
         let (a, b) = (a.parse().expect("addr"), b.parse().expect("addr"));
         assert_eq!(sections::listeners_overlap(a, b), overlap, "{a} / {b}");
+    }
+}
+
+#[test]
+fn revalidation_takes_seconds_zero_turns_it_off_and_bad_values_are_problems() {
+    use crate::lifecycle::RefreshTiming;
+    type Case<'a> = (&'a [(&'a str, &'a str)], Result<(u64, u64), &'a str>);
+    let cases: &[Case] = &[
+        (&[], Ok((300, 900))),
+        (&[("SESSION_REFRESH_INTERVAL", "10s")], Ok((10, 900))),
+        (&[("SESSION_REFRESH_INTERVAL", "0")], Ok((0, 900))),
+        (
+            &[
+                ("SESSION_REFRESH_INTERVAL", "1s"),
+                ("SESSION_REFRESH_GRACE", "0"),
+            ],
+            Ok((1, 0)),
+        ),
+        (&[("SESSION_REFRESH_GRACE", "1h")], Ok((300, 3600))),
+        (
+            &[("SESSION_REFRESH_INTERVAL", "soon")],
+            Err("SESSION_REFRESH_INTERVAL: \"soon\" is not a duration"),
+        ),
+        (
+            &[("SESSION_REFRESH_GRACE", "1500ms")],
+            Err("SESSION_REFRESH_GRACE: \"1500ms\" is not a whole number of seconds"),
+        ),
+        (
+            &[("SESSION_REFRESH_INTERVAL", "500d")],
+            Err("SESSION_REFRESH_INTERVAL: \"500d\" is longer than 400 days"),
+        ),
+    ];
+    for (pairs, expected) in cases {
+        match (Config::from_env_map(with(pairs)), expected) {
+            (Ok(config), Ok((interval, grace))) => assert_eq!(
+                config.session_refresh,
+                RefreshTiming {
+                    interval: *interval,
+                    grace: *grace
+                },
+                "{pairs:?}"
+            ),
+            (Err(err), Err(part)) => assert!(
+                err.problems.iter().any(|p| p.starts_with(part)),
+                "{pairs:?}: {err}"
+            ),
+            (result, expected) => panic!("{pairs:?}: expected {expected:?}, got {result:?}"),
+        }
     }
 }

@@ -85,6 +85,25 @@ pub(super) fn parse_lifetime(value: &str) -> Result<Duration, String> {
     Ok(lifetime)
 }
 
+/// A revalidation interval or grace: seconds are fine (tests and strict setups use `10s`), `0`
+/// is off (or no grace), and nothing longer than a session can live.
+pub(super) fn parse_refresh_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    if value == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let duration = humantime::parse_duration(value)
+        .map_err(|_| format!("{value:?} is not a duration like 30s or 5m (or 0)"))?;
+    if duration > MAX_SESSION_LIFETIME {
+        return Err(format!("{value:?} is longer than 400 days"));
+    }
+    // Whole seconds: the decisions count in seconds, and `1500ms` must not become `1s` silently.
+    if duration.subsec_nanos() != 0 {
+        return Err(format!("{value:?} is not a whole number of seconds"));
+    }
+    Ok(duration)
+}
+
 /// Plain http to an IdP is only private on this machine.
 pub(super) fn is_loopback_host(url: &Url) -> bool {
     match url.host() {

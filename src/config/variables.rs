@@ -73,6 +73,8 @@ pub const DEFAULT_COOKIE_NAME: &str = "_portcullis";
 pub const DEFAULT_COOKIE_SECURE: bool = true;
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
+pub const DEFAULT_SESSION_REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_SESSION_REFRESH_GRACE: Duration = Duration::from_secs(15 * 60);
 
 use Section::{Admin, Cookie, Logging, Network, Provider, Redis, Rules};
 use Unset::{Value, Words};
@@ -233,6 +235,24 @@ pub const VARIABLES: &[Variable] = &[
         "end a session not used for this long by an auth check, `/oauth2/userinfo` or \
          `/oauth2/sessions` (`30m`, `2h`; at least one minute, at most `SESSION_LIFETIME`): \
          never early, at most a minute late (see [Idle timeout](#idle-timeout))",
+    ),
+    var(
+        Cookie,
+        "SESSION_REFRESH_INTERVAL",
+        Value("5m"),
+        "how often a session's claims are read again from the IdP (refresh token, or userinfo \
+         with the access token while it is valid), in the background after an auth check: a \
+         group removed or an account disabled at the IdP takes effect within about this long \
+         (`30s`, `5m`; `0` turns revalidation off). Sessions with nothing to revalidate with \
+         keep their login's claims (see [Revalidation](#revalidation))",
+    ),
+    var(
+        Cookie,
+        "SESSION_REFRESH_GRACE",
+        Value("15m"),
+        "how long beyond `SESSION_REFRESH_INTERVAL` an IdP that cannot be reached is tolerated: \
+         after that without a successful refresh, the session is treated as not signed in \
+         until the IdP answers or the user signs in again (`0`: no tolerance)",
     ),
     var(
         Network,

@@ -1274,3 +1274,82 @@ async fn a_cross_site_sign_out_form_is_403_and_ends_nothing() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+// ---- revalidation ----
+
+#[actix_web::test]
+async fn a_session_not_revalidated_within_the_grace_is_not_signed_in() {
+    let state = state_with(&[
+        ("SESSION_REFRESH_INTERVAL", "5m"),
+        ("SESSION_REFRESH_GRACE", "15m"),
+    ])
+    .await;
+    let now = unix_now();
+    let min = 60;
+    let cases = [
+        // (claims read ago, refreshable until, status)
+        (0, u64::MAX, StatusCode::OK),
+        // Due: answered on its claims (the refresh runs in the background).
+        (6 * min, u64::MAX, StatusCode::OK),
+        (21 * min, u64::MAX, StatusCode::UNAUTHORIZED),
+        (21 * min, now + 600, StatusCode::UNAUTHORIZED),
+        // Nothing to revalidate with (no refresh token, the access token expired or never
+        // kept): the login's claims hold, as without revalidation.
+        (21 * min, now - 1, StatusCode::OK),
+        (21 * min, 0, StatusCode::OK),
+    ];
+    for (ago, refreshable_until, expected) in cases {
+        let cookie = sign_in(
+            &state,
+            &Session {
+                created_at: now - ago,
+                claims_read_at: now - ago,
+                refreshable_until,
+                ..alice()
+            },
+        )
+        .await;
+        assert_eq!(
+            auth_status(&state, &cookie).await,
+            expected,
+            "read {ago}s ago, refreshable until {refreshable_until}"
+        );
+    }
+    // Revalidation off: never past any grace.
+    let off = state_with(&[("SESSION_REFRESH_INTERVAL", "0")]).await;
+    let cookie = sign_in(
+        &off,
+        &Session {
+            claims_read_at: now - 24 * 3600,
+            refreshable_until: u64::MAX,
+            ..alice()
+        },
+    )
+    .await;
+    assert_eq!(auth_status(&off, &cookie).await, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_replica_asks_for_a_sessions_refresh_lock_at_most_once_a_second() {
+    use super::revalidate::first_try_in_a_while;
+    let state = state().await;
+    let t0 = std::time::Instant::now();
+    let ms = Duration::from_millis;
+    let cases = [
+        // (session, time after t0, whether this try goes to the store)
+        ("a", ms(0), true),
+        ("a", ms(10), false),
+        ("b", ms(10), true),
+        ("a", ms(999), false),
+        ("a", ms(1_000), true),
+        ("a", ms(1_500), false),
+        ("b", ms(1_500), true),
+    ];
+    for (id, after, expected) in cases {
+        assert_eq!(
+            first_try_in_a_while(&state, id, t0 + after),
+            expected,
+            "{id} at {after:?}"
+        );
+    }
+}

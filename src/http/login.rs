@@ -112,6 +112,20 @@ fn not_completed(message: &'static str, detail: impl Into<String>) -> AppError {
     }
 }
 
+/// Revalidation is on, but this IdP gave no refresh token: said once per process, at the first
+/// such login, since what the IdP issues is only known then.
+fn warn_once_without_refresh_token() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "the IdP issued no refresh token at sign-in: such sessions are revalidated only \
+             while their access token is valid (userinfo), then keep their login's claims. To \
+             revalidate for the whole session, add `offline_access` to OIDC_SCOPES (some IdPs \
+             also need the client allowed to use refresh tokens; see the README, Revalidation)"
+        );
+    });
+}
+
 pub async fn callback(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -150,6 +164,7 @@ pub async fn callback(
         return Err(failed(&CallbackFailure::AlreadyUsed));
     }
 
+    let nonce = login.nonce.clone();
     let verified = state
         .oidc
         .complete_login(code, login.pkce_verifier, login.nonce)
@@ -168,8 +183,9 @@ pub async fn callback(
             .and_then(|v| v.to_str().ok()),
         client_address(&req, config),
     );
-    let session =
-        login::session_from_claims(claims, config, unix_now(), client).map_err(|refusal| {
+    let now = unix_now();
+    let mut session =
+        login::session_from_claims(claims, config, now, client).map_err(|refusal| {
             match refusal {
                 SessionRefusal::Username(err) => AppError::LoginFailed {
                     message: err.page_message(),
@@ -184,22 +200,23 @@ pub async fn callback(
             }
         })?;
 
-    // Only what a later request uses is kept: the ID token, as the `id_token_hint` of an
-    // IdP logout, and only when IdP logout is configured. Refresh and access tokens are never
-    // used, so they are never stored (less to leak, ~1.3 KB less per session).
-    let sealed = match &config.post_logout_redirect_url {
-        Some(_) => {
-            let tokens = serde_json::json!({ "id_token": verified.id_token });
-            Some(
-                state
-                    .keys
-                    .encrypt(tokens.to_string().as_bytes())
-                    .map_err(|e| {
-                        not_completed("The sign-in could not be stored.", e.to_string())
-                    })?,
-            )
-        }
-        None => None,
+    // Only what a later request uses is kept, sealed (see `login::kept_tokens`).
+    let tokens = login::kept_tokens(config, &verified, &nonce, now);
+    session.refreshable_until = tokens.refreshable_until();
+    if config.session_refresh.interval > 0 && tokens.refresh_token.is_none() {
+        warn_once_without_refresh_token();
+    }
+    let sealed = if tokens.is_empty() {
+        None
+    } else {
+        let json = serde_json::to_vec(&tokens)
+            .map_err(|e| not_completed("The sign-in could not be stored.", e.to_string()))?;
+        Some(
+            state
+                .keys
+                .encrypt(&json)
+                .map_err(|e| not_completed("The sign-in could not be stored.", e.to_string()))?,
+        )
     };
     // A fresh id at every login: a session id known before login is worth nothing after it.
     if let Ok(old_id) = signed_in::session_id(&req, config, &state.keys) {

@@ -9,6 +9,7 @@ pub mod login;
 pub mod logout;
 pub mod own_sessions;
 pub mod pages;
+pub mod revalidate;
 pub mod session_cookie;
 pub mod signed_in;
 pub mod userinfo;
@@ -16,6 +17,7 @@ pub mod userinfo;
 #[cfg(test)]
 mod handler_tests;
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -34,6 +36,12 @@ pub struct AppState {
     pub oidc: Oidc,
     /// When the "proxy copies the page's query" hint was last logged (at most once a minute).
     pub query_hint_logged: Mutex<Option<Instant>>,
+    /// When each session was last logged as past its revalidation grace (at most once a
+    /// minute per session; entries older than that are dropped as others are added).
+    pub past_grace_logged: Mutex<HashMap<String, Instant>>,
+    /// When this replica last tried to start each due session's refresh: while a refresh runs
+    /// or pauses, the checks of that session ask the store's lock at most once a second.
+    pub refresh_tried: Mutex<HashMap<String, Instant>>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

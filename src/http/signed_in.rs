@@ -7,9 +7,10 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 
 use super::session_cookie::{cookie_value, CookieValue};
-use super::AppState;
+use super::{revalidate, AppState};
 use crate::config::Config;
 use crate::crypto::Keys;
+use crate::lifecycle::{self, RefreshDue};
 use crate::session::{SessionView, Store, StoreError, Unusable};
 
 /// Why a request is not signed in; logged at debug level, answered 401 (or a sign-in).
@@ -28,6 +29,9 @@ pub enum NotSignedIn {
     Unreadable,
     /// Unused for longer than `SESSION_IDLE_TIMEOUT`: ended.
     Idle,
+    /// Not revalidated at the IdP for longer than `SESSION_REFRESH_INTERVAL` plus
+    /// `SESSION_REFRESH_GRACE` (the IdP did not answer): denied until a refresh succeeds.
+    PastGrace,
 }
 
 impl NotSignedIn {
@@ -40,6 +44,10 @@ impl NotSignedIn {
             NotSignedIn::Expired => "session expired",
             NotSignedIn::Unreadable => "session unreadable",
             NotSignedIn::Idle => "session idle for longer than SESSION_IDLE_TIMEOUT",
+            NotSignedIn::PastGrace => {
+                "session not revalidated at the IdP within SESSION_REFRESH_INTERVAL plus \
+                 SESSION_REFRESH_GRACE"
+            }
         }
     }
 }
@@ -159,6 +167,20 @@ pub async fn with_signed_in<T>(
         Activity::Idle => {
             end_later(&state.store, id, session.user);
             return Ok(answer(Err(NotSignedIn::Idle)));
+        }
+    }
+    // Revalidation never makes the answer wait: a due session is answered on its claims and
+    // refreshed in the background; one past its grace is denied, and still refreshed, so that
+    // an IdP that is back lets it in again.
+    let can_refresh = session.refreshable_until > now;
+    let timing = state.config.session_refresh;
+    match lifecycle::refresh_due(session.claims_read_at, now, timing, can_refresh) {
+        RefreshDue::NotDue => {}
+        RefreshDue::Due => revalidate::start(req, id),
+        RefreshDue::PastGrace => {
+            revalidate::start(req, id);
+            revalidate::log_past_grace(state, id, session.user);
+            return Ok(answer(Err(NotSignedIn::PastGrace)));
         }
     }
     Ok(answer(Ok(SignedIn { id, session })))

@@ -155,13 +155,22 @@ impl SigningKeys {
     }
 }
 
+/// What the `nonce` of an ID token must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NonceRule<'a> {
+    /// A login's: present, and the one sent with its authorization request.
+    Equal(&'a str),
+    /// A refresh's (OIDC Core 12.2): the provider may leave it out, and when it sends one it
+    /// must be the login's. `None`: the login's nonce is not known, so any nonce is refused.
+    AbsentOrEqual(Option<&'a str>),
+}
+
 /// What a valid ID token of this login must say.
 pub(crate) struct Expected<'a> {
     /// `OIDC_ISSUER_URL`, which discovery already checked is the provider's own name.
     pub issuer: &'a str,
     pub client_id: &'a str,
-    /// The nonce sent with this login's authorization request.
-    pub nonce: &'a str,
+    pub nonce: NonceRule<'a>,
     /// Unix seconds.
     pub now: u64,
 }
@@ -311,11 +320,15 @@ pub(crate) fn check_claims(
             expected.now
         )));
     }
-    match claims.get("nonce") {
-        Some(Value::String(nonce))
-            if bool::from(nonce.as_bytes().ct_eq(expected.nonce.as_bytes())) => {}
-        Some(Value::String(_)) => return Err(invalid("the nonce is not this login's")),
-        _ => return Err(invalid("the token has no nonce")),
+    let same = |nonce: &str, login: &str| bool::from(nonce.as_bytes().ct_eq(login.as_bytes()));
+    match (claims.get("nonce"), expected.nonce) {
+        (Some(Value::String(nonce)), NonceRule::Equal(login)) if same(nonce, login) => {}
+        (Some(Value::String(nonce)), NonceRule::AbsentOrEqual(Some(login)))
+            if same(nonce, login) => {}
+        (None, NonceRule::AbsentOrEqual(_)) => {}
+        (Some(Value::String(_)), _) => return Err(invalid("the nonce is not this login's")),
+        (None, NonceRule::Equal(_)) => return Err(invalid("the token has no nonce")),
+        (Some(_), _) => return Err(invalid("the nonce is not a string")),
     }
     Ok(())
 }

@@ -43,7 +43,7 @@ fn expected() -> Expected<'static> {
     Expected {
         issuer: ISSUER,
         client_id: CLIENT_ID,
-        nonce: NONCE,
+        nonce: NonceRule::Equal(NONCE),
         now: NOW,
     }
 }
@@ -244,6 +244,11 @@ fn claims_are_checked_against_this_login() {
             Some("not this login's"),
         ),
         ("no nonce", |c| remove(c, "nonce"), Some("no nonce")),
+        (
+            "nonce not a string",
+            |c| c["nonce"] = json!(7),
+            Some("not a string"),
+        ),
     ];
     for (name, patch, expected_error) in cases {
         let mut claims = valid_claims();
@@ -416,4 +421,42 @@ fn tokens_that_are_not_signed_jwts_are_refused() {
         &expected(),
     ));
     assert!(reason.contains("kid is not a string"), "{reason}");
+}
+
+#[test]
+fn a_refreshed_id_token_may_leave_the_nonce_out_but_not_change_it() {
+    let other = json!("nonce-of-another-login");
+    let cases = [
+        // (rule, the token's nonce, accepted)
+        (NonceRule::Equal(NONCE), Some(json!(NONCE)), true),
+        (NonceRule::Equal(NONCE), None, false),
+        (NonceRule::Equal(NONCE), Some(other.clone()), false),
+        (NonceRule::AbsentOrEqual(Some(NONCE)), None, true),
+        (
+            NonceRule::AbsentOrEqual(Some(NONCE)),
+            Some(json!(NONCE)),
+            true,
+        ),
+        (
+            NonceRule::AbsentOrEqual(Some(NONCE)),
+            Some(other.clone()),
+            false,
+        ),
+        (NonceRule::AbsentOrEqual(Some(NONCE)), Some(json!(1)), false),
+        (NonceRule::AbsentOrEqual(None), None, true),
+        (NonceRule::AbsentOrEqual(None), Some(json!(NONCE)), false),
+    ];
+    for (rule, nonce, accepted) in cases {
+        let mut claims = valid_claims();
+        match &nonce {
+            Some(value) => claims["nonce"] = value.clone(),
+            None => remove(&mut claims, "nonce"),
+        }
+        let expected = Expected {
+            nonce: rule,
+            ..expected()
+        };
+        let result = check_claims(claims.as_object().unwrap(), &expected);
+        assert_eq!(result.is_ok(), accepted, "{rule:?} {nonce:?}: {result:?}");
+    }
 }

@@ -7,10 +7,12 @@
 
 mod id_token;
 mod logout_token;
+mod refresh;
 mod types;
 mod userinfo;
 
 pub use logout_token::{BackchannelSupport, LogoutToken, LogoutTokenError, MAX_TOKEN_BYTES};
+pub use refresh::Refreshed;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -65,6 +67,11 @@ pub struct VerifiedLogin {
     /// ID token claims merged with userinfo claims.
     pub claims: Value,
     pub id_token: String,
+    /// What revalidation may use later: the refresh token if the provider gave one, the access
+    /// token and when it expires (`expires_in` from the token response, if it said).
+    pub refresh_token: Option<String>,
+    pub access_token: String,
+    pub access_token_expires_in: Option<Duration>,
 }
 
 struct LoadedProvider {
@@ -267,7 +274,7 @@ impl Oidc {
         let expected = id_token::Expected {
             issuer: &self.issuer,
             client_id: &self.client_id,
-            nonce: &nonce,
+            nonce: id_token::NonceRule::Equal(&nonce),
             now: crate::http::unix_now(),
         };
 
@@ -294,12 +301,15 @@ impl Oidc {
                 subject,
             )
             .await
-            .map_err(OidcError::UserInfo)?;
+            .map_err(|err| OidcError::UserInfo(err.to_string()))?;
             crate::claims::merge_userinfo(&mut claims, &userinfo);
         }
         Ok(VerifiedLogin {
             claims: Value::Object(claims),
             id_token: id_token.to_string(),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            access_token: response.access_token().secret().clone(),
+            access_token_expires_in: response.expires_in(),
         })
     }
 
@@ -436,15 +446,22 @@ fn describe_token_error<E: std::error::Error>(
     match err {
         // The provider's own error code (invalid_grant, invalid_client...) is what operators need.
         openidconnect::RequestTokenError::ServerResponse(response) => {
-            let mut text = response.error().to_string();
-            if let Some(description) = response.error_description() {
-                text.push_str(": ");
-                text.push_str(description);
-            }
-            text
+            describe_error_response(response)
         }
         other => error_chain(other),
     }
+}
+
+/// A token endpoint's error answer: its code, and its description if any.
+fn describe_error_response(
+    response: &openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+) -> String {
+    let mut text = response.error().to_string();
+    if let Some(description) = response.error_description() {
+        text.push_str(": ");
+        text.push_str(description);
+    }
+    text
 }
 
 /// An error and its sources on one line (library errors keep the useful part in `source`).

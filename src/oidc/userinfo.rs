@@ -12,6 +12,28 @@ use super::error_chain;
 /// Userinfo is a handful of claims; anything much larger is not one, and is not buffered.
 const MAX_USERINFO_BYTES: usize = 1024 * 1024;
 
+/// Why userinfo gave no claims, as a refresh must tell the cases apart: a refused token means
+/// the user is signed out at the IdP, an unreachable IdP only that it must be asked again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UserinfoError {
+    /// 401: the access token is no longer honoured.
+    Refused(String),
+    /// No answer, a timeout, or a 5xx.
+    Unreachable(String),
+    /// Any other answer (another 4xx, not JSON, another subject).
+    Invalid(String),
+}
+
+impl std::fmt::Display for UserinfoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserinfoError::Refused(text)
+            | UserinfoError::Unreachable(text)
+            | UserinfoError::Invalid(text) => f.write_str(text),
+        }
+    }
+}
+
 /// GETs `endpoint` with the access token and returns its claims, which must be about `subject`
 /// (the verified ID token's `sub`). The error text is for the log and never holds the token.
 pub(crate) async fn fetch(
@@ -19,14 +41,16 @@ pub(crate) async fn fetch(
     endpoint: &Url,
     access_token: &str,
     subject: &str,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, UserinfoError> {
     let mut response = http
         .get(endpoint.clone())
         .bearer_auth(access_token)
         .header(ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|err| format!("request failed: {}", error_chain(&err)))?;
+        .map_err(|err| {
+            UserinfoError::Unreachable(format!("request failed: {}", error_chain(&err)))
+        })?;
     let status = response.status();
     if !status.is_success() {
         // RFC 6750: the reason of a refused token is in WWW-Authenticate, not in the body.
@@ -36,7 +60,12 @@ pub(crate) async fn fetch(
             .and_then(|v| v.to_str().ok())
             .map(|v| format!(" ({v})"))
             .unwrap_or_default();
-        return Err(format!("HTTP {status}{reason}"));
+        let text = format!("HTTP {status}{reason}");
+        return Err(match status.as_u16() {
+            401 => UserinfoError::Refused(text),
+            500..=599 => UserinfoError::Unreachable(text),
+            _ => UserinfoError::Invalid(text),
+        });
     }
     let content_type = response
         .headers()
@@ -44,19 +73,17 @@ pub(crate) async fn fetch(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|err| format!("reading the answer failed: {}", error_chain(&err)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|err| {
+        UserinfoError::Unreachable(format!("reading the answer failed: {}", error_chain(&err)))
+    })? {
         if body.len() + chunk.len() > MAX_USERINFO_BYTES {
-            return Err(format!(
+            return Err(UserinfoError::Invalid(format!(
                 "the answer is larger than {MAX_USERINFO_BYTES} bytes"
-            ));
+            )));
         }
         body.extend_from_slice(&chunk);
     }
-    parse(content_type.as_deref(), &body, subject)
+    parse(content_type.as_deref(), &body, subject).map_err(UserinfoError::Invalid)
 }
 
 /// Reads a userinfo answer: a JSON object whose `sub` is `subject`. A signed (JWT) answer is

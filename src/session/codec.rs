@@ -33,6 +33,10 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The client address at sign-in as the proxy reported it, for the sessions lists.
     pub address: Option<String>,
+    /// Unix seconds until which the sealed tokens can revalidate the claims: `u64::MAX` with a
+    /// refresh token, the access token's expiry without one, 0 with nothing. The auth check
+    /// decides from it without opening the tokens.
+    pub refreshable_until: u64,
 }
 
 /// A stored session read in place: every string borrows from the stored bytes, so the auth
@@ -52,6 +56,7 @@ pub struct SessionView<'a> {
     pub claims_read_at: u64,
     pub user_agent: Option<&'a str>,
     pub address: Option<&'a str>,
+    pub refreshable_until: u64,
 }
 
 /// The first format, before the session knew its IdP subject and session: still read, so that
@@ -104,6 +109,7 @@ impl SessionView<'_> {
             claims_read_at: self.claims_read_at,
             user_agent: self.user_agent.map(str::to_owned),
             address: self.address.map(str::to_owned),
+            refreshable_until: self.refreshable_until,
         }
     }
 }
@@ -184,6 +190,7 @@ mod tests {
             claims_read_at: 1_700_000_300,
             user_agent: Some("Firefox".into()),
             address: Some("192.0.2.1".into()),
+            refreshable_until: u64::MAX,
         }
     }
 
@@ -236,6 +243,8 @@ mod tests {
             (10, 20, 10)
         );
         assert_eq!((view.subject, view.idp_session), ("", None));
+        // Nothing to revalidate with: a v1 login stored no refresh or access token.
+        assert_eq!(view.refreshable_until, 0);
     }
 
     #[test]

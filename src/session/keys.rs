@@ -20,10 +20,13 @@ pub enum Space {
     IdpSession,
     /// a back-channel logout token's `jti` -> a marker that it was used
     LogoutToken,
+    /// session id -> a marker that a revalidation at the IdP is running (or was just tried and
+    /// failed: its TTL is then the pause before the next try), for every replica
+    RefreshLock,
 }
 
 impl Space {
-    pub const ALL: [Space; 9] = [
+    pub const ALL: [Space; 10] = [
         Space::Session,
         Space::Tokens,
         Space::Login,
@@ -33,6 +36,7 @@ impl Space {
         Space::Subject,
         Space::IdpSession,
         Space::LogoutToken,
+        Space::RefreshLock,
     ];
 
     /// The Redis key prefix (documented in the README for revocation by hand).
@@ -47,6 +51,7 @@ impl Space {
             Space::Subject => "portcullis:subject:",
             Space::IdpSession => "portcullis:sid:",
             Space::LogoutToken => "portcullis:logout-jti:",
+            Space::RefreshLock => "portcullis:refresh-lock:",
         }
     }
 

@@ -146,6 +146,43 @@ impl MemoryStore {
         }
     }
 
+    /// Replaces a live session and its sealed tokens; nothing when the session is gone (ended
+    /// while it was being revalidated). True when it was replaced.
+    pub fn replace_session(
+        &self,
+        id: &str,
+        session: Vec<u8>,
+        tokens: Option<Vec<u8>>,
+        ttl: Duration,
+    ) -> bool {
+        let now = Instant::now();
+        let mut inner = self.write();
+        let live = inner.spaces[index(Space::Session)]
+            .get(id)
+            .is_some_and(|entry| entry.expires > now);
+        if !live {
+            return false;
+        }
+        let expires = now + ttl;
+        inner.spaces[index(Space::Session)].insert(
+            id.into(),
+            Entry {
+                value: session.into(),
+                expires,
+            },
+        );
+        if let Some(tokens) = tokens {
+            inner.spaces[index(Space::Tokens)].insert(
+                id.into(),
+                Entry {
+                    value: tokens.into(),
+                    expires,
+                },
+            );
+        }
+        true
+    }
+
     /// The ids of the live sessions that satisfy `wanted`, found by scanning them (see the
     /// module comment).
     pub fn session_ids_where(

@@ -211,6 +211,48 @@ impl RedisStore {
         self.run_pipeline::<()>(&pipe).await
     }
 
+    /// Replaces a session and its sealed tokens only while the session exists (`SET XX`), in
+    /// one transaction: a revalidation never brings back a session ended meanwhile. True when
+    /// it was replaced.
+    pub async fn replace_session(
+        &self,
+        id: &str,
+        session: Vec<u8>,
+        tokens: Option<Vec<u8>>,
+        (user, subject, idp_session): (&str, &str, Option<&str>),
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let millis = ttl.as_millis().max(1) as u64;
+        let seconds = ttl.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(key(Space::Session, id))
+            .arg(session)
+            .arg("XX")
+            .arg("PX")
+            .arg(millis);
+        if let Some(tokens) = tokens {
+            pipe.cmd("SET")
+                .arg(key(Space::Tokens, id))
+                .arg(tokens)
+                .arg("XX")
+                .arg("PX")
+                .arg(millis)
+                .ignore();
+        }
+        // The claims may name the user anew (a username claim that changed): revocation by
+        // the new name must find the session. An index entry of a session ended meanwhile is
+        // harmless: every reader skips ids without a session.
+        add_to_index(&mut pipe, Space::User, user, id, seconds);
+        add_to_index(&mut pipe, Space::Subject, subject, id, seconds);
+        if let Some(idp_session) = idp_session {
+            add_to_index(&mut pipe, Space::IdpSession, idp_session, id, seconds);
+        }
+        let (replaced,): (Option<String>,) = self.run_pipeline(&pipe).await?;
+        Ok(replaced.is_some())
+    }
+
     /// The members of one index set (some may have ended since).
     pub async fn index_members(&self, space: Space, name: &str) -> Result<Vec<String>, StoreError> {
         self.run(redis::cmd("SMEMBERS").arg(key(space, name))).await

@@ -275,6 +275,46 @@ impl Store {
         }
     }
 
+    /// Takes the revalidation lock of a session for `ttl`: true when this call took it, so that
+    /// of many concurrent checks, on any replica, one refreshes.
+    pub async fn claim_refresh(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.claim_once(Space::RefreshLock, id, ttl).await
+    }
+
+    /// Sets the revalidation lock's remaining time to `ttl` (the pause after a failed try).
+    pub async fn hold_refresh(&self, id: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.set(Space::RefreshLock, id, b"1".to_vec(), ttl).await
+    }
+
+    /// Releases the revalidation lock (the refresh is done).
+    pub async fn release_refresh(&self, id: &str) -> Result<(), StoreError> {
+        self.delete(&[(Space::RefreshLock, id)]).await.map(|_| ())
+    }
+
+    /// Replaces a session after a revalidation, with its new sealed tokens (if any) and for
+    /// `ttl` (what is left of its lifetime), only while it exists. True when replaced.
+    pub async fn replace_session(
+        &self,
+        id: &str,
+        session: &Session,
+        sealed_tokens: Option<String>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let bytes = encode(session)?;
+        let tokens = sealed_tokens.map(String::into_bytes);
+        match self {
+            Store::Memory(m) => Ok(m.replace_session(id, bytes, tokens, ttl)),
+            Store::Redis(r) => {
+                let names = (
+                    session.user.as_str(),
+                    session.subject.as_str(),
+                    session.idp_session.as_deref(),
+                );
+                r.replace_session(id, bytes, tokens, names, ttl).await
+            }
+        }
+    }
+
     /// Marks a back-channel logout token's `jti` as used for `ttl` (the token's lifetime): true
     /// when it had not been seen, on any replica.
     pub async fn claim_logout_token(&self, jti: &str, ttl: Duration) -> Result<bool, StoreError> {

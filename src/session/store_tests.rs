@@ -20,6 +20,7 @@ fn session(user: &str) -> Session {
         claims_read_at: 1_000,
         user_agent: Some("Firefox".to_string()),
         address: Some("192.0.2.1".to_string()),
+        refreshable_until: u64::MAX,
     }
 }
 
@@ -168,6 +169,75 @@ async fn shared_suite(store: &Store) {
         .await
         .expect("claim"));
 
+    // A revalidation replaces a live session and its tokens, never an ended one.
+    let refreshed = Session {
+        groups: vec!["dev".to_string()],
+        claims_read_at: 1_500,
+        ..session("alice")
+    };
+    assert!(!store
+        .replace_session("id-r", &refreshed, Some("t1".into()), ttl)
+        .await
+        .expect("replace"));
+    assert_eq!(read(store, "id-r").await, None);
+    store
+        .put_session("id-r", &session("alice"), Some("t0".into()), ttl)
+        .await
+        .expect("put");
+    assert!(store
+        .replace_session("id-r", &refreshed, Some("t1".into()), ttl)
+        .await
+        .expect("replace"));
+    assert_eq!(read(store, "id-r").await, Some(refreshed.clone()));
+    assert_eq!(
+        store
+            .get_sealed_tokens("id-r")
+            .await
+            .expect("tokens")
+            .as_deref(),
+        Some("t1")
+    );
+    // Claims that name the user anew: revocation by the new name finds the session.
+    let renamed = Session {
+        user: "alice-renamed".to_string(),
+        ..refreshed.clone()
+    };
+    assert!(store
+        .replace_session("id-r", &renamed, None, ttl)
+        .await
+        .expect("replace"));
+    assert_eq!(
+        listed(store, Selection::User("alice-renamed")).await,
+        ["id-r"]
+    );
+    assert_eq!(
+        store
+            .get_sealed_tokens("id-r")
+            .await
+            .expect("tokens")
+            .as_deref(),
+        Some("t1"),
+        "no new tokens: the old ones stay"
+    );
+    assert!(store.end_session("id-r").await.expect("end"));
+    assert!(!store
+        .replace_session("id-r", &refreshed, Some("t2".into()), ttl)
+        .await
+        .expect("replace"));
+    assert_eq!(read(store, "id-r").await, None);
+    assert_eq!(store.get_sealed_tokens("id-r").await.expect("tokens"), None);
+
+    // One revalidation at a time per session; a failed one holds the lock for its pause.
+    assert!(store.claim_refresh("id-1", ttl).await.expect("lock"));
+    assert!(!store.claim_refresh("id-1", ttl).await.expect("lock"));
+    store.release_refresh("id-1").await.expect("release");
+    assert!(store.claim_refresh("id-1", ttl).await.expect("lock"));
+    store
+        .hold_refresh("id-1", Duration::from_millis(200))
+        .await
+        .expect("hold");
+    assert!(!store.claim_refresh("id-1", ttl).await.expect("lock"));
+
     // entries expire
     store
         .put_session("short", &session("carol"), None, Duration::from_millis(200))
@@ -180,6 +250,10 @@ async fn shared_suite(store: &Store) {
         .claim_login("state-2", ttl)
         .await
         .expect("claim again once expired"));
+    assert!(store
+        .claim_refresh("id-1", ttl)
+        .await
+        .expect("lock expired"));
 }
 
 #[tokio::test]

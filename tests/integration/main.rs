@@ -21,6 +21,7 @@ mod paths;
 
 mod backchannel;
 mod own_sessions;
+mod revalidation;
 mod revocation;
 
 mod browser;

@@ -41,6 +41,7 @@ pub fn session(user: &str, groups: Vec<String>) -> Session {
             "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0".to_string(),
         ),
         address: Some("192.0.2.10".to_string()),
+        refreshable_until: u64::MAX,
     }
 }
 
