@@ -257,25 +257,20 @@ fn read_header(token: &str) -> Result<Map<String, Value>, VerifyFailure> {
     }
 }
 
-/// The claim checks of OIDC Core 3.1.3.7 that apply to the code flow (the signature is checked
-/// by the caller). Pure: `expected.now` is the clock.
-pub(crate) fn check_claims(
-    claims: &Map<String, Value>,
-    expected: &Expected<'_>,
-) -> Result<(), VerifyFailure> {
+/// `iss` exactly `issuer`, and `aud` (a string or a list of strings) containing `client_id`: the
+/// checks every token from the provider passes, ID tokens and logout tokens alike. Returns the
+/// audiences.
+pub(crate) fn issuer_and_audiences<'c>(
+    claims: &'c Map<String, Value>,
+    issuer: &str,
+    client_id: &str,
+) -> Result<Vec<&'c str>, VerifyFailure> {
     match claims.get("iss") {
-        Some(Value::String(iss)) if iss == expected.issuer => {}
+        Some(Value::String(iss)) if iss == issuer => {}
         Some(Value::String(iss)) => {
-            return Err(invalid(format!(
-                "issued by {iss:?}, expected {:?}",
-                expected.issuer
-            )))
+            return Err(invalid(format!("issued by {iss:?}, expected {issuer:?}")))
         }
         _ => return Err(invalid("the token has no iss")),
-    }
-    match claims.get("sub") {
-        Some(Value::String(sub)) if !sub.is_empty() => {}
-        _ => return Err(invalid("the token has no sub")),
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(aud)) => vec![aud.as_str()],
@@ -288,11 +283,24 @@ pub(crate) fn check_claims(
             .collect::<Result<_, _>>()?,
         _ => return Err(invalid("the token has no aud")),
     };
-    if !audiences.contains(&expected.client_id) {
+    if !audiences.contains(&client_id) {
         return Err(invalid(format!(
-            "the token is for {audiences:?}, not for client {:?}",
-            expected.client_id
+            "the token is for {audiences:?}, not for client {client_id:?}"
         )));
+    }
+    Ok(audiences)
+}
+
+/// The claim checks of OIDC Core 3.1.3.7 that apply to the code flow (the signature is checked
+/// by the caller). Pure: `expected.now` is the clock.
+pub(crate) fn check_claims(
+    claims: &Map<String, Value>,
+    expected: &Expected<'_>,
+) -> Result<(), VerifyFailure> {
+    let audiences = issuer_and_audiences(claims, expected.issuer, expected.client_id)?;
+    match claims.get("sub") {
+        Some(Value::String(sub)) if !sub.is_empty() => {}
+        _ => return Err(invalid("the token has no sub")),
     }
     // With several audiences, the authorized party says which of them the token was issued to.
     if audiences.len() > 1 {

@@ -114,33 +114,7 @@ pub(crate) fn check_claims(
     expected: &Expected<'_>,
 ) -> Result<LogoutToken, VerifyFailure> {
     // iss, aud, iat and exp "in the same way as ID tokens" (2.6 step 4).
-    match claims.get("iss") {
-        Some(Value::String(iss)) if iss == expected.issuer => {}
-        Some(Value::String(iss)) => {
-            return Err(invalid(format!(
-                "issued by {iss:?}, expected {:?}",
-                expected.issuer
-            )))
-        }
-        _ => return Err(invalid("the token has no iss")),
-    }
-    let audiences: Vec<&str> = match claims.get("aud") {
-        Some(Value::String(aud)) => vec![aud.as_str()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .ok_or_else(|| invalid("aud has a non-string entry"))
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err(invalid("the token has no aud")),
-    };
-    if !audiences.contains(&expected.client_id) {
-        return Err(invalid(format!(
-            "the token is for {audiences:?}, not for client {:?}",
-            expected.client_id
-        )));
-    }
+    id_token::issuer_and_audiences(claims, expected.issuer, expected.client_id)?;
     let skew = MAX_CLOCK_SKEW.as_secs();
     let iat = id_token::numeric_date(claims, "iat")?;
     if iat > expected.now.saturating_add(skew) {

@@ -36,6 +36,32 @@ fn index(space: Space) -> usize {
 }
 
 impl Inner {
+    /// A session and its sealed tokens, with one expiry.
+    fn insert_session(
+        &mut self,
+        id: &str,
+        session: Vec<u8>,
+        tokens: Option<Vec<u8>>,
+        expires: Instant,
+    ) {
+        self.spaces[index(Space::Session)].insert(
+            id.into(),
+            Entry {
+                value: session.into(),
+                expires,
+            },
+        );
+        if let Some(tokens) = tokens {
+            self.spaces[index(Space::Tokens)].insert(
+                id.into(),
+                Entry {
+                    value: tokens.into(),
+                    expires,
+                },
+            );
+        }
+    }
+
     fn sweep_if_due(&mut self, now: Instant) {
         self.writes_since_sweep += 1;
         if self.writes_since_sweep >= SWEEP_EVERY {
@@ -127,23 +153,7 @@ impl MemoryStore {
         let now = Instant::now();
         let mut inner = self.write();
         inner.sweep_if_due(now);
-        let expires = now + ttl;
-        inner.spaces[index(Space::Session)].insert(
-            id.into(),
-            Entry {
-                value: session.into(),
-                expires,
-            },
-        );
-        if let Some(tokens) = tokens {
-            inner.spaces[index(Space::Tokens)].insert(
-                id.into(),
-                Entry {
-                    value: tokens.into(),
-                    expires,
-                },
-            );
-        }
+        inner.insert_session(id, session, tokens, now + ttl);
     }
 
     /// Replaces a live session and its sealed tokens; nothing when the session is gone (ended
@@ -163,23 +173,7 @@ impl MemoryStore {
         if !live {
             return false;
         }
-        let expires = now + ttl;
-        inner.spaces[index(Space::Session)].insert(
-            id.into(),
-            Entry {
-                value: session.into(),
-                expires,
-            },
-        );
-        if let Some(tokens) = tokens {
-            inner.spaces[index(Space::Tokens)].insert(
-                id.into(),
-                Entry {
-                    value: tokens.into(),
-                    expires,
-                },
-            );
-        }
+        inner.insert_session(id, session, tokens, now + ttl);
         true
     }
 
