@@ -184,24 +184,9 @@ fn only_an_idp_access_denied_is_a_refusal() {
 }
 
 fn config(extra: &[(&str, &str)]) -> Config {
-    let mut env: std::collections::HashMap<String, String> = [
-        ("OIDC_ISSUER_URL", ISSUER),
-        ("OIDC_CLIENT_ID", "portcullis"),
-        ("OIDC_CLIENT_SECRET", "secret"),
-        (
-            "OIDC_REDIRECT_URL",
-            "https://auth.example.com/oauth2/callback",
-        ),
-        ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
-        ("SESSION_LIFETIME", "1h"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    Config::from_env_map(env).expect("valid config")
+    let mut env = vec![("SESSION_LIFETIME", "1h")];
+    env.extend_from_slice(extra);
+    crate::config::for_tests(&env)
 }
 
 #[test]

@@ -208,25 +208,14 @@ Caddy:
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
 
     fn config() -> Config {
-        let env: HashMap<String, String> = [
-            ("OIDC_ISSUER_URL", "https://idp.example.com"),
-            ("OIDC_CLIENT_ID", "portcullis"),
-            ("OIDC_CLIENT_SECRET", "secret"),
-            (
-                "OIDC_REDIRECT_URL",
-                "https://app.example.com:8443/oauth2/callback",
-            ),
-            ("COOKIE_SECRET", "test-cookie-secret-0123456789abcdef"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        Config::from_env_map(env).unwrap()
+        crate::config::for_tests(&[(
+            "OIDC_REDIRECT_URL",
+            "https://app.example.com:8443/oauth2/callback",
+        )])
     }
 
     #[test]

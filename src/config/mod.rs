@@ -330,5 +330,28 @@ impl Findings {
     }
 }
 
+/// A valid configuration for unit tests elsewhere in the crate: the five required variables of
+/// an IdP and a site that need not exist, then `extra` on top.
+#[cfg(test)]
+pub(crate) fn for_tests(extra: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = [
+        ("OIDC_ISSUER_URL", "https://idp.example.com"),
+        ("OIDC_CLIENT_ID", "portcullis"),
+        ("OIDC_CLIENT_SECRET", "secret"),
+        (
+            "OIDC_REDIRECT_URL",
+            "https://auth.example.com/oauth2/callback",
+        ),
+        ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Config::from_env_map(env).expect("a valid test configuration")
+}
+
 #[cfg(test)]
 mod tests;

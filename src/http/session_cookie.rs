@@ -138,23 +138,7 @@ mod tests {
     use super::*;
 
     fn config(extra: &[(&str, &str)]) -> Config {
-        let mut env: std::collections::HashMap<String, String> = [
-            ("OIDC_ISSUER_URL", "https://idp.example.com"),
-            ("OIDC_CLIENT_ID", "portcullis"),
-            ("OIDC_CLIENT_SECRET", "secret"),
-            (
-                "OIDC_REDIRECT_URL",
-                "https://auth.example.com/oauth2/callback",
-            ),
-            ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for (k, v) in extra {
-            env.insert(k.to_string(), v.to_string());
-        }
-        Config::from_env_map(env).expect("valid config")
+        crate::config::for_tests(extra)
     }
 
     #[test]
