@@ -45,6 +45,20 @@ fn add_to_index(pipe: &mut redis::Pipeline, space: Space, name: &str, id: &str, 
         .ignore();
 }
 
+/// Adds `id` to the indexes of its user, IdP subject and IdP session (when it has one).
+fn add_to_indexes(
+    pipe: &mut redis::Pipeline,
+    (user, subject, idp_session): (&str, &str, Option<&str>),
+    id: &str,
+    seconds: u64,
+) {
+    add_to_index(pipe, Space::User, user, id, seconds);
+    add_to_index(pipe, Space::Subject, subject, id, seconds);
+    if let Some(idp_session) = idp_session {
+        add_to_index(pipe, Space::IdpSession, idp_session, id, seconds);
+    }
+}
+
 /// The connection broke (Redis restarted, a network blip): worth one more try on a new one.
 fn is_lost_connection(err: &redis::RedisError) -> bool {
     err.is_connection_dropped() || err.is_io_error() || err.is_connection_refusal()
@@ -203,11 +217,7 @@ impl RedisStore {
                 .arg(millis)
                 .ignore();
         }
-        add_to_index(&mut pipe, Space::User, user, id, seconds);
-        add_to_index(&mut pipe, Space::Subject, subject, id, seconds);
-        if let Some(idp_session) = idp_session {
-            add_to_index(&mut pipe, Space::IdpSession, idp_session, id, seconds);
-        }
+        add_to_indexes(&mut pipe, (user, subject, idp_session), id, seconds);
         self.run_pipeline::<()>(&pipe).await
     }
 
@@ -244,11 +254,7 @@ impl RedisStore {
         // The claims may name the user anew (a username claim that changed): revocation by
         // the new name must find the session. An index entry of a session ended meanwhile is
         // harmless: every reader skips ids without a session.
-        add_to_index(&mut pipe, Space::User, user, id, seconds);
-        add_to_index(&mut pipe, Space::Subject, subject, id, seconds);
-        if let Some(idp_session) = idp_session {
-            add_to_index(&mut pipe, Space::IdpSession, idp_session, id, seconds);
-        }
+        add_to_indexes(&mut pipe, (user, subject, idp_session), id, seconds);
         let (replaced,): (Option<String>,) = self.run_pipeline(&pipe).await?;
         Ok(replaced.is_some())
     }
