@@ -474,3 +474,57 @@ async fn idp_down_keeps_sessions_and_fails_new_logins_clearly_until_it_is_back()
     assert_eq!(auth_status_at(&a, &stack, &fresh).await, 200);
     assert_eq!(auth_status_at(&a, &stack, &cookie).await, 200);
 }
+
+/// `REDIS_USERNAME` and `REDIS_PASSWORD_FILE` on an ACL-protected Redis, with the least an
+/// ACL user needs (its keys and its channel): sessions and the cache's subscription work;
+/// a wrong password is a 503 and a not-ready instance, never a pass.
+#[tokio::test]
+async fn redis_credentials_from_the_environment_reach_the_data_and_the_channel() {
+    let redis = RedisServer::start();
+    let acl = redis.cli(&[
+        "ACL",
+        "SETUSER",
+        "portcullis",
+        "on",
+        ">data-node-password",
+        "~portcullis:*",
+        "&portcullis:*",
+        "+@all",
+    ]);
+    assert_eq!(acl, "OK");
+    assert_eq!(redis.cli(&["ACL", "SETUSER", "default", "off"]), "OK");
+    let dir = tempfile::tempdir().expect("dir");
+    let password_file = dir.path().join("redis-password");
+    std::fs::write(&password_file, "data-node-password\n").expect("write");
+    let url = redis.url();
+    let password_file = password_file.to_string_lossy().to_string();
+    let stack = Stack::start(Options {
+        store: StoreKind::Memory,
+        env: &[
+            ("REDIS_URL", &url),
+            ("REDIS_USERNAME", "portcullis"),
+            ("REDIS_PASSWORD_FILE", &password_file),
+        ],
+        ..Options::default()
+    });
+    stack.portcullis.wait_until_cache_listens();
+    let (_, cookie) = signed_in(&stack, "alice").await;
+    let a = stack.portcullis.base_url();
+    assert_eq!(auth_status_at(&a, &stack, &cookie).await, 200);
+
+    let mut env = test_env(&stack.idp, &stack.base(), Some(&url));
+    env.insert("REDIS_USERNAME".into(), "portcullis".into());
+    env.insert("REDIS_PASSWORD".into(), "not-the-password".into());
+    let mut wrong = Portcullis::reserve();
+    wrong.start(env);
+    assert_eq!(
+        auth_status_at(&wrong.base_url(), &stack, &cookie).await,
+        503
+    );
+    let ready = Browser::new()
+        .get(&format!("{}/readyz", wrong.base_url()))
+        .await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(!ready.body.contains("not-the-password"), "{}", ready.body);
+    assert!(!wrong.cache_listening());
+}
