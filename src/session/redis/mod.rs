@@ -3,10 +3,10 @@
 //!
 //! Built for Cluster: no command or transaction touches keys of two slots. A session's own
 //! keys share its id as hash tag (see [`Space::key`]), so reading a session with its
-//! last-seen mark is one `MGET` and writing it with its tokens one `MULTI`; the indexes (one
-//! set per user, IdP subject and IdP session) are separate keys, each written on its own.
-//! Commands for many sessions go out concurrently on the multiplexed connection, which
-//! pipelines them without crossing slots.
+//! last-seen mark is one `MGET` and writing it with its tokens one `MULTI`; on a Cluster the
+//! indexes (one set per user, IdP subject and IdP session) are written each on its own, on one
+//! server in the same transaction. Commands for many sessions go out concurrently on the
+//! multiplexed connection, which pipelines them without crossing slots.
 
 mod connect;
 
@@ -37,13 +37,10 @@ fn unavailable(err: impl std::fmt::Display) -> StoreError {
 /// The three index names of a session: its user, IdP subject and IdP session (if any).
 pub type IndexNames<'a> = (&'a str, &'a str, Option<&'a str>);
 
-/// Adds `id` to the index set `space:name`, which lives as long as its longest-lived member:
-/// one key, so one transaction in any topology.
-fn index_add(space: Space, name: &str, id: &str, seconds: u64) -> redis::Pipeline {
+/// Adds `id` to the index set `space:name`, which lives as long as its longest-lived member.
+fn index_add(pipe: &mut redis::Pipeline, space: Space, name: &str, id: &str, seconds: u64) {
     let index = space.key(name);
-    let mut pipe = redis::pipe();
-    pipe.atomic()
-        .cmd("SADD")
+    pipe.cmd("SADD")
         .arg(&index)
         .arg(id)
         .ignore()
@@ -57,7 +54,24 @@ fn index_add(space: Space, name: &str, id: &str, seconds: u64) -> redis::Pipelin
         .arg(seconds)
         .arg("NX")
         .ignore();
-    pipe
+}
+
+/// The index writes of a session, one transaction per index key.
+fn index_writes(names: IndexNames<'_>, id: &str, seconds: u64) -> Vec<redis::Pipeline> {
+    let (user, subject, idp_session) = names;
+    let mut indexes = vec![(Space::User, user), (Space::Subject, subject)];
+    if let Some(idp_session) = idp_session {
+        indexes.push((Space::IdpSession, idp_session));
+    }
+    indexes
+        .into_iter()
+        .map(|(space, name)| {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            index_add(&mut pipe, space, name, id, seconds);
+            pipe
+        })
+        .collect()
 }
 
 /// The primaries in a `CLUSTER NODES` answer (host, port), skipping failed ones.
@@ -85,13 +99,14 @@ pub fn cluster_primaries(nodes: &str) -> Vec<(String, u16)> {
 }
 
 impl RedisStore {
-    /// One server at `url`, with the default timeout (tests and the benchmark's fill).
+    /// One server at `url`, for tools and tests (the benchmark fills Redis with a million
+    /// sessions through it): a timeout of 2 s, since nobody waits behind them.
     pub fn new(url: &str) -> Result<RedisStore, StoreError> {
         Self::from_settings(&RedisSettings {
             topology: crate::config::RedisTopology::Standalone(crate::secret::Secret::new(url)),
             username: None,
             password: None,
-            timeout: crate::config::DEFAULT_REDIS_TIMEOUT,
+            timeout: Duration::from_secs(2),
         })
     }
 
@@ -231,28 +246,40 @@ impl RedisStore {
         Ok(deleted > 0)
     }
 
-    /// Adds a session to its indexes, each index on its own (they are in different slots).
-    async fn index(&self, names: IndexNames<'_>, id: &str, seconds: u64) -> Result<(), StoreError> {
-        let (user, subject, idp_session) = names;
-        let mut writes = vec![
-            index_add(Space::User, user, id, seconds),
-            index_add(Space::Subject, subject, id, seconds),
-        ];
-        if let Some(idp_session) = idp_session {
-            writes.push(index_add(Space::IdpSession, idp_session, id, seconds));
+    /// Writes a session (`write`, a transaction on its slot) with its place in its indexes.
+    /// On one server, all of it is one transaction, one round trip. On a Cluster the indexes
+    /// are other slots: each is written on its own, first, since an index entry without a
+    /// session is skipped by every reader, while a session missing from an index would
+    /// escape revocation by it. Returns the transaction's answer.
+    async fn write_indexed<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        mut write: redis::Pipeline,
+        names: IndexNames<'_>,
+        id: &str,
+        seconds: u64,
+    ) -> Result<T, StoreError> {
+        if self.connector.is_cluster() {
+            let indexes = index_writes(names, id, seconds);
+            try_join_all(
+                indexes
+                    .iter()
+                    .map(|pipe| self.run_pipeline::<()>("index", pipe)),
+            )
+            .await?;
+        } else {
+            let (user, subject, idp_session) = names;
+            index_add(&mut write, Space::User, user, id, seconds);
+            index_add(&mut write, Space::Subject, subject, id, seconds);
+            if let Some(idp_session) = idp_session {
+                index_add(&mut write, Space::IdpSession, idp_session, id, seconds);
+            }
         }
-        try_join_all(
-            writes
-                .iter()
-                .map(|pipe| self.run_pipeline::<()>("index", pipe)),
-        )
-        .await?;
-        Ok(())
+        self.run_pipeline(operation, &write).await
     }
 
-    /// A session and its sealed tokens, in one transaction on the session's slot, after its
-    /// place in the indexes (an index entry without a session is skipped by every reader; a
-    /// session missing from an index would escape revocation by it).
+    /// A session and its sealed tokens, in one transaction on the session's slot, with its
+    /// place in the indexes (see [`RedisStore::write_indexed`]).
     pub async fn put_session(
         &self,
         id: &str,
@@ -262,7 +289,6 @@ impl RedisStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let millis = ttl.as_millis().max(1) as u64;
-        self.index(names, id, ttl.as_secs().max(1)).await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -279,12 +305,14 @@ impl RedisStore {
                 .arg(millis)
                 .ignore();
         }
-        self.run_pipeline::<()>("put_session", &pipe).await
+        self.write_indexed::<()>("put_session", pipe, names, id, ttl.as_secs().max(1))
+            .await
     }
 
     /// Replaces a session and its sealed tokens only while the session exists (`SET XX`), in
     /// one transaction: a revalidation never brings back a session ended meanwhile. True when
-    /// it was replaced.
+    /// it was replaced. The claims may name the user anew (a username claim that changed), so
+    /// the indexes are written too: revocation by the new name must find the session.
     pub async fn replace_session(
         &self,
         id: &str,
@@ -294,9 +322,6 @@ impl RedisStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let millis = ttl.as_millis().max(1) as u64;
-        // The claims may name the user anew (a username claim that changed): revocation by
-        // the new name must find the session, so the index comes first.
-        self.index(names, id, ttl.as_secs().max(1)).await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("SET")
@@ -314,7 +339,9 @@ impl RedisStore {
                 .arg(millis)
                 .ignore();
         }
-        let (replaced,): (Option<String>,) = self.run_pipeline("replace_session", &pipe).await?;
+        let (replaced,): (Option<String>,) = self
+            .write_indexed("replace_session", pipe, names, id, ttl.as_secs().max(1))
+            .await?;
         Ok(replaced.is_some())
     }
 
