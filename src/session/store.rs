@@ -322,7 +322,8 @@ impl Store {
     ) -> Result<Vec<SessionEntry>, StoreError> {
         let mut entries = Vec::new();
         for id in self.session_ids(which).await? {
-            let (Some(stored), last_seen) = self.get_session_seen(&id).await? else {
+            // Past the cache: a listing must not fill it with every session, nor show stale marks.
+            let (Some(stored), last_seen) = self.get_session_seen_fresh(&id).await? else {
                 continue;
             };
             // Index entries can outlive their session; the view decides what is live.
