@@ -26,6 +26,7 @@ pub mod process;
 pub mod proxies;
 pub mod raw_http;
 pub mod redis;
+pub mod scrape;
 pub mod upstream;
 pub mod wait;
 pub mod workdir;
