@@ -144,6 +144,23 @@ impl OriginalRequest<'_> {
         self.target.split_once('?').map(|(_, query)| query)
     }
 
+    /// `host[:port]`, as validated.
+    pub fn authority(&self) -> &str {
+        self.authority
+    }
+
+    /// The path without the query, which is what logs may show: a query can carry tokens.
+    pub fn path(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map_or(self.target, |(path, _)| path)
+    }
+
+    /// `scheme://host[:port]/path`: the page without its query, for log lines.
+    pub fn page(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority, self.path())
+    }
+
     /// The parsed URL. It must name exactly the authority that was validated: if the parser
     /// reinterpreted any of it (a different host, a moved port, userinfo), it is refused.
     pub fn url(&self) -> Result<Url, ForwardedError> {

@@ -11,6 +11,7 @@ pub mod forwarded;
 pub mod http;
 pub mod lifecycle;
 pub mod login;
+pub mod metrics;
 pub mod negotiation;
 pub mod oidc;
 pub mod policy;
@@ -25,11 +26,12 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, HttpServer};
 
 use crate::config::Config;
 use crate::crypto::Keys;
 use crate::http::AppState;
+use crate::metrics::Metrics;
 use crate::oidc::{Oidc, OidcError};
 use crate::session::Store;
 
@@ -71,8 +73,17 @@ impl Drop for StopsAdmin {
 }
 
 /// Builds the application state: keys, store, provider (discovery is tried once here; if the
-/// provider is unreachable it is retried in the background and `/readyz` says so).
+/// provider is unreachable it is retried in the background and `/readyz` says so), and the
+/// process's metrics.
 pub async fn build_state(config: Config) -> Result<web::Data<AppState>, StartError> {
+    build_state_with(config, Metrics::global()).await
+}
+
+/// [`build_state`] with metrics of the caller's choosing (tests count in their own).
+pub async fn build_state_with(
+    config: Config,
+    metrics: Arc<Metrics>,
+) -> Result<web::Data<AppState>, StartError> {
     let keys = Keys::derive(config.cookie_secret.expose().as_bytes())?;
     let store = Store::from_config(&config)?;
     store.listen();
@@ -92,6 +103,8 @@ pub async fn build_state(config: Config) -> Result<web::Data<AppState>, StartErr
         query_hint_logged: Mutex::new(None),
         past_grace_logged: Mutex::new(std::collections::HashMap::new()),
         refresh_tried: Mutex::new(std::collections::HashMap::new()),
+        metrics,
+        shutting_down: std::sync::atomic::AtomicBool::new(false),
     }))
 }
 
@@ -113,6 +126,9 @@ fn spawn_discovery_retry(state: web::Data<AppState>) {
         }
     });
 }
+
+/// How long requests in flight have to finish once the listeners have closed.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Binds `addr` (port 0 picks a free port); the listener and its port.
 fn bind(addr: std::net::SocketAddr) -> Result<(TcpListener, u16), StartError> {
@@ -154,16 +170,16 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
     let server = HttpServer::new(move || {
         // Held by the factory, so dropped only with the main server (see StopsAdmin).
         let _stops_admin = &stops_admin;
-        App::new()
-            .app_data(app_state.clone())
-            .configure(http::routes)
+        http::app(app_state.clone())
     })
+    // Signals are the caller's ([`serve_until_signal`]): a stop first waits SHUTDOWN_DELAY.
+    .disable_signals()
     .listen(listener)
     .map_err(|source| StartError::Listen {
         addr: addr.to_string(),
         source,
     })?
-    .shutdown_timeout(5)
+    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
     .run();
     Ok(Running {
         port,
@@ -171,4 +187,43 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         server,
         state,
     })
+}
+
+/// Runs `running` until SIGTERM or SIGINT, then shuts down in order: `/readyz` answers 503 at
+/// once (load balancers and Kubernetes stop sending requests), after `SHUTDOWN_DELAY` the
+/// listeners close, and requests in flight get [`SHUTDOWN_TIMEOUT`] to finish. A second signal
+/// ends the delay early. Returns when the server has stopped.
+pub async fn serve_until_signal(running: Running) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let handle = running.server.handle();
+    let state = running.state.clone();
+    actix_web::rt::spawn(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        state.begin_shutdown();
+        let delay = state.config.shutdown_delay;
+        tracing::info!(
+            signal = name,
+            delay = %humantime::format_duration(delay),
+            "shutting down: /readyz answers 503; the listeners close after SHUTDOWN_DELAY"
+        );
+        tokio::select! {
+            _ = actix_web::rt::time::sleep(delay) => {}
+            _ = terminate.recv() => tracing::info!("a second signal: closing the listeners now"),
+            _ = interrupt.recv() => tracing::info!("a second signal: closing the listeners now"),
+        }
+        tracing::info!(
+            timeout = %humantime::format_duration(SHUTDOWN_TIMEOUT),
+            "listeners closed; waiting for the requests in flight"
+        );
+        handle.stop(true).await;
+    });
+    running.server.await?;
+    tracing::info!("stopped");
+    Ok(())
 }

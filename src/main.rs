@@ -77,7 +77,9 @@ fn serve() -> anyhow::Result<()> {
             .await
             .context("portcullis could not start")?;
         tracing::info!(%addr, port = running.port, store = running.state.store.kind(), "listening");
-        running.server.await.context("server stopped with an error")
+        portcullis::serve_until_signal(running)
+            .await
+            .context("server stopped with an error")
     })
 }
 

@@ -1,6 +1,7 @@
 //! The admin API, on `ADMIN_ADDR` only: `GET /sessions[?user=NAME]` lists sessions,
-//! `DELETE /sessions?user=NAME` or `?all=true` ends them, `/healthz` answers `ok`. Every
-//! `/sessions` request needs `Authorization: Bearer <ADMIN_TOKEN>`.
+//! `DELETE /sessions?user=NAME` or `?all=true` ends them, `/healthz` answers `ok`, `/metrics`
+//! the Prometheus metrics. Every `/sessions` request needs `Authorization: Bearer <ADMIN_TOKEN>`;
+//! `/metrics` does not, since scrapers rarely carry a token and it holds no user's data.
 //!
 //! A server of its own rather than routes on the main listener: the proxy routes the public
 //! side to `LISTEN_ADDR`, and a route that is not there cannot be reached through it, whatever
@@ -18,7 +19,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{ended, Listed, Target};
-use crate::http::{health, unix_now, AppState};
+use crate::http::{health, request_id, unix_now, AppState};
+use crate::metrics::EndedBy;
 use crate::secret::Secret;
 
 /// The one error type of the admin API and its mapping to answers: short JSON, never an
@@ -179,11 +181,22 @@ pub async fn revoke(
     authorize(&req, &token)?;
     let target = revoke_target(req.query_string()).map_err(AdminError::BadRequest)?;
     let count = state.store.end_sessions(target.selection()).await?;
+    state.metrics.sessions_ended(EndedBy::Admin, count);
     match &target {
         Target::User(user) => tracing::info!(user, count, "admin API: {}", ended(count)),
         Target::All => tracing::info!(count, "admin API: {} (all)", ended(count)),
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ended": count })))
+}
+
+/// The version of the text format Prometheus asks scrapers' targets for.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// `GET /metrics`: every metric of this process, process metrics read now.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(state.metrics.render())
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -192,6 +205,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list))
             .route(web::delete().to(revoke)),
     )
+    .route("/metrics", web::get().to(metrics))
     .route("/healthz", web::get().to(health::healthz));
 }
 
@@ -213,6 +227,7 @@ pub fn app(
         .app_data(state)
         .app_data(web::Data::new(token))
         .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
+        .wrap_fn(request_id::middleware)
         .configure(routes)
 }
 
@@ -230,7 +245,7 @@ pub fn start(
         .workers(1)
         .disable_signals()
         .listen(listener)?
-        .shutdown_timeout(5)
+        .shutdown_timeout(crate::SHUTDOWN_TIMEOUT.as_secs())
         .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {

@@ -29,8 +29,8 @@ pub use variables::{
     help as variables_help, Section, Unset, Variable, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE,
     DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR, DEFAULT_LOG_FORMAT, DEFAULT_REDIS_TIMEOUT,
     DEFAULT_SCOPES, DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE,
-    DEFAULT_SESSION_REFRESH_INTERVAL, DEFAULT_TOKEN_AUTH_METHOD, DEFAULT_USERNAME_CLAIM,
-    ENV_VARIABLES, SECTIONS, VARIABLES,
+    DEFAULT_SESSION_REFRESH_INTERVAL, DEFAULT_SHUTDOWN_DELAY, DEFAULT_TOKEN_AUTH_METHOD,
+    DEFAULT_USERNAME_CLAIM, ENV_VARIABLES, SECTIONS, VARIABLES,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,11 +80,16 @@ pub struct Config {
     /// Let `%2F`/`%5C` through in the original request's path (dot segments never pass).
     pub allow_encoded_slashes: bool,
     pub listen_addr: SocketAddr,
+    /// After SIGTERM or SIGINT, how long `/readyz` says "shutting down" before the listeners
+    /// close.
+    pub shutdown_delay: Duration,
     /// The admin API's listener (`ADMIN_ADDR` with its `ADMIN_TOKEN`); `None`: no listener.
     pub admin: Option<AdminListener>,
     pub log_format: LogFormat,
     /// Log the full merged claims at debug level (off by default: claims are personal data).
     pub log_claims: bool,
+    /// One info line per auth check.
+    pub access_log: bool,
     pub rules: GlobalRules,
     /// Things that work but deserve the operator's attention, logged once at startup.
     pub warnings: Vec<String>,
@@ -209,9 +214,11 @@ impl Findings {
             trusted_proxies: network.trusted_proxies,
             allow_encoded_slashes: network.allow_encoded_slashes,
             listen_addr: network.listen_addr,
+            shutdown_delay: network.shutdown_delay,
             admin,
             log_format: logging.format,
             log_claims: logging.claims,
+            access_log: logging.access,
             rules,
             warnings: Vec::new(),
         })

@@ -9,12 +9,14 @@ use url::Url;
 
 use super::values::{
     comma_list, is_cookie_name, is_loopback_host, parse_issuer, parse_lifetime, parse_own_url,
-    parse_refresh_duration, parse_scopes, MIN_COOKIE_SECRET_BYTES, SECRET_HOWTO,
+    parse_refresh_duration, parse_scopes, parse_shutdown_delay, MIN_COOKIE_SECRET_BYTES,
+    SECRET_HOWTO,
 };
 use super::variables::{
     DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE, DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR,
     DEFAULT_LOG_FORMAT, DEFAULT_SCOPES, DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE,
-    DEFAULT_SESSION_REFRESH_INTERVAL, DEFAULT_TOKEN_AUTH_METHOD, DEFAULT_USERNAME_CLAIM,
+    DEFAULT_SESSION_REFRESH_INTERVAL, DEFAULT_SHUTDOWN_DELAY, DEFAULT_TOKEN_AUTH_METHOD,
+    DEFAULT_USERNAME_CLAIM,
 };
 use super::{AdminListener, Findings, LogFormat, TokenAuthMethod};
 use crate::forwarded::TrustedProxies;
@@ -54,11 +56,13 @@ pub(super) struct Network {
     pub trusted_proxies: TrustedProxies,
     pub allow_encoded_slashes: bool,
     pub listen_addr: SocketAddr,
+    pub shutdown_delay: Duration,
 }
 
 pub(super) struct Logging {
     pub format: LogFormat,
     pub claims: bool,
+    pub access: bool,
 }
 
 /// The cookie secret's minimum: too long to guess online, and the token is all that stands
@@ -301,11 +305,15 @@ impl Findings {
                     .map_err(|_| format!("{s:?} is not an address like {DEFAULT_LISTEN_ADDR}"))
             })
             .unwrap_or(DEFAULT_LISTEN_ADDR);
+        let shutdown_delay = self
+            .parsed("SHUTDOWN_DELAY", parse_shutdown_delay)
+            .unwrap_or(DEFAULT_SHUTDOWN_DELAY);
         Network {
             allowed_redirects,
             trusted_proxies,
             allow_encoded_slashes,
             listen_addr,
+            shutdown_delay,
         }
     }
 
@@ -415,7 +423,12 @@ impl Findings {
             }
         };
         let claims = self.boolean("LOG_CLAIMS", false);
-        Logging { format, claims }
+        let access = self.boolean("ACCESS_LOG", false);
+        Logging {
+            format,
+            claims,
+            access,
+        }
     }
 
     /// Who gets in: the global access rules.

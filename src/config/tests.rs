@@ -301,8 +301,10 @@ fn unset_value(config: &Config, name: &str) -> String {
         "SESSION_CACHE_TTL" => humantime::format_duration(config.store.cache.ttl).to_string(),
         "SESSION_CACHE_SIZE" => config.store.cache.size.to_string(),
         "LISTEN_ADDR" => config.listen_addr.to_string(),
+        "SHUTDOWN_DELAY" => humantime::format_duration(config.shutdown_delay).to_string(),
         "LOG_FORMAT" => format.to_string(),
         "LOG_CLAIMS" => config.log_claims.to_string(),
+        "ACCESS_LOG" => config.access_log.to_string(),
         "ALLOW_LOGIN_WITHOUT_GROUPS" => config.rules.allow_login_without_groups.to_string(),
         "GROUP_MAP_STRICT" => config.rules.group_map_strict.to_string(),
         other => panic!("{other} has a value default: add it here"),
@@ -859,4 +861,42 @@ fn the_cache_is_off_with_zero_and_said_to_do_nothing_without_redis() {
         .warnings
         .iter()
         .any(|w| w.contains("no effect with the in-memory store")));
+}
+
+#[test]
+fn the_shutdown_delay_is_a_duration_zero_is_none_and_an_hour_at_most() {
+    let cases: &[(&str, Result<u64, &str>)] = &[
+        ("2s", Ok(2)),
+        ("0", Ok(0)),
+        ("30s", Ok(30)),
+        ("1m", Ok(60)),
+        ("1h", Ok(3600)),
+        ("2h", Err("SHUTDOWN_DELAY: \"2h\" is longer than an hour")),
+        ("soon", Err("SHUTDOWN_DELAY: \"soon\" is not a duration")),
+        ("-1s", Err("SHUTDOWN_DELAY: \"-1s\" is not a duration")),
+        (
+            "500ms",
+            Err("SHUTDOWN_DELAY: \"500ms\" is not a whole number of seconds"),
+        ),
+    ];
+    for (value, expected) in cases {
+        match (
+            Config::from_env_map(with(&[("SHUTDOWN_DELAY", value)])),
+            expected,
+        ) {
+            (Ok(config), Ok(secs)) => {
+                assert_eq!(config.shutdown_delay, Duration::from_secs(*secs), "{value}")
+            }
+            (Err(err), Err(part)) => assert!(
+                err.problems.iter().any(|p| p.starts_with(part)),
+                "{value}: {err}"
+            ),
+            (result, expected) => panic!("{value}: expected {expected:?}, got {result:?}"),
+        }
+    }
+    let config = Config::from_env_map(minimal()).expect("valid");
+    assert_eq!(config.shutdown_delay, Duration::from_secs(2));
+    assert!(!config.access_log);
+    let config = Config::from_env_map(with(&[("ACCESS_LOG", "true")])).expect("valid");
+    assert!(config.access_log);
 }

@@ -104,6 +104,19 @@ pub(super) fn parse_refresh_duration(value: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A shutdown delay longer than this is refused: an instance that takes it to stop holds up every
+/// rollout, so a value past it is more likely a slip (`2h` for `2s`) than meant.
+const MAX_SHUTDOWN_DELAY: Duration = Duration::from_secs(3600);
+
+/// `SHUTDOWN_DELAY`: written like the revalidation durations (`0`, `2s`, `1m`).
+pub(super) fn parse_shutdown_delay(value: &str) -> Result<Duration, String> {
+    let delay = parse_refresh_duration(value)?;
+    if delay > MAX_SHUTDOWN_DELAY {
+        return Err(format!("{:?} is longer than an hour", value.trim()));
+    }
+    Ok(delay)
+}
+
 /// Plain http to an IdP is only private on this machine.
 pub(super) fn is_loopback_host(url: &Url) -> bool {
     match url.host() {

@@ -78,6 +78,7 @@ pub const DEFAULT_SESSION_REFRESH_GRACE: Duration = Duration::from_secs(15 * 60)
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 pub const DEFAULT_SESSION_CACHE_TTL: Duration = Duration::from_secs(10);
 pub const DEFAULT_SESSION_CACHE_SIZE: u64 = 100_000;
+pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(2);
 
 use Section::{Admin, Cookie, Logging, Network, Provider, Redis, Rules};
 use Unset::{Value, Words};
@@ -362,13 +363,22 @@ pub const VARIABLES: &[Variable] = &[
         "address and port to listen on",
     ),
     var(
+        Network,
+        "SHUTDOWN_DELAY",
+        Value("2s"),
+        "on SIGTERM (or SIGINT), how long `/readyz` answers 503 while the listeners keep serving, \
+         so that load balancers and Kubernetes stop sending requests first; then the listeners \
+         close, requests in flight finish (at most 5 seconds) and the process exits 0 (`0`: no \
+         delay; at most `1h`; a second signal ends the delay; see [Stopping](#stopping))",
+    ),
+    var(
         Admin,
         "ADMIN_ADDR",
         Words("unset: no admin listener"),
-        "address and port of the admin API (`/sessions` to list and end sessions, `/healthz`), \
-         e.g. `127.0.0.1:4181`: a listener of its own, never the one the proxy routes to. It \
-         must differ from `LISTEN_ADDR` and needs `ADMIN_TOKEN`; it speaks plain http, so keep \
-         it on loopback or a private network (see \
+        "address and port of the admin API (`/sessions` to list and end sessions, `/metrics` \
+         for Prometheus, `/healthz`), e.g. `127.0.0.1:4181`: a listener of its own, never the \
+         one the proxy routes to. It must differ from `LISTEN_ADDR` and needs `ADMIN_TOKEN`; it \
+         speaks plain http, so keep it on loopback or a private network (see \
          [Revocation by an operator](#revocation-by-an-operator))",
     ),
     var(
@@ -396,6 +406,14 @@ pub const VARIABLES: &[Variable] = &[
         Value("false"),
         "log every login's merged claims at debug level (personal data: for troubleshooting \
          only)",
+    ),
+    var(
+        Logging,
+        "ACCESS_LOG",
+        Value("false"),
+        "log one `info` line per auth check: the visited request's method, host and path (never \
+         its query), the status, the outcome, the user if any and the duration (see \
+         [Metrics and logs](#metrics-and-logs))",
     ),
     var(
         Rules,

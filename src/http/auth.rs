@@ -12,6 +12,7 @@ use super::error::AppError;
 use super::signed_in::{self, NotSignedIn};
 use super::{identity_headers, login, unix_now, AppState};
 use crate::forwarded::{self, OriginalRequest};
+use crate::metrics::{AuthOutcome, CheckError, Endpoint};
 use crate::negotiation;
 use crate::policy::{self, Decision, Identity, RouteRules};
 
@@ -27,14 +28,97 @@ pub async fn status_mode(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    answer(&req, &state, Mode::Status).await
+    checked(&req, &state, Mode::Status).await
 }
 
 pub async fn redirect_mode(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    answer(&req, &state, Mode::Redirect).await
+    checked(&req, &state, Mode::Redirect).await
+}
+
+impl Mode {
+    fn endpoint(self) -> Endpoint {
+        match self {
+            Mode::Status => Endpoint::Auth,
+            Mode::Redirect => Endpoint::ForwardAuth,
+        }
+    }
+}
+
+/// What a check came to, beyond its answer: for the metrics and the access log.
+struct Checked<'r> {
+    outcome: AuthOutcome,
+    original: Option<OriginalRequest<'r>>,
+    /// Copied only for the access log.
+    user: Option<String>,
+}
+
+/// The check, counted and timed, and with `ACCESS_LOG` logged.
+async fn checked(
+    req: &HttpRequest,
+    state: &AppState,
+    mode: Mode,
+) -> Result<HttpResponse, AppError> {
+    let started = Instant::now();
+    let mut checked = Checked {
+        // Overwritten on every path: by the decision `answer` came to, or by the error it
+        // answered with.
+        outcome: AuthOutcome::Error(CheckError::Store),
+        original: None,
+        user: None,
+    };
+    let result = answer(req, state, mode, &mut checked).await;
+    if let Err(err) = &result {
+        checked.outcome = outcome_of_error(err, checked.outcome);
+    }
+    let took = started.elapsed();
+    state
+        .metrics
+        .auth_check(mode.endpoint(), checked.outcome, took);
+    if state.config.access_log {
+        access_log(req, &result, &checked, took);
+    }
+    result
+}
+
+/// The outcome an error answer stands for; `otherwise` when the error does not say.
+fn outcome_of_error(err: &AppError, otherwise: AuthOutcome) -> AuthOutcome {
+    match err {
+        AppError::NotSignedIn { reason } => AuthOutcome::NotSignedIn(*reason),
+        AppError::Forbidden { rule, .. } => AuthOutcome::Deny(*rule),
+        AppError::BadRequest(_) => AuthOutcome::Error(CheckError::BadRequest),
+        AppError::StoreUnavailable(_) => AuthOutcome::Error(CheckError::Store),
+        AppError::ProviderUnavailable(_) => AuthOutcome::Error(CheckError::Provider),
+        AppError::LoginFailed { .. } | AppError::LoginRefused { .. } => otherwise,
+    }
+}
+
+/// One line per check: the visited request (its path, never its query, which may carry
+/// tokens), what was answered and for whom.
+fn access_log(
+    req: &HttpRequest,
+    result: &Result<HttpResponse, AppError>,
+    checked: &Checked<'_>,
+    took: Duration,
+) {
+    let status = match result {
+        Ok(response) => response.status(),
+        Err(err) => actix_web::ResponseError::status_code(err),
+    };
+    let original = checked.original.as_ref();
+    tracing::info!(
+        method = original.map_or(req.method().as_str(), |o| o.method),
+        host = original.map(OriginalRequest::authority),
+        path = original.map(OriginalRequest::path),
+        status = status.as_u16(),
+        outcome = checked.outcome.outcome(),
+        reason = checked.outcome.reason(),
+        user = checked.user.as_deref(),
+        duration_us = took.as_micros() as u64,
+        "auth check"
+    );
 }
 
 // Request headers are looked up by `HeaderName`, not `&str`: a string would be parsed into a
@@ -85,8 +169,15 @@ fn original_request<'r>(
     parsed.map_err(|err| AppError::BadRequest(err.to_string()))
 }
 
-async fn answer(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpResponse, AppError> {
+async fn answer<'r>(
+    req: &'r HttpRequest,
+    state: &AppState,
+    mode: Mode,
+    checked: &mut Checked<'r>,
+) -> Result<HttpResponse, AppError> {
     let original = original_request(req, state, mode)?;
+    // Borrowed parts only: known to the access log even when the store fails below.
+    checked.original = Some(original.clone());
     let route = match RouteRules::from_query(req.query_string()) {
         Ok(route) => route,
         Err(err) => {
@@ -96,11 +187,17 @@ async fn answer(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpR
             )));
         }
     };
-    signed_in::with_session(req, state, unix_now(), |session| {
+    let access_log = state.config.access_log;
+    let (result, outcome, user) = signed_in::with_session(req, state, unix_now(), |session| {
         let session = match session {
             Ok(session) => session,
-            Err(reason) => return not_signed_in(req, state, mode, &original, reason),
+            Err(reason) => {
+                state.metrics.not_signed_in(reason);
+                let answer = not_signed_in(req, state, mode, &original, reason);
+                return (answer, AuthOutcome::NotSignedIn(reason), None);
+            }
         };
+        let user = access_log.then(|| session.user.to_owned());
         let identity = Identity {
             username: session.user,
             email: session.email,
@@ -108,28 +205,32 @@ async fn answer(req: &HttpRequest, state: &AppState, mode: Mode) -> Result<HttpR
             idp_groups: &session.groups,
         };
         match policy::decide(&state.config.rules, &route, &identity) {
-            Decision::Allow { upstream_groups } => Ok(identity_headers::allowed(
-                &session,
-                &upstream_groups,
-                state.config.allow_unverified_email,
-            )),
+            Decision::Allow { upstream_groups } => {
+                let answer = identity_headers::allowed(
+                    &session,
+                    &upstream_groups,
+                    state.config.allow_unverified_email,
+                );
+                (Ok(answer), AuthOutcome::Allow, user)
+            }
             Decision::Deny(rule) => {
                 if !route.is_empty() {
                     hint_if_query_copied(req, state, &original);
                 }
-                Err(AppError::Forbidden {
+                let denied = AppError::Forbidden {
                     user: session.user.to_owned(),
                     rule,
-                    route: original
-                        .url()
-                        .map(|u| u.to_string())
-                        .unwrap_or_else(|e| e.to_string()),
+                    route: original.page(),
                     page: mode == Mode::Redirect,
-                })
+                };
+                (Err(denied), AuthOutcome::Deny(rule), user)
             }
         }
     })
-    .await?
+    .await?;
+    checked.outcome = outcome;
+    checked.user = user;
+    result
 }
 
 /// No session: a browser navigation in redirect mode starts a login; anything else is 401.
@@ -171,4 +272,58 @@ fn hint_if_query_copied(req: &HttpRequest, state: &AppState, original: &Original
          the `?`) in forward_auth; route rules on the auth URL must come from the proxy \
          configuration only"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+
+    use super::*;
+    use crate::metrics::LoginOutcome;
+    use crate::policy::DenyReason;
+
+    #[test]
+    fn an_error_answer_is_counted_as_what_it_says() {
+        let kept = AuthOutcome::Allow;
+        let forbidden = AppError::Forbidden {
+            user: "alice".into(),
+            rule: DenyReason::NoGroups,
+            route: "https://app.example.com/".into(),
+            page: false,
+        };
+        let cases = [
+            (
+                AppError::NotSignedIn {
+                    reason: NotSignedIn::Expired,
+                },
+                AuthOutcome::NotSignedIn(NotSignedIn::Expired),
+            ),
+            (forbidden, AuthOutcome::Deny(DenyReason::NoGroups)),
+            (
+                AppError::BadRequest("x".into()),
+                AuthOutcome::Error(CheckError::BadRequest),
+            ),
+            (
+                AppError::StoreUnavailable("x".into()),
+                AuthOutcome::Error(CheckError::Store),
+            ),
+            (
+                AppError::ProviderUnavailable("x".into()),
+                AuthOutcome::Error(CheckError::Provider),
+            ),
+            // Never answered by a check: the outcome already decided stands.
+            (
+                AppError::LoginFailed {
+                    message: "m",
+                    reason: LoginOutcome::State,
+                    detail: "d".into(),
+                    status: StatusCode::BAD_REQUEST,
+                },
+                kept,
+            ),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(outcome_of_error(&err, kept), expected, "{err:?}");
+        }
+    }
 }

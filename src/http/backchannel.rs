@@ -15,6 +15,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{unix_now, AppState};
+use crate::metrics::{BackchannelOutcome, EndedBy};
 use crate::oidc::{LogoutToken, LogoutTokenError, MAX_TOKEN_BYTES};
 use crate::session::Selection;
 
@@ -70,10 +71,21 @@ pub async fn logout(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
+    let (response, outcome) = answer(&state, &req, payload).await;
+    state.metrics.backchannel_logout(outcome);
+    response
+}
+
+async fn answer(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> (HttpResponse, BackchannelOutcome) {
+    let invalid = |reason: &str| (invalid_request(reason), BackchannelOutcome::Invalid);
     let body = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(body)) => body,
-        Ok(Err(_)) => return invalid_request("the request body could not be read"),
-        Err(_) => return invalid_request("the request body is too large"),
+        Ok(Err(_)) => return invalid("the request body could not be read"),
+        Err(_) => return invalid("the request body is too large"),
     };
     let content_type = req
         .headers()
@@ -81,19 +93,20 @@ pub async fn logout(
         .and_then(|value| value.to_str().ok());
     let token = match logout_token_from_form(content_type, &body) {
         Ok(token) => token,
-        Err(reason) => return invalid_request(reason),
+        Err(reason) => return invalid(reason),
     };
     let verified = match state.oidc.verify_logout_token(&token, unix_now()).await {
         Ok(verified) => verified,
-        Err(LogoutTokenError::Invalid(reason)) => return invalid_request(&reason),
+        Err(LogoutTokenError::Invalid(reason)) => return invalid(&reason),
         Err(LogoutTokenError::NotReady) => {
             tracing::warn!("back-channel logout before the provider's keys are loaded");
-            return unavailable("the identity provider's keys are not loaded yet");
+            let answer = unavailable("the identity provider's keys are not loaded yet");
+            return (answer, BackchannelOutcome::NotReady);
         }
     };
     let Some(which) = selection(&verified) else {
         // check_claims refuses such a token already; said again rather than assumed.
-        return invalid_request("the token has neither sid nor sub");
+        return invalid("the token has neither sid nor sub");
     };
     // Claimed before anything ends, so that a replay can never end sessions signed in since.
     // The price: if ending then fails (503), this token cannot be retried; the provider has to
@@ -104,8 +117,11 @@ pub async fn logout(
         .await
     {
         Ok(true) => {}
-        Ok(false) => return invalid_request("this logout token was already used (jti replayed)"),
-        Err(err) => return store_unavailable(&err),
+        Ok(false) => {
+            let answer = invalid_request("this logout token was already used (jti replayed)");
+            return (answer, BackchannelOutcome::Replayed);
+        }
+        Err(err) => return (store_unavailable(&err), BackchannelOutcome::Store),
     }
     match state.store.end_sessions(which).await {
         Ok(ended) => {
@@ -116,9 +132,13 @@ pub async fn logout(
                 ended,
                 "back-channel logout"
             );
-            no_store(HttpResponse::Ok().finish())
+            state.metrics.sessions_ended(EndedBy::Backchannel, ended);
+            (
+                no_store(HttpResponse::Ok().finish()),
+                BackchannelOutcome::Success,
+            )
         }
-        Err(err) => store_unavailable(&err),
+        Err(err) => (store_unavailable(&err), BackchannelOutcome::Store),
     }
 }
 

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 
 use super::pages::{self, html, plain};
 use super::signed_in::NotSignedIn;
+use crate::metrics::LoginOutcome;
 use crate::policy::DenyReason;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +28,11 @@ pub enum AppError {
     /// The request itself is unusable (headers, query, parameters).
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// A login could not be completed; `detail` is logged, `message` is shown.
+    /// A login could not be completed; `reason` and `detail` are logged, `message` is shown.
     #[error("login failed: {detail}")]
     LoginFailed {
         message: &'static str,
+        reason: LoginOutcome,
         detail: String,
         status: StatusCode,
     },
@@ -93,7 +95,9 @@ impl AppError {
                 tracing::info!(user, rule = rule.as_str(), "login refused by policy")
             }
             AppError::BadRequest(message) => tracing::warn!(message, "bad request"),
-            AppError::LoginFailed { detail, .. } => tracing::warn!(detail, "login failed"),
+            AppError::LoginFailed { detail, reason, .. } => {
+                tracing::warn!(reason = reason.as_str(), detail, "login failed")
+            }
             AppError::StoreUnavailable(detail) => {
                 tracing::error!(detail, "session store unavailable")
             }

@@ -17,10 +17,13 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use actix_web::{web, App};
+use actix_web::web;
 
 use super::{unix_now, AppState};
 use crate::session::Session;
+
+#[path = "observability_tests.rs"]
+mod observability;
 
 /// Set explicitly rather than relying on the default, so these tests do not depend on it.
 const COOKIE_NAME: &str = "_portcullis";
@@ -73,8 +76,10 @@ async fn state() -> web::Data<AppState> {
 /// Sends one request through the real routes. The app is cheap to build; the state (and so
 /// the store) is shared between the requests of a test.
 async fn send(state: &web::Data<AppState>, req: TestRequest) -> ServiceResponse {
-    let app = test::init_service(App::new().app_data(state.clone()).configure(super::routes)).await;
-    test::call_service(&app, req.to_request()).await
+    let app = test::init_service(super::app(state.clone())).await;
+    test::call_service(&app, req.to_request())
+        .await
+        .map_into_boxed_body()
 }
 
 /// The response's headers and body, the body as text.

@@ -6,8 +6,15 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// Ready only when logins can start (discovery loaded) and sessions can be read (store answers).
+/// Ready only when logins can start (discovery loaded) and sessions can be read (store answers),
+/// and not once a shutdown has begun: from the signal on, the load balancer is told to move on
+/// while the listeners still serve what it sends meanwhile.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_shutting_down() {
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("not ready: shutting down\n");
+    }
     let provider = state.oidc.is_ready();
     let store = state.store.ping().await;
     match (provider, store) {

@@ -12,6 +12,7 @@ use crate::http::error::AppError;
 use crate::login::{
     self, CallbackFailure, CallbackParams, LoginState, SessionRefusal, LOGIN_TTL_SECS,
 };
+use crate::metrics::{self, LoginOutcome};
 use crate::oidc::OidcError;
 
 /// Where a browser may be sent: the checked `rd`, or our own root.
@@ -95,6 +96,7 @@ fn client_address(req: &HttpRequest, config: &crate::config::Config) -> Option<S
 fn failed(failure: &CallbackFailure) -> AppError {
     AppError::LoginFailed {
         message: failure.message(),
+        reason: metrics::login_failure(failure),
         detail: failure.detail(),
         status: if failure.is_refusal() {
             StatusCode::FORBIDDEN
@@ -104,9 +106,14 @@ fn failed(failure: &CallbackFailure) -> AppError {
     }
 }
 
-fn not_completed(message: &'static str, detail: impl Into<String>) -> AppError {
+fn not_completed(
+    message: &'static str,
+    reason: LoginOutcome,
+    detail: impl Into<String>,
+) -> AppError {
     AppError::LoginFailed {
         message,
+        reason,
         detail: detail.into(),
         status: StatusCode::BAD_REQUEST,
     }
@@ -130,12 +137,34 @@ pub async fn callback(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
+    let result = complete(&req, &state).await;
+    state.metrics.login(match &result {
+        Ok(_) => LoginOutcome::Success,
+        Err(err) => login_outcome(err),
+    });
+    result
+}
+
+/// What a callback's error says about the login.
+fn login_outcome(err: &AppError) -> LoginOutcome {
+    match err {
+        AppError::LoginFailed { reason, .. } => *reason,
+        AppError::LoginRefused { .. } => LoginOutcome::Denied,
+        AppError::ProviderUnavailable(_) => LoginOutcome::Provider,
+        AppError::StoreUnavailable(_) => LoginOutcome::Store,
+        // Not answered by a callback; counted as what would come closest.
+        AppError::NotSignedIn { .. } | AppError::BadRequest(_) => LoginOutcome::State,
+        AppError::Forbidden { .. } => LoginOutcome::Denied,
+    }
+}
+
+async fn complete(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, AppError> {
     let config = &state.config;
     let params = CallbackParams::parse(req.query_string());
     let state_param = params.state.as_deref().unwrap_or_default();
     let login = match state_param {
         "" => None,
-        s => LoginState::open(&session_cookie::login_chunks(&req, config, s), &state.keys),
+        s => LoginState::open(&session_cookie::login_chunks(req, config, s), &state.keys),
     };
     let now = unix_now();
     let code = match login::verify_callback(&params, login.as_ref(), state.oidc.issuer(), now) {
@@ -173,10 +202,15 @@ pub async fn callback(
             OidcError::NotReady => AppError::ProviderUnavailable(err.to_string()),
             OidcError::Unreachable(_) => AppError::LoginFailed {
                 message: "The identity provider could not be reached. Try again in a moment.",
+                reason: LoginOutcome::IdpUnreachable,
                 detail: err.to_string(),
                 status: StatusCode::BAD_GATEWAY,
             },
-            other => not_completed("The sign-in could not be verified.", other.to_string()),
+            other => not_completed(
+                "The sign-in could not be verified.",
+                LoginOutcome::Token,
+                other.to_string(),
+            ),
         })?;
     let claims = &verified.claims;
     if config.log_claims {
@@ -186,7 +220,7 @@ pub async fn callback(
         req.headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
-        client_address(&req, config),
+        client_address(req, config),
     );
     let now = unix_now();
     let mut session =
@@ -194,6 +228,10 @@ pub async fn callback(
             match refusal {
                 SessionRefusal::Username(err) => AppError::LoginFailed {
                     message: err.page_message(),
+                    reason: match err {
+                        UsernameError::Missing { .. } => LoginOutcome::Claims,
+                        UsernameError::EmailNotVerified => LoginOutcome::Denied,
+                    },
                     detail: err.to_string(),
                     status: match err {
                         UsernameError::Missing { .. } => StatusCode::BAD_REQUEST,
@@ -214,17 +252,23 @@ pub async fn callback(
     let sealed = if tokens.is_empty() {
         None
     } else {
-        let json = serde_json::to_vec(&tokens)
-            .map_err(|e| not_completed("The sign-in could not be stored.", e.to_string()))?;
+        let unsealed = |e: String| {
+            not_completed(
+                "The sign-in could not be stored.",
+                LoginOutcome::Internal,
+                e,
+            )
+        };
+        let json = serde_json::to_vec(&tokens).map_err(|e| unsealed(e.to_string()))?;
         Some(
             state
                 .keys
                 .encrypt(&json)
-                .map_err(|e| not_completed("The sign-in could not be stored.", e.to_string()))?,
+                .map_err(|e| unsealed(e.to_string()))?,
         )
     };
     // A fresh id at every login: a session id known before login is worth nothing after it.
-    if let Ok(old_id) = signed_in::session_id(&req, config, &state.keys) {
+    if let Ok(old_id) = signed_in::session_id(req, config, &state.keys) {
         state.store.end_session(old_id).await?;
     }
     let id = crypto::random_id();
@@ -247,7 +291,34 @@ pub async fn callback(
 
 #[cfg(test)]
 mod tests {
-    use super::requested_return;
+    use super::{login_outcome, requested_return, AppError, LoginOutcome, StatusCode};
+    use crate::policy::DenyReason;
+
+    #[test]
+    fn a_failed_callback_is_counted_by_its_reason() {
+        let failed = AppError::LoginFailed {
+            message: "m",
+            reason: LoginOutcome::Replayed,
+            detail: "d".into(),
+            status: StatusCode::BAD_REQUEST,
+        };
+        let refused = AppError::LoginRefused {
+            user: "alice".into(),
+            rule: DenyReason::NotInRequiredGroup,
+        };
+        let cases = [
+            (failed, LoginOutcome::Replayed),
+            (refused, LoginOutcome::Denied),
+            (
+                AppError::ProviderUnavailable("x".into()),
+                LoginOutcome::Provider,
+            ),
+            (AppError::StoreUnavailable("x".into()), LoginOutcome::Store),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(login_outcome(&err), expected, "{err:?}");
+        }
+    }
 
     #[test]
     fn rd_from_nginx_keeps_the_whole_original_query() {

@@ -10,6 +10,7 @@ use url::Url;
 use super::{pages, query_param, session_cookie, signed_in, AppState};
 use crate::config::Config;
 use crate::http::error::AppError;
+use crate::metrics::EndedBy;
 
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
@@ -113,7 +114,10 @@ pub async fn sign_out(
     let mut id_token = None;
     if let Ok(id) = signed_in::session_id(&req, config, &state.keys) {
         id_token = id_token_of(&state, id).await;
-        state.store.end_session(id).await?;
+        if state.store.end_session(id).await? {
+            state.metrics.sessions_ended(EndedBy::SignOut, 1);
+            tracing::info!("session ended: signed out");
+        }
     }
     let rd = query_param(req.query_string(), "rd")
         .and_then(|rd| config.allowed_redirects.resolve(&rd, &config.redirect_url));

@@ -9,6 +9,7 @@ pub mod login;
 pub mod logout;
 pub mod own_sessions;
 pub mod pages;
+pub mod request_id;
 pub mod revalidate;
 pub mod session_cookie;
 pub mod signed_in;
@@ -18,13 +19,17 @@ pub mod userinfo;
 mod handler_tests;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use actix_web::web;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App};
 
 use crate::config::Config;
 use crate::crypto::Keys;
+use crate::metrics::Metrics;
 use crate::oidc::Oidc;
 use crate::session::Store;
 
@@ -42,6 +47,39 @@ pub struct AppState {
     /// When this replica last tried to start each due session's refresh: while a refresh runs
     /// or pauses, the checks of that session ask the store's lock at most once a second.
     pub refresh_tried: Mutex<HashMap<String, Instant>>,
+    /// Counters and histograms, rendered at the admin listener's `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Set at SIGTERM or SIGINT: `/readyz` answers 503 from then on, and every answer closes
+    /// its connection, so that proxies move to the other replicas before the listeners close.
+    pub shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+/// The main listener's application: the routes behind the request id middleware.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .wrap_fn(request_id::middleware)
+        .configure(routes)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

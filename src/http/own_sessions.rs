@@ -19,6 +19,7 @@ use super::signed_in::{self, activity, Activity, NotSignedIn};
 use super::{login, unix_now, AppState};
 use crate::config::Config;
 use crate::crypto::Keys;
+use crate::metrics::EndedBy;
 use crate::negotiation;
 use crate::session::{Selection, SessionEntry};
 
@@ -149,10 +150,14 @@ async fn current(
     state: &AppState,
     now: u64,
 ) -> Result<Result<(String, String), NotSignedIn>, AppError> {
-    Ok(signed_in::with_signed_in(req, state, now, |signed_in| {
+    let current = signed_in::with_signed_in(req, state, now, |signed_in| {
         signed_in.map(|s| (s.id.to_owned(), s.session.user.to_owned()))
     })
-    .await?)
+    .await?;
+    if let Err(reason) = current {
+        state.metrics.not_signed_in(reason);
+    }
+    Ok(current)
 }
 
 pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
@@ -234,6 +239,7 @@ pub async fn sign_out(
     for session in &ending {
         ended += usize::from(state.store.end_session(session).await?);
     }
+    state.metrics.sessions_ended(EndedBy::OwnSessions, ended);
     tracing::info!(user, ended, "sessions signed out from the sessions page");
     Ok(pages::secure(
         HttpResponse::SeeOther()

@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest};
 
 use super::{unix_now, AppState};
 use crate::lifecycle::{self, RefreshAction, RefreshDue, RefreshOutcome, Tokens};
+use crate::metrics::{self, EndedBy, RefreshOutcome as Counted};
 
 /// How long a refresh may hold its session's lock: longer than the refresh itself may take
 /// ([`REFRESH_TIMEOUT`]), short enough that a replica that died mid-refresh delays the next
@@ -35,13 +36,19 @@ pub fn start(req: &HttpRequest, id: &str) {
         return;
     }
     let id = id.to_owned();
-    actix_web::rt::spawn(async move {
+    // As the request that started it: its lines carry that request's id.
+    let request_id = crate::telemetry::current_request_id();
+    let refresh = async move {
         match state.store.claim_refresh(&id, LOCK_TTL).await {
             Ok(true) => run(&state, &id).await,
             Ok(false) => {}
             Err(err) => tracing::debug!(error = %err, "could not take a revalidation lock"),
         }
-    });
+    };
+    match request_id {
+        Some(id) => actix_web::rt::spawn(crate::telemetry::with_request_id(id, refresh)),
+        None => actix_web::rt::spawn(refresh),
+    };
 }
 
 /// Whether this replica has not tried `id` within [`TRY_INTERVAL`]; records the try.
@@ -87,9 +94,11 @@ async fn run(state: &AppState, id: &str) {
         return release(state, id).await;
     }
     let Some(tokens) = read_tokens(state, id).await else {
-        tracing::debug!(
+        state.metrics.refresh(Counted::NoTokens);
+        tracing::info!(
             user = old.user,
-            "a session to revalidate has no readable tokens"
+            outcome = Counted::NoTokens.as_str(),
+            "could not revalidate a session: its tokens cannot be read; tried again after a pause"
         );
         return hold(state, id, old.claims_read_at, now).await;
     };
@@ -107,8 +116,10 @@ async fn run(state: &AppState, id: &str) {
     };
     let now = unix_now();
     if let RefreshOutcome::Unreachable(why) = &refreshed.outcome {
+        state.metrics.refresh(Counted::Unreachable);
         tracing::warn!(
             user = old.user,
+            outcome = Counted::Unreachable.as_str(),
             reason = why.as_str(),
             "could not revalidate a session at the IdP; its claims are kept, and it is tried \
              again after a pause"
@@ -119,28 +130,64 @@ async fn run(state: &AppState, id: &str) {
             session.refreshable_until = refreshed.tokens.refreshable_until();
             let sealed = match seal(state, &refreshed.tokens) {
                 Some(sealed) => sealed,
-                None => return hold(state, id, old.claims_read_at, now).await,
+                None => {
+                    state.metrics.refresh(Counted::Internal);
+                    tracing::warn!(
+                        user = old.user,
+                        outcome = Counted::Internal.as_str(),
+                        "could not seal a revalidated session's tokens; tried again after a pause"
+                    );
+                    return hold(state, id, old.claims_read_at, now).await;
+                }
             };
             let ttl = Duration::from_secs(session.expires_at.saturating_sub(now).max(1));
             match store.replace_session(id, &session, Some(sealed), ttl).await {
-                Ok(true) => tracing::debug!(
-                    user = %session.user,
-                    groups = session.groups.len(),
-                    "session revalidated at the IdP"
-                ),
+                Ok(true) => {
+                    state.metrics.refresh(Counted::Success);
+                    tracing::debug!(
+                        user = %session.user,
+                        groups = session.groups.len(),
+                        "session revalidated at the IdP"
+                    )
+                }
+                // Ended meanwhile: it stays ended, and nothing was revalidated.
                 Ok(false) => {}
-                Err(err) => tracing::warn!(error = %err, "could not store a revalidated session"),
+                Err(err) => {
+                    state.metrics.refresh(Counted::Store);
+                    tracing::warn!(
+                        user = %session.user,
+                        outcome = Counted::Store.as_str(),
+                        error = %err,
+                        "could not store a revalidated session"
+                    )
+                }
             }
             release(state, id).await;
         }
         RefreshAction::End(reason) => {
+            let outcome = metrics::refresh_ended(&reason);
             match store.end_session(id).await {
-                Ok(_) => tracing::info!(
-                    user = old.user,
-                    reason = ?reason,
-                    "session ended: the IdP no longer vouches for it"
-                ),
-                Err(err) => tracing::warn!(error = %err, "could not end a refused session"),
+                Ok(ended) => {
+                    state.metrics.refresh(outcome);
+                    state
+                        .metrics
+                        .sessions_ended(EndedBy::Refresh, usize::from(ended));
+                    tracing::info!(
+                        user = old.user,
+                        outcome = outcome.as_str(),
+                        reason = ?reason,
+                        "session ended: the IdP no longer vouches for it"
+                    )
+                }
+                Err(err) => {
+                    state.metrics.refresh(Counted::Store);
+                    tracing::warn!(
+                        user = old.user,
+                        outcome = Counted::Store.as_str(),
+                        error = %err,
+                        "could not end a refused session"
+                    )
+                }
             }
             release(state, id).await;
         }

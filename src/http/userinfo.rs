@@ -13,7 +13,10 @@ pub async fn userinfo(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     signed_in::with_session(&req, &state, unix_now(), |session| {
-        let session = session.map_err(|reason| AppError::NotSignedIn { reason })?;
+        let session = session.map_err(|reason| {
+            state.metrics.not_signed_in(reason);
+            AppError::NotSignedIn { reason }
+        })?;
         let groups = policy::upstream_groups(&state.config.rules, &session.groups);
         Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -41,8 +41,16 @@ impl Cached {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket(u64);
 
+/// The cache's request counters, looked up once (the hit path is the hot path).
+struct Counters {
+    hit: metrics::Counter,
+    miss: metrics::Counter,
+    bypass: metrics::Counter,
+}
+
 pub struct SessionCache {
     entries: moka::sync::Cache<String, Cached>,
+    counters: Counters,
     /// Bumped before every eviction and clear.
     generation: AtomicU64,
     /// Whether invalidations can be heard; while not, nothing is answered or kept.
@@ -56,6 +64,14 @@ impl SessionCache {
                 .max_capacity(settings.size)
                 .time_to_live(settings.ttl)
                 .build(),
+            counters: Counters {
+                hit: metrics::counter!("portcullis_session_cache_requests_total", "result" => "hit"),
+                miss: metrics::counter!("portcullis_session_cache_requests_total", "result" => "miss"),
+                bypass: metrics::counter!(
+                    "portcullis_session_cache_requests_total",
+                    "result" => "bypass"
+                ),
+            },
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
         }
@@ -70,13 +86,24 @@ impl SessionCache {
         if !self.is_listening() {
             return None;
         }
-        self.entries.get(id)
+        let hit = self.entries.get(id);
+        if hit.is_some() {
+            self.counters.hit.increment(1);
+        }
+        hit
     }
 
-    /// Taken before reading the store; `None` while the cache is bypassed.
+    /// Taken before reading the store after [`SessionCache::get`] found nothing; `None` while
+    /// the cache is bypassed.
     pub fn ticket(&self) -> Option<Ticket> {
         let ticket = Ticket(self.generation.load(Ordering::SeqCst));
-        self.is_listening().then_some(ticket)
+        if self.is_listening() {
+            self.counters.miss.increment(1);
+            Some(ticket)
+        } else {
+            self.counters.bypass.increment(1);
+            None
+        }
     }
 
     /// Keeps what a read found, if nothing was invalidated since its ticket was taken.

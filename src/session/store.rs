@@ -232,15 +232,10 @@ impl Store {
                     return Self::read_session_seen(&r.redis, id).await;
                 };
                 if let Some(hit) = cache.get(id) {
-                    metrics::counter!("portcullis_session_cache_requests_total", "result" => "hit")
-                        .increment(1);
                     return Ok((Some(StoredSession::new(hit.session.clone())), hit.seen()));
                 }
                 // Taken before the read: an ending announced meanwhile voids it.
                 let ticket = cache.ticket();
-                let result = if ticket.is_some() { "miss" } else { "bypass" };
-                metrics::counter!("portcullis_session_cache_requests_total", "result" => result)
-                    .increment(1);
                 let (session, seen) = r.redis.get_session_seen(id).await?;
                 // Only sessions that exist are kept: an unknown id stays a store read.
                 let session: Option<Arc<[u8]>> = session.map(Arc::from);

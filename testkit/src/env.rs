@@ -31,6 +31,10 @@ pub fn test_env(idp: &Idp, public_base: &str, redis_url: Option<&str>) -> HashMa
         ("OIDC_SCOPES", "openid profile email groups".to_string()),
         ("COOKIE_SECRET", COOKIE_SECRET.to_string()),
         ("COOKIE_SECURE", "false".to_string()),
+        // Stopped at once: every test and bench run stops its instances, and ChildGuard's
+        // SIGTERM would otherwise wait out the 2 s that give load balancers time to move on.
+        // A test of the delay sets its own.
+        ("SHUTDOWN_DELAY", "0".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

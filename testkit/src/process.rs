@@ -132,6 +132,22 @@ impl ChildGuard {
         }
     }
 
+    /// Sends SIGTERM and returns at once, the program still owned (waited for with
+    /// [`ChildGuard::exit_status`], stopped for good by [`ChildGuard::stop`] or Drop): for
+    /// tests of what a program does while it shuts down.
+    pub fn terminate(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SAFETY: kill(2) on our own child, which has not been reaped (so the pid is still its).
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
     /// SIGTERM, wait up to the stop grace, then SIGKILL. Idempotent.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {

@@ -1,0 +1,135 @@
+//! Request ids: every request is handled as its id ([`telemetry::with_request_id`]), so every log
+//! line of that request says `request_id=...`, and the answer says `X-Request-Id` back.
+//!
+//! A proxy's id is taken as it is, so that its access log and ours name the same request; one
+//! that could garble a log line or a header (not visible ASCII, too long, sent twice) is
+//! replaced by one of our own, never trimmed into something else.
+
+use std::future::Future;
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::ConnectionType;
+use actix_web::web;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+
+use super::AppState;
+use crate::telemetry;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longer ids than this are not an id any proxy makes (UUIDs are 36, Traefik's and nginx's 32).
+pub const MAX_LEN: usize = 128;
+
+/// Whether a client's `X-Request-Id` is kept: 1 to [`MAX_LEN`] bytes of visible ASCII, so that
+/// no space or control character can split a log line or start a field of its own.
+pub fn accepted(value: &[u8]) -> bool {
+    (1..=MAX_LEN).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
+}
+
+/// 16 random bytes, base64url (22 characters). An id only needs to be unique, not secret:
+/// the thread's generator costs no system call per request, unlike the session ids' OsRng.
+pub fn generate() -> HeaderValue {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let mut text = [0u8; 22];
+    let written = URL_SAFE_NO_PAD
+        .encode_slice(bytes, &mut text)
+        .unwrap_or_default();
+    HeaderValue::from_bytes(&text[..written]).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// The request's id: the client's when [`accepted`] and sent once, otherwise a new one.
+pub fn of(req: &ServiceRequest) -> HeaderValue {
+    let mut values = req.headers().get_all(&X_REQUEST_ID);
+    match (values.next(), values.next()) {
+        (Some(value), None) if accepted(value.as_bytes()) => value.clone(),
+        _ => generate(),
+    }
+}
+
+/// The middleware (`App::wrap_fn`): the request runs as its id, and the answer carries it.
+/// While shutting down, answers also close their connection, so that proxies open their next
+/// one to a replica that stays.
+pub fn middleware<S, B>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    let id = of(&req);
+    // `call` only routes: the handler runs, and logs, when the future is polled.
+    let response = service.call(req);
+    async move {
+        let mut response = telemetry::with_request_id(id.clone(), response).await?;
+        let draining = response
+            .request()
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|state| state.is_shutting_down());
+        if draining {
+            response
+                .response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+        response.headers_mut().insert(X_REQUEST_ID, id);
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_id_is_kept_only_when_it_cannot_garble_a_line() {
+        let longest = "a".repeat(MAX_LEN);
+        let too_long = "a".repeat(MAX_LEN + 1);
+        let cases: &[(&[u8], bool)] = &[
+            (b"0af7651916cd43dd8448eb211c80319c", true),
+            (b"f47ac10b-58cc-4372-a567-0e02b2c3d479", true),
+            (b"x", true),
+            (b"a/b+c=d_e.f:g~h!\"#$%&'()*,;<>?@[\\]^`{|}", true),
+            (longest.as_bytes(), true),
+            (b"", false),
+            (too_long.as_bytes(), false),
+            (b"two words", false),
+            (b"tab\there", false),
+            (b"line\nbreak", false),
+            (b"cr\rhere", false),
+            (b"nul\0here", false),
+            (b"del\x7fhere", false),
+            ("caf\u{e9}".as_bytes(), false),
+            (b"\xff\xfe", false),
+        ];
+        for (value, kept) in cases {
+            assert_eq!(
+                accepted(value),
+                *kept,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn generated_ids_are_22_base64url_characters_and_differ() {
+        let ids: Vec<HeaderValue> = (0..50).map(|_| generate()).collect();
+        for id in &ids {
+            let text = id.to_str().unwrap();
+            assert_eq!(text.len(), 22, "{text}");
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{text}"
+            );
+            assert!(accepted(id.as_bytes()), "{text}");
+        }
+        let distinct: std::collections::HashSet<&HeaderValue> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
+}
