@@ -14,5 +14,5 @@ mod store;
 pub use codec::{Session, SessionView, StoredSession, Unusable};
 pub use error::StoreError;
 pub use keys::Space;
-pub use redis::cluster_primaries;
+pub use redis::primary_slots;
 pub use store::{RedisSessions, Selection, SessionEntry, Store};

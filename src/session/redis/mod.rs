@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 
 use connect::{is_lost_connection, Conn, Connector};
 pub use connect::{ListenAt, SharedConnector};
@@ -74,26 +74,23 @@ fn index_writes(names: IndexNames<'_>, id: &str, seconds: u64) -> Vec<redis::Pip
         .collect()
 }
 
-/// The primaries in a `CLUSTER NODES` answer (host, port), skipping failed ones.
-pub fn cluster_primaries(nodes: &str) -> Vec<(String, u16)> {
+/// One slot served by each primary in a `CLUSTER NODES` answer (the first of its ranges),
+/// skipping failed nodes and primaries without slots. Routing by slot, rather than by address,
+/// lets the cluster client resolve the node from its own slot map.
+pub fn primary_slots(nodes: &str) -> Vec<u16> {
     nodes
         .lines()
         .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let _id = fields.next()?;
-            let address = fields.next()?;
-            let flags = fields.next()?;
-            let flags: Vec<&str> = flags.split(',').collect();
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags: Vec<&str> = fields.get(2)?.split(',').collect();
             if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail")) {
                 return None;
             }
-            // `host:port@cport[,hostname]`
-            let host_port = address.split('@').next()?;
-            let (host, port) = host_port.rsplit_once(':')?;
-            let port = port.parse().ok()?;
-            // IPv6 hosts come bracketed; routing wants them bare.
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            (!host.is_empty()).then(|| (host.to_string(), port))
+            // Slots follow the 8 fixed fields: `0-5460`, `5461`, or `[...]` for migrations.
+            fields.iter().skip(8).find_map(|range| {
+                let first = range.split('-').next()?;
+                first.parse::<u16>().ok()
+            })
         })
         .collect()
 }
@@ -178,6 +175,8 @@ impl RedisStore {
         let result = tokio::time::timeout(self.timeout, attempt)
             .await
             .unwrap_or_else(|_| Err(unavailable("Redis did not answer in time")));
+        metrics::counter!("portcullis_store_operations_total", "operation" => operation)
+            .increment(1);
         metrics::histogram!("portcullis_store_duration_seconds", "operation" => operation)
             .record(started.elapsed().as_secs_f64());
         if result.is_err() {
@@ -405,7 +404,7 @@ impl RedisStore {
     pub async fn all_session_ids(&self) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{}*", Space::Session.prefix());
         let mut ids = Vec::new();
-        let nodes = if self.connector.is_cluster() {
+        let slots: Vec<Option<u16>> = if self.connector.is_cluster() {
             let nodes: String = self
                 .bounded("scan", |conn| async move {
                     let Conn::Cluster(mut conn) = conn else {
@@ -423,11 +422,11 @@ impl RedisStore {
                     Ok(redis::from_redis_value(answer)?)
                 })
                 .await?;
-            cluster_primaries(&nodes).into_iter().map(Some).collect()
+            primary_slots(&nodes).into_iter().map(Some).collect()
         } else {
             vec![None]
         };
-        for node in nodes {
+        for slot in slots {
             let mut cursor: u64 = 0;
             loop {
                 let mut scan = redis::cmd("SCAN");
@@ -436,13 +435,12 @@ impl RedisStore {
                     .arg(&pattern)
                     .arg("COUNT")
                     .arg(1000);
-                let (next, keys): (u64, Vec<String>) = match &node {
+                let (next, keys): (u64, Vec<String>) = match slot {
                     None => self.run("scan", &scan).await?,
-                    Some((host, port)) => {
-                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                            host: host.clone(),
-                            port: *port,
-                        });
+                    Some(slot) => {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                            Route::new(slot, SlotAddr::Master),
+                        ));
                         self.bounded("scan", |conn| {
                             let (scan, route) = (scan.clone(), route.clone());
                             async move {
@@ -478,7 +476,7 @@ impl RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::cluster_primaries;
+    use super::primary_slots;
 
     #[test]
     fn primaries_from_cluster_nodes() {
@@ -486,16 +484,9 @@ mod tests {
 07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,host-a slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
 67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922
 292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003 master,fail - 0 1426238318243 3 connected 10923-16383
-e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected [93->-292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f] 0-5460
 824fe116063bc5fcf9f4ffd895bc17aee7731ac3 [::1]:30006@31006 master - 0 1426238316232 6 connected
 6ec23923021cf3ffec47632106199cb7f496ce01 :0@0 master,noaddr - 0 0 0 connected";
-        assert_eq!(
-            cluster_primaries(nodes),
-            [
-                ("127.0.0.1".to_string(), 30002),
-                ("127.0.0.1".to_string(), 30001),
-                ("::1".to_string(), 30006),
-            ]
-        );
+        assert_eq!(primary_slots(nodes), [5461, 0]);
     }
 }
