@@ -33,6 +33,15 @@ pub struct Counters {
     pub authorization_code: u64,
 }
 
+/// A third client of the OP, for a relying party other than portcullis (tests/idp/README.md,
+/// `EXTRA_CLIENT_*`): the bench's Apache mod_auth_openidc. `client_secret_basic`.
+#[derive(Debug, Clone)]
+pub struct ExtraClient {
+    pub id: String,
+    pub secret: String,
+    pub redirect_uris: Vec<String>,
+}
+
 pub struct Idp {
     port: u16,
     client_secret: String,
@@ -40,6 +49,7 @@ pub struct Idp {
     post_logout_redirect_uris: Vec<String>,
     /// The clients' `backchannel_logout_uri`, if any.
     backchannel_logout_uri: Option<String>,
+    extra_client: Option<ExtraClient>,
     // Declared before `dir` so the OP stops before its folder goes away.
     child: Option<ChildGuard>,
     dir: Workdir,
@@ -49,7 +59,7 @@ impl Idp {
     /// Starts the OP with one confidential client allowed to use
     /// `redirect_uris` (and `post_logout` for RP-initiated logout).
     pub fn start(redirect_uris: &[String], post_logout: &[String]) -> Idp {
-        Self::start_with(Workdir::temp("idp"), redirect_uris, post_logout, None)
+        Self::start_with(Workdir::temp("idp"), redirect_uris, post_logout, None, None)
     }
 
     /// The same, and the client registers `backchannel_logout_uri` with "session required":
@@ -65,12 +75,22 @@ impl Idp {
             redirect_uris,
             post_logout,
             Some(backchannel_logout_uri.to_string()),
+            None,
         )
     }
 
     /// The same, with its log (`idp.log`) in `dir`, which is kept.
     pub fn start_in(dir: &Path, redirect_uris: &[String], post_logout: &[String]) -> Idp {
-        Self::start_with(Workdir::kept(dir), redirect_uris, post_logout, None)
+        Self::start_with(Workdir::kept(dir), redirect_uris, post_logout, None, None)
+    }
+
+    /// [`Idp::start_in`], with a third client for another relying party.
+    pub fn start_in_with_extra_client(
+        dir: &Path,
+        redirect_uris: &[String],
+        extra: ExtraClient,
+    ) -> Idp {
+        Self::start_with(Workdir::kept(dir), redirect_uris, &[], None, Some(extra))
     }
 
     fn start_with(
@@ -78,6 +98,7 @@ impl Idp {
         redirect_uris: &[String],
         post_logout: &[String],
         backchannel_logout_uri: Option<String>,
+        extra_client: Option<ExtraClient>,
     ) -> Idp {
         assert!(
             !redirect_uris.is_empty(),
@@ -90,6 +111,7 @@ impl Idp {
             redirect_uris: redirect_uris.to_vec(),
             post_logout_redirect_uris: post_logout.to_vec(),
             backchannel_logout_uri,
+            extra_client,
             child: None,
             dir,
         };
@@ -314,6 +336,12 @@ impl Idp {
             .env("NODE_ENV", "test");
         if let Some(uri) = &self.backchannel_logout_uri {
             command.env("BACKCHANNEL_LOGOUT_URI", uri);
+        }
+        if let Some(extra) = &self.extra_client {
+            command
+                .env("EXTRA_CLIENT_ID", &extra.id)
+                .env("EXTRA_CLIENT_SECRET", &extra.secret)
+                .env("EXTRA_REDIRECT_URIS", extra.redirect_uris.join(","));
         }
         let mut child = ChildGuard::spawn("idp (node oidc-provider)", command, &self.log_path());
         child.wait_for_http(&self.discovery_url(), STARTUP_TIMEOUT, |status| {
