@@ -68,7 +68,8 @@ pub fn markdown(rows: &[Row]) -> String {
         let alone = |name: &str| {
             e2e.iter()
                 .find(|r| r.scenario == name && r.connections == c)
-                .map_or("missing".to_string(), |r| ratio(r.vs_proxy_alone))
+                .and_then(|r| r.vs_proxy_alone)
+                .map_or("n/a".to_string(), |v| ratio(Some(v)))
         };
         let _ = writeln!(
             out,
