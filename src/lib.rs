@@ -75,6 +75,7 @@ impl Drop for StopsAdmin {
 pub async fn build_state(config: Config) -> Result<web::Data<AppState>, StartError> {
     let keys = Keys::derive(config.cookie_secret.expose().as_bytes())?;
     let store = Store::from_config(&config)?;
+    store.listen();
     let oidc = Oidc::new(&config)?;
     match oidc.discover().await {
         Ok(()) => tracing::info!(issuer = %config.issuer_url, "provider discovery loaded"),

@@ -117,20 +117,20 @@ fn options(args: &[String]) -> Result<Options, UsageError> {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(
-        "the sessions commands need Redis: REDIS_URL (or REDIS_URL_FILE) is not set, and \
-         without it every portcullis keeps its sessions in its own memory, which another \
-         process cannot see. Set REDIS_URL as the servers have it."
+        "the sessions commands need Redis: none of REDIS_URL, REDIS_SENTINEL_URLS or \
+         REDIS_CLUSTER_URLS is set, and without it every portcullis keeps its sessions in its \
+         own memory, which another process cannot see. Set them as the servers have them."
     )]
     MemoryStore,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The store the servers share: the one `REDIS_URL` names. Without it there is nothing a
+/// The store the servers share: the Redis the configuration names. Without it there is nothing a
 /// separate process could list or end, so the command is refused rather than run on an
 /// empty store of its own.
 pub fn shared_store(config: &Config) -> Result<Store, CliError> {
-    if config.redis_url.is_none() {
+    if config.store.redis.is_none() {
         return Err(CliError::MemoryStore);
     }
     Ok(Store::from_config(config)?)

@@ -6,6 +6,7 @@
 //! broken deployment in one round.
 
 mod sections;
+mod store;
 mod suggest;
 mod values;
 mod variables;
@@ -22,11 +23,14 @@ use crate::policy::GlobalRules;
 use crate::redirect::AllowedRedirects;
 use crate::secret::Secret;
 
+pub use store::{CacheSettings, NodeAddress, RedisSettings, RedisTopology, StoreSettings};
+
 pub use variables::{
     help as variables_help, Section, Unset, Variable, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE,
-    DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR, DEFAULT_LOG_FORMAT, DEFAULT_SCOPES,
-    DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE, DEFAULT_SESSION_REFRESH_INTERVAL,
-    DEFAULT_TOKEN_AUTH_METHOD, DEFAULT_USERNAME_CLAIM, ENV_VARIABLES, SECTIONS, VARIABLES,
+    DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR, DEFAULT_LOG_FORMAT, DEFAULT_REDIS_TIMEOUT,
+    DEFAULT_SCOPES, DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE,
+    DEFAULT_SESSION_REFRESH_INTERVAL, DEFAULT_TOKEN_AUTH_METHOD, DEFAULT_USERNAME_CLAIM,
+    ENV_VARIABLES, SECTIONS, VARIABLES,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +63,8 @@ pub struct Config {
     /// Forward emails the IdP does not say are verified (off: only `email_verified: true`
     /// emails reach the app).
     pub allow_unverified_email: bool,
-    pub redis_url: Option<Secret>,
+    /// Where sessions live: Redis (one of three topologies) or memory, and the local cache.
+    pub store: StoreSettings,
     pub cookie_secret: Secret,
     pub cookie_name: String,
     pub cookie_domain: Option<String>,
@@ -173,7 +178,7 @@ impl Findings {
     /// only when nothing required is missing.
     fn config(&mut self) -> Option<Config> {
         let provider = self.provider();
-        let redis_url = self.redis();
+        let store = self.store();
         let cookie = self.cookie();
         let network = self.network(provider.redirect_url.as_ref(), cookie.domain.as_deref());
         let admin = self.admin(network.listen_addr);
@@ -192,7 +197,7 @@ impl Findings {
             groups_claim: provider.groups_claim,
             token_auth_method: provider.token_auth_method,
             allow_unverified_email: provider.allow_unverified_email,
-            redis_url,
+            store,
             cookie_secret: cookie.secret?,
             cookie_name: cookie.name,
             cookie_domain: cookie.domain,

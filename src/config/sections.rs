@@ -160,26 +160,6 @@ impl Findings {
         allow
     }
 
-    /// `REDIS_URL`: the session store's address, `None` for the in-memory store.
-    pub(super) fn redis(&mut self) -> Option<Secret> {
-        let redis_url = self.secret("REDIS_URL", false);
-        match &redis_url {
-            Some(url) if !is_redis_url(url.expose()) => {
-                // The URL may hold a password: describe it, do not print it.
-                self.problem(
-                    "REDIS_URL: expected a redis://, rediss:// or unix:// URL".to_string(),
-                );
-            }
-            Some(_) => {}
-            None => self.warn(
-                "REDIS_URL is not set: sessions are kept in memory, lost on restart and not \
-                 shared between replicas"
-                    .to_string(),
-            ),
-        }
-        redis_url
-    }
-
     pub(super) fn cookie(&mut self) -> Cookie {
         let secret = self.cookie_secret();
         let name = self
@@ -478,11 +458,4 @@ pub(super) fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port()
         && a.port() != 0
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
-}
-
-fn is_redis_url(url: &str) -> bool {
-    let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme));
-    scheme_ok && Url::parse(url).is_ok()
 }

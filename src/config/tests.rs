@@ -45,7 +45,7 @@ fn minimal_environment_gives_documented_defaults() {
     assert_eq!(config.session_lifetime, Duration::from_secs(12 * 3600));
     assert_eq!(config.listen_addr.to_string(), "0.0.0.0:4180");
     assert_eq!(config.log_format, LogFormat::Text);
-    assert!(config.redis_url.is_none());
+    assert!(config.store.redis.is_none());
     assert!(config.warnings.iter().any(|w| w.contains("REDIS_URL")));
     let base = Url::parse("https://auth.example.com/").expect("url");
     assert!(config
@@ -211,7 +211,7 @@ fn openid_scope_is_always_requested() {
 fn empty_values_count_as_unset() {
     let config =
         Config::from_env_map(with(&[("REDIS_URL", ""), ("COOKIE_SECURE", " ")])).expect("valid");
-    assert!(config.redis_url.is_none());
+    assert!(config.store.redis.is_none());
     assert!(config.cookie_secure);
 }
 
@@ -297,6 +297,9 @@ fn unset_value(config: &Config, name: &str) -> String {
                 .to_string()
         }
         "ALLOW_ENCODED_SLASHES" => config.allow_encoded_slashes.to_string(),
+        "REDIS_TIMEOUT" => humantime::format_duration(config.store.redis_timeout()).to_string(),
+        "SESSION_CACHE_TTL" => humantime::format_duration(config.store.cache.ttl).to_string(),
+        "SESSION_CACHE_SIZE" => config.store.cache.size.to_string(),
         "LISTEN_ADDR" => config.listen_addr.to_string(),
         "LOG_FORMAT" => format.to_string(),
         "LOG_CLAIMS" => config.log_claims.to_string(),
@@ -376,7 +379,6 @@ fn misspelt_variables_are_told_the_closest_real_one() {
         ("LOG_LEVEL", None),
         ("REDIS_HOST", None),
         ("REDIS_PORT", None),
-        ("REDIS_PASSWORD", None),
         ("LISTEN_PORT", None),
         ("ALLOWED_HOSTS", None),
     ] {
@@ -717,4 +719,144 @@ fn revalidation_takes_seconds_zero_turns_it_off_and_bad_values_are_problems() {
             (result, expected) => panic!("{pairs:?}: expected {expected:?}, got {result:?}"),
         }
     }
+}
+
+#[test]
+fn redis_topologies() {
+    let config = Config::from_env_map(with(&[
+        (
+            "REDIS_SENTINEL_URLS",
+            "redis://10.0.0.1:26379,redis://10.0.0.2:26379",
+        ),
+        ("REDIS_SENTINEL_MASTER", "mymaster"),
+        ("REDIS_PASSWORD", "data-pw"),
+        ("REDIS_SENTINEL_PASSWORD", "sentinel-pw"),
+        ("REDIS_TIMEOUT", "250ms"),
+    ]))
+    .expect("valid");
+    let redis = config.store.redis.expect("redis");
+    assert_eq!(redis.timeout, Duration::from_millis(250));
+    assert_eq!(
+        redis.password.map(|p| p.expose().to_string()).as_deref(),
+        Some("data-pw")
+    );
+    match redis.topology {
+        RedisTopology::Sentinel {
+            sentinels,
+            master,
+            password,
+        } => {
+            assert_eq!(sentinels.len(), 2);
+            assert_eq!(sentinels[1].url(), "redis://10.0.0.2:26379");
+            assert_eq!(master, "mymaster");
+            assert!(password.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let config = Config::from_env_map(with(&[(
+        "REDIS_CLUSTER_URLS",
+        "rediss://a:7000, rediss://b:7000",
+    )]))
+    .expect("valid");
+    let redis = config.store.redis.expect("redis");
+    assert!(
+        matches!(&redis.topology, RedisTopology::Cluster { seeds } if seeds.len() == 2 && seeds[0].tls)
+    );
+    assert_eq!(redis.timeout, Duration::from_millis(500));
+    assert_eq!(config.store.cache.ttl, Duration::from_secs(10));
+    assert_eq!(config.store.cache.size, 100_000);
+}
+
+/// An environment on top of the minimal one, and parts of the problems it must produce.
+type ProblemCase<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+
+#[test]
+fn redis_configuration_problems_are_all_named() {
+    let cases: &[ProblemCase] = &[
+        (
+            &[
+                ("REDIS_URL", "redis://a"),
+                ("REDIS_CLUSTER_URLS", "redis://b:1"),
+            ],
+            &["REDIS_URL and REDIS_CLUSTER_URLS are set"],
+        ),
+        (
+            &[
+                ("REDIS_URL", "redis://a"),
+                ("REDIS_SENTINEL_URLS", "redis://b:1"),
+                ("REDIS_SENTINEL_MASTER", "m"),
+                ("REDIS_CLUSTER_URLS", "redis://c:1"),
+            ],
+            &["REDIS_URL and REDIS_SENTINEL_URLS and REDIS_CLUSTER_URLS are set"],
+        ),
+        (
+            &[("REDIS_SENTINEL_URLS", "redis://b:1")],
+            &["REDIS_SENTINEL_URLS needs REDIS_SENTINEL_MASTER"],
+        ),
+        (
+            &[("REDIS_SENTINEL_MASTER", "m")],
+            &["REDIS_SENTINEL_MASTER is set without REDIS_SENTINEL_URLS"],
+        ),
+        (
+            &[("REDIS_URL", "redis://a"), ("REDIS_SENTINEL_PASSWORD", "x")],
+            &["REDIS_SENTINEL_PASSWORD is set without REDIS_SENTINEL_URLS"],
+        ),
+        (&[("REDIS_PASSWORD", "x")], &["but no Redis is"]),
+        (
+            &[("REDIS_URL", "redis://:pw@a"), ("REDIS_PASSWORD", "x")],
+            &["set it once"],
+        ),
+        (
+            // An invalid list still counts as set: two topologies, and what is wrong.
+            &[
+                ("REDIS_URL", "redis://a"),
+                ("REDIS_CLUSTER_URLS", "http://b:1"),
+            ],
+            &["REDIS_CLUSTER_URLS: ", "are set"],
+        ),
+        (
+            &[("REDIS_CLUSTER_URLS", "redis://:pw@b:1")],
+            &["must not carry credentials"],
+        ),
+        (
+            &[("REDIS_URL", "redis://a"), ("REDIS_TIMEOUT", "0")],
+            &["REDIS_TIMEOUT: "],
+        ),
+        (
+            &[("REDIS_URL", "redis://a"), ("SESSION_CACHE_TTL", "1h")],
+            &["SESSION_CACHE_TTL: "],
+        ),
+        (
+            &[("REDIS_URL", "redis://a"), ("SESSION_CACHE_SIZE", "none")],
+            &["SESSION_CACHE_SIZE: "],
+        ),
+    ];
+    for (env, expected) in cases {
+        let found = problems(with(env));
+        for part in *expected {
+            assert!(
+                found.iter().any(|p| p.contains(part)),
+                "{env:?}: wanted {part:?} in {found:?}"
+            );
+        }
+        for problem in &found {
+            assert!(!problem.contains("pw@"), "a password was echoed: {problem}");
+        }
+    }
+}
+
+#[test]
+fn the_cache_is_off_with_zero_and_said_to_do_nothing_without_redis() {
+    let config = Config::from_env_map(with(&[
+        ("REDIS_URL", "redis://a"),
+        ("SESSION_CACHE_TTL", "0"),
+    ]))
+    .expect("valid");
+    assert!(!config.store.cache.enabled());
+    let config = Config::from_env_map(with(&[("SESSION_CACHE_TTL", "5s")])).expect("valid");
+    assert!(config
+        .warnings
+        .iter()
+        .any(|w| w.contains("no effect with the in-memory store")));
 }

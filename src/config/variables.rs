@@ -75,6 +75,9 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 pub const DEFAULT_SESSION_REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_SESSION_REFRESH_GRACE: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+pub const DEFAULT_SESSION_CACHE_TTL: Duration = Duration::from_secs(10);
+pub const DEFAULT_SESSION_CACHE_SIZE: u64 = 100_000;
 
 use Section::{Admin, Cookie, Logging, Network, Provider, Redis, Rules};
 use Unset::{Value, Words};
@@ -183,6 +186,78 @@ pub const VARIABLES: &[Variable] = &[
         "REDIS_URL_FILE",
         Words("unset"),
         "path of a file holding `REDIS_URL` (it may contain a password)",
+    ),
+    var(
+        Redis,
+        "REDIS_SENTINEL_URLS",
+        Words("unset"),
+        "Redis Sentinel instead: comma list of sentinels, `redis://host:port` (`rediss://` for \
+         TLS to sentinels and data nodes); excludes `REDIS_URL` and `REDIS_CLUSTER_URLS`",
+    ),
+    var(
+        Redis,
+        "REDIS_SENTINEL_MASTER",
+        Words("required with sentinels"),
+        "the name the sentinels monitor (`sentinel monitor <name> ...`)",
+    ),
+    var(
+        Redis,
+        "REDIS_SENTINEL_PASSWORD",
+        Words("unset"),
+        "password of the sentinels themselves (the data nodes take `REDIS_PASSWORD`)",
+    ),
+    var(
+        Redis,
+        "REDIS_SENTINEL_PASSWORD_FILE",
+        Words("unset"),
+        "path of a file holding `REDIS_SENTINEL_PASSWORD`",
+    ),
+    var(
+        Redis,
+        "REDIS_CLUSTER_URLS",
+        Words("unset"),
+        "Redis Cluster instead: comma list of seed nodes, `redis://host:port` or \
+         `rediss://host:port`; excludes `REDIS_URL` and `REDIS_SENTINEL_URLS`",
+    ),
+    var(
+        Redis,
+        "REDIS_USERNAME",
+        Words("unset"),
+        "ACL user on the data nodes (all three topologies)",
+    ),
+    var(
+        Redis,
+        "REDIS_PASSWORD",
+        Words("unset"),
+        "password on the data nodes (all three topologies; with `REDIS_URL`, either here or in \
+         the URL)",
+    ),
+    var(
+        Redis,
+        "REDIS_PASSWORD_FILE",
+        Words("unset"),
+        "path of a file holding `REDIS_PASSWORD`",
+    ),
+    var(
+        Redis,
+        "REDIS_TIMEOUT",
+        Value("500ms"),
+        "the longest a request waits for the store, reconnects included; past it the auth \
+         endpoints answer 503 (10ms to 30s)",
+    ),
+    var(
+        Redis,
+        "SESSION_CACHE_TTL",
+        Value("10s"),
+        "each replica answers a session it checked in the last this long from memory; every \
+         ending is broadcast and evicts it at once, so this bounds only a lost broadcast (`0` \
+         off; at most `5m`; Redis only, see [Running at scale](#running-at-scale))",
+    ),
+    var(
+        Redis,
+        "SESSION_CACHE_SIZE",
+        Value("100000"),
+        "at most this many sessions in each replica's cache",
     ),
     var(
         Cookie,

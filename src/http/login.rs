@@ -171,6 +171,11 @@ pub async fn callback(
         .await
         .map_err(|err| match err {
             OidcError::NotReady => AppError::ProviderUnavailable(err.to_string()),
+            OidcError::Unreachable(_) => AppError::LoginFailed {
+                message: "The identity provider could not be reached. Try again in a moment.",
+                detail: err.to_string(),
+                status: StatusCode::BAD_GATEWAY,
+            },
             other => not_completed("The sign-in could not be verified.", other.to_string()),
         })?;
     let claims = &verified.claims;

@@ -165,8 +165,12 @@ pub async fn with_signed_in<T>(
         Activity::Recent => {}
         Activity::Touch => touch_later(&state.store, id, now, session.expires_at),
         Activity::Idle => {
-            end_later(&state.store, id, session.user);
-            return Ok(answer(Err(NotSignedIn::Idle)));
+            // A cached copy may hold an old mark: another replica may have used the session
+            // since. Only the store's own mark ends a session.
+            if still_idle(&state.store, id, now, idle_timeout).await? {
+                end_later(&state.store, id, session.user);
+                return Ok(answer(Err(NotSignedIn::Idle)));
+            }
         }
     }
     // Revalidation never makes the answer wait: a due session is answered on its claims and
@@ -184,6 +188,21 @@ pub async fn with_signed_in<T>(
         }
     }
     Ok(answer(Ok(SignedIn { id, session })))
+}
+
+/// Whether the store's own last-seen mark (past any cache) says the session is idle.
+async fn still_idle(
+    store: &Store,
+    id: &str,
+    now: u64,
+    idle_timeout: Option<Duration>,
+) -> Result<bool, StoreError> {
+    let (stored, last_seen) = store.get_session_seen_fresh(id).await?;
+    let Some(Ok(session)) = stored.as_ref().map(|stored| stored.live_view(now)) else {
+        // Ended or expired meanwhile: nothing left to end, and not signed in either way.
+        return Ok(true);
+    };
+    Ok(activity(now, session.created_at, last_seen, idle_timeout) == Activity::Idle)
 }
 
 /// Records `now` as the session's last seen, kept as long as the session: at most once a

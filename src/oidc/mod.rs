@@ -46,6 +46,10 @@ pub enum OidcError {
     IssuerMismatch { expected: String, found: String },
     #[error("code exchange failed: {0}")]
     Exchange(String),
+    /// The token endpoint could not be reached (down, refusing, timing out): the IdP's
+    /// trouble, not the user's, so worth a retry.
+    #[error("the token endpoint could not be reached: {0}")]
+    Unreachable(String),
     #[error("the token response has no ID token")]
     NoIdToken,
     #[error("ID token rejected: {0}")]
@@ -265,7 +269,12 @@ impl Oidc {
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
             .request_async(&self.http)
             .await
-            .map_err(|e| OidcError::Exchange(describe_token_error(&e)))?;
+            .map_err(|e| match e {
+                openidconnect::RequestTokenError::Request(_) => {
+                    OidcError::Unreachable(error_chain(&e))
+                }
+                other => OidcError::Exchange(describe_token_error(&other)),
+            })?;
         let id_token = response
             .extra_fields()
             .id_token

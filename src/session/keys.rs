@@ -55,8 +55,59 @@ impl Space {
         }
     }
 
-    /// The full Redis key of `id` in this space.
+    /// Whether the entries of this space belong to one session (keyed by its id).
+    pub fn is_per_session(self) -> bool {
+        matches!(
+            self,
+            Space::Session | Space::Tokens | Space::Seen | Space::RefreshLock
+        )
+    }
+
+    /// The full Redis key of `id` in this space. A session's own entries carry its id as a
+    /// hash tag (`portcullis:session:{ID}`), so that in a Redis Cluster they share one slot and
+    /// one command or transaction can read or write them together.
     pub fn key(self, id: &str) -> String {
-        [self.prefix(), id].concat()
+        if self.is_per_session() {
+            [self.prefix(), "{", id, "}"].concat()
+        } else {
+            [self.prefix(), id].concat()
+        }
+    }
+
+    /// The id in a key of this space (the inverse of [`Space::key`]).
+    pub fn id_of(self, key: &str) -> Option<&str> {
+        let rest = key.strip_prefix(self.prefix())?;
+        if self.is_per_session() {
+            rest.strip_prefix('{')?.strip_suffix('}')
+        } else {
+            Some(rest)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Space;
+
+    #[test]
+    fn a_sessions_own_keys_share_its_hash_tag() {
+        assert_eq!(Space::Session.key("abc"), "portcullis:session:{abc}");
+        assert_eq!(Space::Tokens.key("abc"), "portcullis:tokens:{abc}");
+        assert_eq!(Space::Seen.key("abc"), "portcullis:seen:{abc}");
+        assert_eq!(
+            Space::RefreshLock.key("abc"),
+            "portcullis:refresh-lock:{abc}"
+        );
+        assert_eq!(Space::User.key("alice"), "portcullis:user:alice");
+        assert_eq!(Space::Login.key("st"), "portcullis:login:st");
+    }
+
+    #[test]
+    fn ids_come_back_from_keys() {
+        for space in Space::ALL {
+            assert_eq!(space.id_of(&space.key("x-1_y")), Some("x-1_y"), "{space:?}");
+        }
+        assert_eq!(Space::Session.id_of("portcullis:session:abc"), None);
+        assert_eq!(Space::Session.id_of("portcullis:tokens:{abc}"), None);
     }
 }

@@ -2,8 +2,10 @@
 //! up: key spaces and errors, the codec, the two backends (each owning its user index), and
 //! the store the handlers use.
 
+mod cache;
 mod codec;
 mod error;
+mod invalidation;
 mod keys;
 mod memory;
 mod redis;
@@ -12,4 +14,5 @@ mod store;
 pub use codec::{Session, SessionView, StoredSession, Unusable};
 pub use error::StoreError;
 pub use keys::Space;
-pub use store::{Selection, SessionEntry, Store};
+pub use redis::cluster_primaries;
+pub use store::{RedisSessions, Selection, SessionEntry, Store};

@@ -4,16 +4,22 @@
 //! the hot path, and no async-trait boxing is needed. Encoding lives in the codec, so both
 //! backends only move bytes; each names its own keys from a [`Space`] and an id, and each keeps
 //! its own index of a user's sessions.
+//!
+//! In front of Redis, each replica may keep the sessions it checked lately in memory (see
+//! `cache`): every ending or change of a session goes through [`Store::end_ids`] or
+//! [`Store::replace_session`], which evict it here and announce it to every other replica.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cache::{Cached, SessionCache};
 use super::codec::{encode, Session, StoredSession};
 use super::error::StoreError;
+use super::invalidation;
 use super::keys::Space;
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_COOKIE_NAME};
 
 /// Which sessions an operation is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +46,39 @@ fn decode_seen(bytes: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(bytes).ok().map(u64::from_le_bytes)
 }
 
-// One Store exists per process; the size difference between variants costs nothing.
-#[allow(clippy::large_enum_variant)]
+/// Redis, the replica's cache in front of it (if on) and the channel endings are announced on.
+#[derive(Clone)]
+pub struct RedisSessions {
+    redis: RedisStore,
+    cache: Option<Arc<SessionCache>>,
+    channel: Arc<str>,
+}
+
+impl RedisSessions {
+    /// Evicts `ids` here and tells every replica (the CLI too: it has no cache, but servers
+    /// do). A lost announcement is logged, not an error: the session has ended in Redis, and
+    /// other replicas forget it within `SESSION_CACHE_TTL` anyway.
+    async fn announce(&self, ids: &[String]) {
+        if let Some(cache) = &self.cache {
+            cache.evict(ids.iter().map(String::as_str));
+        }
+        for message in invalidation::messages(ids) {
+            if let Err(err) = self.redis.publish(&self.channel, message).await {
+                tracing::warn!(
+                    error = %err,
+                    sessions = ids.len(),
+                    "could not announce ended sessions to the other replicas; their caches \
+                     forget them within SESSION_CACHE_TTL"
+                );
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub enum Store {
     Memory(MemoryStore),
-    Redis(RedisStore),
+    Redis(RedisSessions),
 }
 
 impl Store {
@@ -53,29 +86,63 @@ impl Store {
         Store::Memory(MemoryStore::default())
     }
 
+    /// One Redis server at `url`, without a cache (tests, the benchmark's fill).
     pub fn redis(url: &str) -> Result<Store, StoreError> {
-        RedisStore::new(url).map(Store::Redis)
+        Ok(Store::Redis(RedisSessions {
+            redis: RedisStore::new(url)?,
+            cache: None,
+            channel: invalidation::channel(DEFAULT_COOKIE_NAME).into(),
+        }))
     }
 
-    /// The store `REDIS_URL` names, or the memory store without it.
+    /// The Redis the configuration names (with the cache if `SESSION_CACHE_TTL` is not 0), or
+    /// the memory store without one. The cache answers nothing until [`Store::listen`] runs.
     pub fn from_config(config: &Config) -> Result<Store, StoreError> {
-        match &config.redis_url {
-            Some(url) => Store::redis(url.expose()),
-            None => Ok(Store::memory()),
+        let Some(settings) = &config.store.redis else {
+            return Ok(Store::memory());
+        };
+        let cache = &config.store.cache;
+        Ok(Store::Redis(RedisSessions {
+            redis: RedisStore::from_settings(settings)?,
+            cache: cache.enabled().then(|| Arc::new(SessionCache::new(*cache))),
+            channel: invalidation::channel(&config.cookie_name).into(),
+        }))
+    }
+
+    /// Starts hearing invalidations, which turns the cache on (a server does; a command line
+    /// tool need not). Needs a Tokio runtime.
+    pub fn listen(&self) {
+        if let Store::Redis(RedisSessions {
+            redis,
+            cache: Some(cache),
+            channel,
+        }) = self
+        {
+            tokio::spawn(invalidation::listen(
+                redis.connector(),
+                cache.clone(),
+                channel.to_string(),
+                redis.timeout(),
+            ));
         }
+    }
+
+    /// Whether this replica answers checks from its cache right now (tests wait for it).
+    pub fn cache_listening(&self) -> bool {
+        matches!(self, Store::Redis(RedisSessions { cache: Some(cache), .. }) if cache.is_listening())
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             Store::Memory(_) => "memory",
-            Store::Redis(_) => "redis",
+            Store::Redis(r) => r.redis.topology(),
         }
     }
 
     async fn get(&self, space: Space, id: &str) -> Result<Option<Arc<[u8]>>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.get(space, id)),
-            Store::Redis(r) => Ok(r.get(space, id).await?.map(Arc::from)),
+            Store::Redis(r) => Ok(r.redis.get(space, id).await?.map(Arc::from)),
         }
     }
 
@@ -91,22 +158,22 @@ impl Store {
                 m.set(space, id, value.into(), ttl);
                 Ok(())
             }
-            Store::Redis(r) => r.set(space, id, value, ttl).await,
+            Store::Redis(r) => r.redis.set(space, id, value, ttl).await,
         }
     }
 
     async fn take(&self, space: Space, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.take(space, id).map(|value| value.to_vec())),
-            Store::Redis(r) => r.take(space, id).await,
+            Store::Redis(r) => r.redis.take(space, id).await,
         }
     }
 
-    /// Deletes entries; returns how many existed.
-    async fn delete(&self, keys: &[(Space, &str)]) -> Result<usize, StoreError> {
+    /// Deletes one entry; true when it existed.
+    async fn delete(&self, space: Space, id: &str) -> Result<bool, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.delete(keys)),
-            Store::Redis(r) => r.delete(keys).await,
+            Store::Memory(m) => Ok(m.delete(&[(space, id)]) > 0),
+            Store::Redis(r) => r.redis.delete(space, id).await,
         }
     }
 
@@ -138,7 +205,7 @@ impl Store {
                     session.subject.as_str(),
                     session.idp_session.as_deref(),
                 );
-                r.put_session(id, bytes, tokens, names, ttl).await
+                r.redis.put_session(id, bytes, tokens, names, ttl).await
             }
         }
     }
@@ -161,19 +228,62 @@ impl Store {
                 m.get(Space::Seen, id).and_then(|b| decode_seen(&b)),
             )),
             Store::Redis(r) => {
-                let mut values = r
-                    .get_many(&[(Space::Session, id), (Space::Seen, id)])
-                    .await?
-                    .into_iter();
-                let session = values.next().flatten().map(StoredSession::new);
-                let seen = values.next().flatten().and_then(|b| decode_seen(&b));
-                Ok((session, seen))
+                let Some(cache) = &r.cache else {
+                    return Self::read_session_seen(&r.redis, id).await;
+                };
+                if let Some(hit) = cache.get(id) {
+                    metrics::counter!("portcullis_session_cache_requests_total", "result" => "hit")
+                        .increment(1);
+                    return Ok((Some(StoredSession::new(hit.session.clone())), hit.seen()));
+                }
+                // Taken before the read: an ending announced meanwhile voids it.
+                let ticket = cache.ticket();
+                let result = if ticket.is_some() { "miss" } else { "bypass" };
+                metrics::counter!("portcullis_session_cache_requests_total", "result" => result)
+                    .increment(1);
+                let (session, seen) = r.redis.get_session_seen(id).await?;
+                // Only sessions that exist are kept: an unknown id stays a store read.
+                let session: Option<Arc<[u8]>> = session.map(Arc::from);
+                let seen = seen.and_then(|b| decode_seen(&b));
+                if let (Some(bytes), Some(ticket)) = (&session, ticket) {
+                    cache.insert(id, Cached::new(bytes.clone(), seen), ticket);
+                }
+                Ok((session.map(StoredSession::new), seen))
             }
         }
     }
 
+    /// The session and its last-seen mark as the store has them now, past any cache (before
+    /// acting on what a cached copy suggests, such as ending an idle session).
+    pub async fn get_session_seen_fresh(
+        &self,
+        id: &str,
+    ) -> Result<(Option<StoredSession>, Option<u64>), StoreError> {
+        match self {
+            Store::Memory(_) => self.get_session_seen(id).await,
+            Store::Redis(r) => Self::read_session_seen(&r.redis, id).await,
+        }
+    }
+
+    async fn read_session_seen(
+        redis: &RedisStore,
+        id: &str,
+    ) -> Result<(Option<StoredSession>, Option<u64>), StoreError> {
+        let (session, seen) = redis.get_session_seen(id).await?;
+        Ok((
+            session.map(StoredSession::new),
+            seen.and_then(|b| decode_seen(&b)),
+        ))
+    }
+
     /// Records that a session was used at `now`; kept as long as the session (`ttl`).
     pub async fn touch(&self, id: &str, now: u64, ttl: Duration) -> Result<(), StoreError> {
+        if let Store::Redis(RedisSessions {
+            cache: Some(cache), ..
+        }) = self
+        {
+            cache.touched(id, now);
+        }
         self.set(Space::Seen, id, now.to_le_bytes().to_vec(), ttl)
             .await
     }
@@ -191,13 +301,15 @@ impl Store {
             (Store::Memory(m), Selection::IdpSession(sid)) => {
                 Ok(m.session_ids_where(|view| view.idp_session == Some(sid)))
             }
-            (Store::Redis(r), Selection::All) => r.all_session_ids().await,
-            (Store::Redis(r), Selection::User(user)) => r.index_members(Space::User, user).await,
+            (Store::Redis(r), Selection::All) => r.redis.all_session_ids().await,
+            (Store::Redis(r), Selection::User(user)) => {
+                r.redis.index_members(Space::User, user).await
+            }
             (Store::Redis(r), Selection::Subject(subject)) => {
-                r.index_members(Space::Subject, subject).await
+                r.redis.index_members(Space::Subject, subject).await
             }
             (Store::Redis(r), Selection::IdpSession(sid)) => {
-                r.index_members(Space::IdpSession, sid).await
+                r.redis.index_members(Space::IdpSession, sid).await
             }
         }
     }
@@ -210,7 +322,8 @@ impl Store {
     ) -> Result<Vec<SessionEntry>, StoreError> {
         let mut entries = Vec::new();
         for id in self.session_ids(which).await? {
-            let (Some(stored), last_seen) = self.get_session_seen(&id).await? else {
+            // Past the cache: a listing must not fill it with every session, nor show stale marks.
+            let (Some(stored), last_seen) = self.get_session_seen_fresh(&id).await? else {
                 continue;
             };
             // Index entries can outlive their session; the view decides what is live.
@@ -238,8 +351,8 @@ impl Store {
             Selection::IdpSession(sid) => Some((Space::IdpSession, sid)),
             Selection::All => None,
         };
-        if let (Store::Redis(_), Some(index)) = (self, index) {
-            self.delete(&[index]).await?;
+        if let (Store::Redis(_), Some((space, name))) = (self, index) {
+            self.delete(space, name).await?;
         }
         Ok(ended)
     }
@@ -250,28 +363,42 @@ impl Store {
     }
 
     /// Every ending of a session comes here, whatever asked for it: the session, its sealed
-    /// tokens and its last-seen mark go together. (Index sets may keep a stale id until they
-    /// expire; every reader of an index skips ids without a session.)
+    /// tokens, its last-seen mark and its refresh lock go together, and every replica's cache
+    /// is told. (Index sets may keep a stale id until they expire; every reader of an index
+    /// skips ids without a session.)
     async fn end_ids(&self, ids: &[String]) -> Result<usize, StoreError> {
         if ids.is_empty() {
             return Ok(0);
         }
-        let sessions: Vec<(Space, &str)> =
-            ids.iter().map(|id| (Space::Session, id.as_str())).collect();
-        let others: Vec<(Space, &str)> = ids
-            .iter()
-            .flat_map(|id| [(Space::Tokens, id.as_str()), (Space::Seen, id.as_str())])
-            .collect();
-        let ended = self.delete(&sessions).await?;
-        self.delete(&others).await?;
-        Ok(ended)
+        match self {
+            Store::Memory(m) => {
+                let keys: Vec<(Space, &str)> = ids
+                    .iter()
+                    .flat_map(|id| {
+                        [Space::Tokens, Space::Seen, Space::RefreshLock]
+                            .map(|space| (space, id.as_str()))
+                    })
+                    .collect();
+                let sessions: Vec<(Space, &str)> =
+                    ids.iter().map(|id| (Space::Session, id.as_str())).collect();
+                let ended = m.delete(&sessions);
+                m.delete(&keys);
+                Ok(ended)
+            }
+            Store::Redis(r) => {
+                let ended = r.redis.end_sessions(ids).await;
+                // Announced even when Redis failed part-way: some may have ended.
+                r.announce(ids).await;
+                ended
+            }
+        }
     }
 
     /// Marks `key` in `space` as used for `ttl`; true when this call marked it.
     async fn claim_once(&self, space: Space, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.insert_if_absent(space, key, Arc::from(&b"1"[..]), ttl)),
-            Store::Redis(r) => r.set_if_absent(space, key, b"1".to_vec(), ttl).await,
+            Store::Redis(r) => r.redis.set_if_absent(space, key, b"1".to_vec(), ttl).await,
         }
     }
 
@@ -288,7 +415,7 @@ impl Store {
 
     /// Releases the revalidation lock (the refresh is done).
     pub async fn release_refresh(&self, id: &str) -> Result<(), StoreError> {
-        self.delete(&[(Space::RefreshLock, id)]).await.map(|_| ())
+        self.delete(Space::RefreshLock, id).await.map(|_| ())
     }
 
     /// Replaces a session after a revalidation, with its new sealed tokens (if any) and for
@@ -310,7 +437,11 @@ impl Store {
                     session.subject.as_str(),
                     session.idp_session.as_deref(),
                 );
-                r.replace_session(id, bytes, tokens, names, ttl).await
+                let replaced = r.redis.replace_session(id, bytes, tokens, names, ttl).await;
+                // The claims changed (or the session ended meanwhile): no replica keeps the
+                // old copy.
+                r.announce(&[id.to_owned()]).await;
+                replaced
             }
         }
     }

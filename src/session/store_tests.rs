@@ -283,3 +283,121 @@ async fn redis_store_reports_unreachable_redis_as_unavailable() {
     // Not a timing assertion on speed, only that it did not hang for the default TCP timeout.
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// A store like a server's: Redis behind a cache (TTL far longer than any test), listening.
+async fn cached(redis: RedisStore) -> Store {
+    let store = Store::Redis(RedisSessions {
+        redis,
+        cache: Some(Arc::new(SessionCache::new(crate::config::CacheSettings {
+            ttl: Duration::from_secs(600),
+            size: 1_000,
+        }))),
+        channel: invalidation::channel("_portcullis").into(),
+    });
+    store.listen();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !store.cache_listening() {
+        assert!(std::time::Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store
+}
+
+#[tokio::test]
+async fn a_cached_redis_store_passes_the_shared_suite() {
+    let redis = RedisServer::start();
+    let store = cached(RedisStore::new(&redis.url()).expect("client")).await;
+    shared_suite(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_store_passes_the_shared_suite_without_crossing_slots() {
+    let cluster = tokio::task::spawn_blocking(portcullis_testkit::RedisCluster::start)
+        .await
+        .expect("cluster");
+    let seeds = cluster
+        .ports()
+        .into_iter()
+        .map(|port| crate::config::NodeAddress {
+            host: "127.0.0.1".to_string(),
+            port,
+            tls: false,
+        })
+        .collect();
+    let redis = RedisStore::from_settings(&crate::config::RedisSettings {
+        topology: crate::config::RedisTopology::Cluster { seeds },
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(2),
+    })
+    .expect("cluster client");
+    shared_suite(&cached(redis).await).await;
+    drop(cluster);
+}
+
+/// Polls `store` until it no longer finds `id` (what another replica's ending must cause).
+async fn until_gone(store: &Store, id: &str) -> Duration {
+    let started = std::time::Instant::now();
+    while store.get_session_seen(id).await.expect("read").0.is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{id} still answered from a cache"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn what_one_replica_ends_or_changes_another_forgets() {
+    let redis = RedisServer::start();
+    let a = cached(RedisStore::new(&redis.url()).expect("client")).await;
+    let b = cached(RedisStore::new(&redis.url()).expect("client")).await;
+    let ttl = Duration::from_secs(3600);
+    for id in ["s1", "s2", "s3"] {
+        a.put_session(id, &session("alice"), None, ttl)
+            .await
+            .expect("put");
+        // Read on B: kept in B's cache.
+        assert!(b.get_session_seen(id).await.expect("read").0.is_some());
+    }
+    // Served from B's cache even when gone from Redis behind its back...
+    redis.cli(&["DEL", &Space::Session.key("s1")]);
+    assert!(b.get_session_seen("s1").await.expect("read").0.is_some());
+    // ...so every ending on A is announced: sign-out, and revocation by user.
+    assert!(a.end_session("s2").await.expect("end"));
+    until_gone(&b, "s2").await;
+    assert_eq!(
+        a.end_sessions(Selection::User("alice")).await.expect("end"),
+        1
+    );
+    until_gone(&b, "s1").await;
+    until_gone(&b, "s3").await;
+
+    // A change (a revalidation's new claims) too: B reads the new session afterwards.
+    a.put_session("s4", &session("bob"), None, ttl)
+        .await
+        .expect("put");
+    let stored = b.get_session_seen("s4").await.expect("read").0.expect("s4");
+    assert_eq!(stored.live_view(NOW).expect("live").groups.len(), 2);
+    let changed = Session {
+        groups: vec!["new".to_string()],
+        ..session("bob")
+    };
+    assert!(a
+        .replace_session("s4", &changed, None, ttl)
+        .await
+        .expect("replace"));
+    let started = std::time::Instant::now();
+    loop {
+        let stored = b.get_session_seen("s4").await.expect("read").0.expect("s4");
+        if stored.live_view(NOW).expect("live").groups.len() == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "B kept the old claims"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

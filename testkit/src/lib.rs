@@ -1,6 +1,7 @@
-//! portcullis' test kit: starts REAL programs (Redis, the Node OpenID Provider, Traefik, nginx,
-//! Caddy, an echo upstream) on loopback, on free ports, stops them when their guard is dropped,
-//! and signs in through them with a cookie-keeping scripted browser.
+//! portcullis' test kit: starts REAL programs (Redis alone, as a cluster or behind Sentinels,
+//! the Node OpenID Provider, Traefik, nginx, Caddy, an echo upstream) on loopback, on free ports,
+//! stops them when their guard is dropped, and signs in through them with a cookie-keeping
+//! scripted browser.
 //!
 //! One kit for three users: the integration tests (tests/support re-exports all of it), the
 //! library's unit tests (a real redis-server for the store suite) and the bench runner.
@@ -26,6 +27,9 @@ pub mod process;
 pub mod proxies;
 pub mod raw_http;
 pub mod redis;
+pub mod redis_cli;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod upstream;
 pub mod wait;
 pub mod workdir;
@@ -36,5 +40,7 @@ pub use ports::free_port;
 pub use process::ChildGuard;
 pub use proxies::{Caddy, Nginx, Proxy, ProxyKind, Traefik};
 pub use redis::RedisServer;
+pub use redis_cluster::RedisCluster;
+pub use redis_sentinel::RedisSentinels;
 pub use upstream::Upstream;
 pub use wait::{wait_for_http, wait_for_tcp};

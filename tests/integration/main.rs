@@ -21,6 +21,7 @@ mod paths;
 
 mod backchannel;
 mod own_sessions;
+mod replicas;
 mod revalidation;
 mod revocation;
 

@@ -17,6 +17,8 @@ pub struct Portcullis {
     port: u16,
     env: HashMap<String, String>,
     running: Option<(ServerHandle, JoinHandle<()>)>,
+    /// The running instance's store (a handle to the same connections and cache).
+    store: Option<portcullis::session::Store>,
 }
 
 impl Portcullis {
@@ -27,6 +29,7 @@ impl Portcullis {
             port: free_port(),
             env: HashMap::new(),
             running: None,
+            store: None,
         }
     }
 
@@ -65,7 +68,8 @@ impl Portcullis {
                     };
                     match portcullis::build(config).await {
                         Ok(running) => {
-                            let _ = tx.send(Ok(running.server.handle()));
+                            let store = running.state.store.clone();
+                            let _ = tx.send(Ok((running.server.handle(), store)));
                             let _ = running.server.await;
                         }
                         Err(err) => {
@@ -75,11 +79,12 @@ impl Portcullis {
                 })
             })
             .expect("spawn portcullis thread");
-        let handle = rx
+        let (handle, store) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("portcullis did not report its start")
             .unwrap_or_else(|e| panic!("portcullis failed to start: {e}"));
         self.running = Some((handle, thread));
+        self.store = Some(store);
         wait::wait_for_http(
             &format!("{}/healthz", self.base_url()),
             wait::STARTUP_TIMEOUT,
@@ -97,6 +102,26 @@ impl Portcullis {
             .join();
             let _ = thread.join();
         }
+    }
+
+    /// Waits (bounded) until this instance hears session invalidations, so that its cache is
+    /// in use: before that, every check reads the store.
+    pub fn wait_until_cache_listens(&self) {
+        let store = self.store.as_ref().expect("portcullis running");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !store.cache_listening() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "portcullis on port {} never subscribed to session invalidations",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether this instance answers from its cache right now.
+    pub fn cache_listening(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.cache_listening())
     }
 
     pub fn restart(&mut self) {

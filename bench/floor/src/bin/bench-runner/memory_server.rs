@@ -50,7 +50,7 @@ pub fn main(args: &[String]) -> anyhow::Result<()> {
     let pid = std::process::id();
     let rss_kb_at_start = procs::status_kb(pid, "VmRSS")?;
     let config = portcullis::config::Config::from_process_env()?;
-    if config.redis_url.is_some() {
+    if config.store.redis.is_some() {
         bail!("memory-server must run without REDIS_URL");
     }
     let keys = Keys::derive(config.cookie_secret.expose().as_bytes())

@@ -77,8 +77,8 @@ pub fn run(
     })?;
     let cookie_1 = cx.keys.sign(&id_1);
     let cookie_50 = cx.keys.sign(&id_50);
-    let session_1_bytes = memory_usage(admin, &format!("portcullis:session:{id_1}"))?;
-    let session_50_bytes = memory_usage(admin, &format!("portcullis:session:{id_50}"))?;
+    let session_1_bytes = memory_usage(admin, &format!("portcullis:session:{{{id_1}}}"))?;
+    let session_50_bytes = memory_usage(admin, &format!("portcullis:session:{{{id_50}}}"))?;
     let cookie_unknown = cx.keys.sign(&portcullis::crypto::random_id());
     let cookie_forged = {
         let mut chars: Vec<char> = logins.cookie_redis.chars().collect();

@@ -53,8 +53,8 @@ pub fn run(
         .map_err(|e| anyhow!("the login's cookie does not verify with COOKIE_SECRET: {e}"))?
         .to_string();
     println!("signed in as {USER} on both instances");
-    let session_key = format!("portcullis:session:{alice_id}");
-    let tokens_key = format!("portcullis:tokens:{alice_id}");
+    let session_key = format!("portcullis:session:{{{alice_id}}}");
+    let tokens_key = format!("portcullis:tokens:{{{alice_id}}}");
     let session_bytes = memory_usage(admin, &session_key)?;
     let tokens_bytes = memory_usage(admin, &tokens_key).ok();
     let session_len: u64 = redis::cmd("STRLEN").arg(&session_key).query(admin)?;
