@@ -14,15 +14,12 @@ use portcullis_testkit::env::COOKIE_NAME;
 
 use crate::bench::Bench;
 use crate::processes::{children_of, Processes};
-use crate::proxies::{self, apache, Upstreams, ROUTES};
+use crate::proxies::{apache, Proxy, Upstreams, ROUTES};
 use crate::scenario::{preflight, Scenario};
 
 use super::logins::{self, Logins};
 use super::setup::{Floors, Servers};
 use super::Context;
-
-/// The proxies in front of portcullis, in the order their rounds run.
-pub const PROXIES: [&str; 3] = ["nginx", "traefik", "caddy"];
 
 /// The peer's scenarios: (name, instance, path).
 const PEER: [(&str, apache::Store, &str); 3] = [
@@ -37,12 +34,12 @@ const PEER: [(&str, apache::Store, &str); 3] = [
 
 /// Every scenario name of the phase, in the order they run.
 pub fn scenario_names() -> Vec<String> {
-    let mut names: Vec<String> = PROXIES
+    let mut names: Vec<String> = Proxy::ALL
         .iter()
         .flat_map(|proxy| {
             ROUTES
                 .iter()
-                .map(move |(route, _)| format!("{proxy}/{route}"))
+                .map(move |(route, _)| format!("{}/{route}", proxy.name()))
         })
         .collect();
     names.extend(PEER.iter().map(|(name, _, _)| name.to_string()));
@@ -71,13 +68,8 @@ pub fn run(
     };
     let repo = &cx.options.repo;
     let mut ports = Vec::new();
-    for proxy in PROXIES {
-        let port = match proxy {
-            "nginx" => proxies::nginx::start(live, repo, cx.dir, &up)?,
-            "traefik" => proxies::traefik::start(live, repo, cx.dir, &up)?,
-            _ => proxies::caddy::start(live, repo, cx.dir, &up)?,
-        };
-        ports.push((proxy, port));
+    for proxy in Proxy::ALL {
+        ports.push((proxy, proxy.start(live, repo, cx.dir, &up)?));
     }
     let issuer = live.idp.issuer();
     let mut peer_cookies = Vec::new();
@@ -146,14 +138,14 @@ fn program_pids(live: &Processes, name: &str) -> Vec<(String, u32)> {
 
 /// nginx, Traefik and Caddy, every route, with alice's portcullis cookie on every request (the
 /// routes that do not read it get the same request).
-fn proxy_scenarios(live: &Processes, ports: &[(&str, u16)], cookie: &str) -> Vec<Scenario> {
+fn proxy_scenarios(live: &Processes, ports: &[(Proxy, u16)], cookie: &str) -> Vec<Scenario> {
     let pids = live.pids();
     let pid = |name: &str| (name.to_string(), pids.get(name).copied().unwrap_or(0));
     let headers = vec![("Cookie".to_string(), format!("{COOKIE_NAME}={cookie}"))];
     let mut scenarios = Vec::new();
     for (proxy, port) in ports {
         for (route, path) in ROUTES {
-            let mut watch = program_pids(live, proxy);
+            let mut watch = program_pids(live, proxy.name());
             match route {
                 "null-auth" => watch.push(pid("floor-a")),
                 "portcullis" => watch.extend([pid("portcullis-redis"), pid("redis")]),
@@ -164,7 +156,7 @@ fn proxy_scenarios(live: &Processes, ports: &[(&str, u16)], cookie: &str) -> Vec
             }
             watch.push(pid("echo"));
             scenarios.push(Scenario::new(
-                &format!("{proxy}/{route}"),
+                &format!("{}/{route}", proxy.name()),
                 format!("http://127.0.0.1:{port}{path}"),
                 headers.clone(),
                 200,

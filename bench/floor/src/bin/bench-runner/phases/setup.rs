@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::process::Command;
 
+use portcullis_testkit::idp::Extras;
 use portcullis_testkit::{env, free_port, Idp, RedisServer};
 
 use crate::caught::caught;
@@ -17,6 +18,9 @@ use super::Context;
 /// one without: every other setting is the same.
 pub const SESSION_CACHE_ON: &str = "10s";
 pub const SESSION_CACHE_OFF: &str = "0";
+
+/// How long the IdP's sessions and refresh tokens last: as long as portcullis' (12 h).
+const IDP_SESSION_LIFETIME_S: u64 = 12 * 3600;
 
 /// Where the servers of the first step listen.
 pub struct Servers {
@@ -89,9 +93,17 @@ pub fn start_servers(cx: &Context) -> anyhow::Result<(Processes, Servers)> {
     .iter()
     .map(|p| format!("http://127.0.0.1:{p}/oauth2/callback"))
     .collect();
-    let apache_client = apache::client(&[servers.apache_redis_port, servers.apache_shm_port]);
+    let extras = Extras {
+        client: Some(apache::client(&[
+            servers.apache_redis_port,
+            servers.apache_shm_port,
+        ])),
+        // portcullis refreshes alice's sessions every SESSION_REFRESH_INTERVAL (5 minutes) for
+        // the whole run; past the IdP's default 10 minutes a refresh would end them.
+        session_lifetime_s: Some(IDP_SESSION_LIFETIME_S),
+    };
     let idp = caught("starting the test IdP", || {
-        Idp::start_in_with_extra_client(cx.dir, &redirect_uris, apache_client)
+        Idp::start_in_with(cx.dir, &redirect_uris, extras)
     })?;
     let mut live = Processes::new(redis, idp);
     let redis_url = Some(servers.redis_url.as_str());

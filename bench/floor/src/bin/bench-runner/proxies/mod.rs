@@ -12,7 +12,43 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::processes::{http_status, Child, STARTUP};
+use crate::processes::{http_status, Child, Processes, STARTUP};
+
+/// The proxies in front of portcullis, in the order their rounds run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proxy {
+    Nginx,
+    Traefik,
+    Caddy,
+}
+
+impl Proxy {
+    pub const ALL: [Proxy; 3] = [Proxy::Nginx, Proxy::Traefik, Proxy::Caddy];
+
+    /// Its program name, and the first part of its scenarios' names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proxy::Nginx => "nginx",
+            Proxy::Traefik => "traefik",
+            Proxy::Caddy => "caddy",
+        }
+    }
+
+    /// Starts it in front of `up` (its files in `dir`) and returns its port once it routes.
+    pub fn start(
+        self,
+        live: &mut Processes,
+        repo: &Path,
+        dir: &Path,
+        up: &Upstreams,
+    ) -> anyhow::Result<u16> {
+        match self {
+            Proxy::Nginx => nginx::start(live, repo, dir, up),
+            Proxy::Traefik => traefik::start(live, repo, dir, up),
+            Proxy::Caddy => caddy::start(live, repo, dir, up),
+        }
+    }
+}
 
 /// Where each proxy sends what (host:port, loopback).
 pub struct Upstreams {
