@@ -33,6 +33,26 @@ pub struct Counters {
     pub authorization_code: u64,
 }
 
+/// A third client of the OP, for a relying party other than portcullis (tests/idp/README.md,
+/// `EXTRA_CLIENT_*`): the bench's Apache mod_auth_openidc. `client_secret_basic`.
+#[derive(Debug, Clone)]
+pub struct ExtraClient {
+    pub id: String,
+    pub secret: String,
+    pub redirect_uris: Vec<String>,
+}
+
+/// What the bench's OP has beyond the tests' (tests/idp/README.md).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// A third client, for another relying party (`EXTRA_CLIENT_*`).
+    pub client: Option<ExtraClient>,
+    /// How long sessions, grants and refresh tokens last, in seconds (`SESSION_LIFETIME`; the
+    /// OP's default of 600 is shorter than a bench run, and a refresh grant with an expired
+    /// refresh token ends portcullis' session).
+    pub session_lifetime_s: Option<u64>,
+}
+
 pub struct Idp {
     port: u16,
     client_secret: String,
@@ -40,6 +60,7 @@ pub struct Idp {
     post_logout_redirect_uris: Vec<String>,
     /// The clients' `backchannel_logout_uri`, if any.
     backchannel_logout_uri: Option<String>,
+    extras: Extras,
     // Declared before `dir` so the OP stops before its folder goes away.
     child: Option<ChildGuard>,
     dir: Workdir,
@@ -49,7 +70,13 @@ impl Idp {
     /// Starts the OP with one confidential client allowed to use
     /// `redirect_uris` (and `post_logout` for RP-initiated logout).
     pub fn start(redirect_uris: &[String], post_logout: &[String]) -> Idp {
-        Self::start_with(Workdir::temp("idp"), redirect_uris, post_logout, None)
+        Self::start_with(
+            Workdir::temp("idp"),
+            redirect_uris,
+            post_logout,
+            None,
+            Extras::default(),
+        )
     }
 
     /// The same, and the client registers `backchannel_logout_uri` with "session required":
@@ -65,12 +92,24 @@ impl Idp {
             redirect_uris,
             post_logout,
             Some(backchannel_logout_uri.to_string()),
+            Extras::default(),
         )
     }
 
     /// The same, with its log (`idp.log`) in `dir`, which is kept.
     pub fn start_in(dir: &Path, redirect_uris: &[String], post_logout: &[String]) -> Idp {
-        Self::start_with(Workdir::kept(dir), redirect_uris, post_logout, None)
+        Self::start_with(
+            Workdir::kept(dir),
+            redirect_uris,
+            post_logout,
+            None,
+            Extras::default(),
+        )
+    }
+
+    /// [`Idp::start_in`] (no post-logout URIs), with the bench's [`Extras`].
+    pub fn start_in_with(dir: &Path, redirect_uris: &[String], extras: Extras) -> Idp {
+        Self::start_with(Workdir::kept(dir), redirect_uris, &[], None, extras)
     }
 
     fn start_with(
@@ -78,6 +117,7 @@ impl Idp {
         redirect_uris: &[String],
         post_logout: &[String],
         backchannel_logout_uri: Option<String>,
+        extras: Extras,
     ) -> Idp {
         assert!(
             !redirect_uris.is_empty(),
@@ -90,6 +130,7 @@ impl Idp {
             redirect_uris: redirect_uris.to_vec(),
             post_logout_redirect_uris: post_logout.to_vec(),
             backchannel_logout_uri,
+            extras,
             child: None,
             dir,
         };
@@ -314,6 +355,15 @@ impl Idp {
             .env("NODE_ENV", "test");
         if let Some(uri) = &self.backchannel_logout_uri {
             command.env("BACKCHANNEL_LOGOUT_URI", uri);
+        }
+        if let Some(extra) = &self.extras.client {
+            command
+                .env("EXTRA_CLIENT_ID", &extra.id)
+                .env("EXTRA_CLIENT_SECRET", &extra.secret)
+                .env("EXTRA_REDIRECT_URIS", extra.redirect_uris.join(","));
+        }
+        if let Some(seconds) = self.extras.session_lifetime_s {
+            command.env("SESSION_LIFETIME", seconds.to_string());
         }
         let mut child = ChildGuard::spawn("idp (node oidc-provider)", command, &self.log_path());
         child.wait_for_http(&self.discovery_url(), STARTUP_TIMEOUT, |status| {

@@ -12,6 +12,12 @@
 //                              "$CLIENT_ID-post" is the same client using client_secret_post
 //   REDIRECT_URIS              comma-separated redirect_uris
 //   POST_LOGOUT_REDIRECT_URIS  comma-separated post_logout_redirect_uris (optional)
+//   EXTRA_CLIENT_ID, EXTRA_CLIENT_SECRET, EXTRA_REDIRECT_URIS
+//                              a third confidential client (client_secret_basic) with its own
+//                              secret and redirect_uris, for another relying party (the bench's
+//                              Apache mod_auth_openidc); optional, all three or none
+//   SESSION_LIFETIME           seconds that sessions, grants and refresh tokens last (default
+//                              600: tests run for seconds; the bench runs for half an hour)
 //   BACKCHANNEL_LOGOUT_URI     the clients' backchannel_logout_uri (optional; unset: the
 //                              OP sends no logout tokens and ID tokens carry no sid)
 //   TEST_SIGN_ENDPOINT         "1" turns on POST /test/sign (TEST ONLY, see below)
@@ -46,6 +52,16 @@ const CLIENT_SECRET = required('CLIENT_SECRET');
 const REDIRECT_URIS = list(required('REDIRECT_URIS'));
 const POST_LOGOUT_REDIRECT_URIS = list(process.env.POST_LOGOUT_REDIRECT_URIS);
 const BACKCHANNEL_LOGOUT_URI = process.env.BACKCHANNEL_LOGOUT_URI || '';
+const EXTRA_CLIENT_ID = process.env.EXTRA_CLIENT_ID || '';
+const SESSION_LIFETIME = Number(process.env.SESSION_LIFETIME || 600);
+if (!Number.isInteger(SESSION_LIFETIME) || SESSION_LIFETIME <= 0) {
+  console.error('idp: SESSION_LIFETIME must be a whole number of seconds');
+  process.exit(2);
+}
+if (EXTRA_CLIENT_ID && !(process.env.EXTRA_CLIENT_SECRET && process.env.EXTRA_REDIRECT_URIS)) {
+  console.error('idp: EXTRA_CLIENT_ID needs EXTRA_CLIENT_SECRET and EXTRA_REDIRECT_URIS');
+  process.exit(2);
+}
 const TEST_SIGN_ENDPOINT = process.env.TEST_SIGN_ENDPOINT === '1';
 const TEST_CONTROL_ENDPOINTS = process.env.TEST_CONTROL_ENDPOINTS === '1';
 
@@ -178,6 +194,14 @@ const provider = new Provider(ISSUER, {
   clients: [
     { ...baseClient, client_id: CLIENT_ID, token_endpoint_auth_method: 'client_secret_basic' },
     { ...baseClient, client_id: `${CLIENT_ID}-post`, token_endpoint_auth_method: 'client_secret_post' },
+    ...(EXTRA_CLIENT_ID ? [{
+      ...baseClient,
+      client_id: EXTRA_CLIENT_ID,
+      client_secret: process.env.EXTRA_CLIENT_SECRET,
+      redirect_uris: list(process.env.EXTRA_REDIRECT_URIS),
+      post_logout_redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }] : []),
   ],
   jwks: { keys: [signingKey] },
   cookies: {
@@ -231,15 +255,16 @@ const provider = new Provider(ISSUER, {
       },
     };
   },
-  // Short lifetimes: tests run for seconds, nothing should linger.
+  // Short lifetimes: tests run for seconds, nothing should linger. The bench, which runs far
+  // longer while portcullis refreshes its sessions every few minutes, sets SESSION_LIFETIME.
   ttl: {
     AccessToken: 300,
     AuthorizationCode: 60,
     IdToken: 300,
     Interaction: 300,
-    Session: 600,
-    Grant: 600,
-    RefreshToken: 600,
+    Session: SESSION_LIFETIME,
+    Grant: SESSION_LIFETIME,
+    RefreshToken: SESSION_LIFETIME,
   },
   async renderError(ctx, out) {
     ctx.type = 'html';
@@ -614,6 +639,8 @@ provider.on('userinfo.error', (_ctx, err) => console.error(`idp: userinfo.error:
 
 server.listen(PORT, '127.0.0.1', () => {
   console.log(`idp: listening on 127.0.0.1:${PORT}, issuer ${ISSUER}, client ${CLIENT_ID}`
+    + `${EXTRA_CLIENT_ID ? `, extra client ${EXTRA_CLIENT_ID}` : ''}`
+    + `${SESSION_LIFETIME !== 600 ? `, sessions and refresh tokens last ${SESSION_LIFETIME} s` : ''}`
     + `${BACKCHANNEL_LOGOUT_URI ? `, back-channel logout to ${BACKCHANNEL_LOGOUT_URI}` : ''}`
     + `${TEST_SIGN_ENDPOINT ? ', TEST signing endpoint on' : ''}`
     + `${TEST_CONTROL_ENDPOINTS ? ', TEST control endpoints on' : ''}`);

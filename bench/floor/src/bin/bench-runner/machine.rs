@@ -27,6 +27,13 @@ pub fn machine() -> serde_json::Value {
         "redis_server": command_output("redis-server", &["--version"]),
         "nginx": command_output("nginx", &["-v"]),
         "node": command_output("node", &["--version"]),
+        "traefik": command_output("traefik", &["version"]).lines().next().unwrap_or_default(),
+        "caddy": command_output("caddy", &["version"]),
+        "apache2": command_output("apache2", &["-v"]).lines().next().unwrap_or_default(),
+        "mod_auth_openidc": command_output(
+            "dpkg-query",
+            &["-W", "-f=${Version}", "libapache2-mod-auth-openidc"]
+        ),
     })
 }
 

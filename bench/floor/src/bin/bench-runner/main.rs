@@ -1,8 +1,9 @@
 //! bench-runner: the whole portcullis benchmark in one process (see bench/README.md).
 //!
-//! Starts redis-server, the test IdP, two portcullis binaries (Redis store, memory store), the
-//! floors, an echo app and nginx, all on loopback; signs in for real; then drives wrk
-//! (separate processes) in interleaved rounds, checking the status of every answer.
+//! Starts redis-server, the test IdP, three portcullis binaries (Redis store with the session
+//! cache on and off, memory store), the floors, an echo app, nginx, Traefik, Caddy and Apache
+//! with mod_auth_openidc, all on loopback; signs in for real; then drives wrk (separate
+//! processes) in interleaved rounds, checking the status of every answer.
 //!
 //! ```text
 //! bench-runner [--smoke] [--duration S] [--reps N] [--connections 16,64]
@@ -19,8 +20,10 @@ mod options;
 mod phases;
 mod processes;
 mod procs;
+mod proxies;
 mod redis_admin;
 mod report;
+mod report_e2e;
 mod results;
 mod scenario;
 mod sessions;

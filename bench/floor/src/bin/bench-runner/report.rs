@@ -25,6 +25,10 @@ pub struct Row {
     pub max_us: u64,
     pub vs_floor_a: Option<f64>,
     pub vs_floor_b: Option<f64>,
+    /// End-to-end rows (`PROXY/ROUTE`): req/s divided by `PROXY/direct`'s (the proxy alone)
+    /// and by `PROXY/null-auth`'s (the same proxy checked by the null auth server).
+    pub vs_proxy_alone: Option<f64>,
+    pub vs_null_auth: Option<f64>,
     /// CPU microseconds per request of each process on the path.
     pub cpu_us_per_request: BTreeMap<String, f64>,
     /// Share of the machine's CPU used by processes that are not the bench's, mean of rounds.
@@ -102,6 +106,8 @@ pub fn rows(rounds: &[Round]) -> Vec<Row> {
                 max_us: group.iter().map(|r| r.latency_us.max).max().unwrap_or(0),
                 vs_floor_a: None,
                 vs_floor_b: None,
+                vs_proxy_alone: None,
+                vs_null_auth: None,
                 cpu_us_per_request,
                 other_load_pct,
                 statuses,
@@ -138,6 +144,34 @@ pub fn rows(rounds: &[Round]) -> Vec<Row> {
         row.vs_floor_a = floor("floor-a");
         row.vs_floor_b = floor("floor-b");
     }
+    // Ratios to the same proxy alone and with the null auth server, in the same phase at the
+    // same connection count.
+    let rps: Vec<(String, String, u32, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.phase.clone(),
+                r.scenario.clone(),
+                r.connections,
+                r.rps_mean,
+            )
+        })
+        .collect();
+    for row in &mut rows {
+        let Some((proxy, route)) = row.scenario.split_once('/') else {
+            continue;
+        };
+        let baseline = |route: &str| {
+            let name = format!("{proxy}/{route}");
+            rps.iter()
+                .find(|(p, s, c, _)| p == &row.phase && *s == name && *c == row.connections)
+                .map(|(_, _, _, base)| row.rps_mean / base)
+        };
+        row.vs_proxy_alone = baseline("direct");
+        if route != "direct" {
+            row.vs_null_auth = baseline("null-auth");
+        }
+    }
     rows
 }
 
@@ -146,11 +180,11 @@ pub fn find<'r>(rows: &'r [Row], phase: &str, scenario: &str, connections: u32) 
         .find(|r| r.phase == phase && r.scenario == scenario && r.connections == connections)
 }
 
-fn ms(us: f64) -> String {
+pub fn ms(us: f64) -> String {
     format!("{:.2}", us / 1000.0)
 }
 
-fn ratio(value: Option<f64>) -> String {
+pub fn ratio(value: Option<f64>) -> String {
     value.map_or_else(|| "".to_string(), |v| format!("{v:.2}x"))
 }
 

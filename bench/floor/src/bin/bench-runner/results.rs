@@ -11,6 +11,7 @@ use crate::machine;
 use crate::options::Options;
 use crate::phases::Outcome;
 use crate::report::{self, Row, Target};
+use crate::report_e2e;
 use crate::targets;
 use crate::wrk::Round;
 
@@ -37,6 +38,8 @@ struct Results<'a> {
 #[derive(Serialize)]
 struct Markdown {
     table: String,
+    /// The end-to-end rows, with their ratios to the proxy alone and to the null auth server.
+    e2e: String,
     targets: String,
 }
 
@@ -61,8 +64,9 @@ pub fn finish(
     let (_, finished_at) = machine::utc_now();
     let all_ok = bench.failures.is_empty();
     let table = report::markdown(&rows);
+    let e2e = report_e2e::markdown(&rows);
     let targets_table = report::targets_markdown(&targets);
-    println!("\n{table}\n{targets_table}");
+    println!("\n{table}\n{e2e}\n{targets_table}");
     println!("{}", outcome.facts.notes);
     if !outcome.counter_cost.is_empty() {
         println!("{}", outcome.counter_cost);
@@ -85,6 +89,7 @@ pub fn finish(
         rounds: &bench.rounds,
         markdown: Markdown {
             table,
+            e2e,
             targets: targets_table,
         },
     };

@@ -1,5 +1,5 @@
-//! The growth phase: the forward-auth check and floor B again at each level of sessions in
-//! Redis, filled through the store code before each level's rounds.
+//! The growth phase: the forward-auth check (session cache on and off) and floor B again at
+//! each level of sessions in Redis, filled through the store code before each level's rounds.
 
 use crate::bench::Bench;
 use crate::processes::Processes;
@@ -27,10 +27,15 @@ pub fn run(
 ) -> anyhow::Result<Growth> {
     let options = cx.options;
     // floor B reads one key from the same Redis: the control for what more keys cost Redis.
-    let growth: Vec<&Scenario> = ["floor-b", "redis/forward-auth"]
-        .iter()
-        .filter_map(|n| scenarios.iter().find(|s| s.name == *n))
-        .collect();
+    // The portcullis without its session cache reads the store on every check.
+    let growth: Vec<&Scenario> = [
+        "floor-b",
+        "redis/forward-auth",
+        "redis-nocache/forward-auth",
+    ]
+    .iter()
+    .filter_map(|n| scenarios.iter().find(|s| s.name == *n))
+    .collect();
     for &level in &options.levels {
         if !options.only.is_empty() {
             break;

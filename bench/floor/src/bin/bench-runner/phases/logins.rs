@@ -41,8 +41,12 @@ pub fn run(
     servers: &Servers,
     admin: &mut redis::Connection,
 ) -> anyhow::Result<Logins> {
-    let cookie_redis = sign_in(cx, &format!("http://127.0.0.1:{}", servers.pc_redis_port))?;
-    let cookie_memory = sign_in(cx, &format!("http://127.0.0.1:{}", servers.pc_memory_port))?;
+    let sign_in_at = |port: u16| {
+        let base = format!("http://127.0.0.1:{port}");
+        sign_in(cx, &base, &format!("/oauth2/start?rd={base}/"), COOKIE_NAME)
+    };
+    let cookie_redis = sign_in_at(servers.pc_redis_port)?;
+    let cookie_memory = sign_in_at(servers.pc_memory_port)?;
     let alice_id = cx
         .keys
         .verify(&cookie_redis)
@@ -70,20 +74,19 @@ pub fn run(
     })
 }
 
-/// Signs alice in at portcullis `base` directly (no proxy): /oauth2/start -> IdP -> login form
-/// -> /oauth2/callback; returns the session cookie the callback set.
-fn sign_in(cx: &Context, base: &str) -> anyhow::Result<String> {
+/// Signs alice in at `base` (portcullis, or the peer): GET `path` -> IdP -> login form -> back
+/// through the relying party's callback; returns the cookie `cookie_name` that it set.
+pub fn sign_in(cx: &Context, base: &str, path: &str, cookie_name: &str) -> anyhow::Result<String> {
     let (cookie, hops) = caught(&format!("signing in as {USER} through {base}"), || {
         cx.rt.block_on(async {
             let browser = Browser::new();
-            let start = format!("/oauth2/start?rd={base}/");
-            let hops = browser.sign_in_trace(base, &start, USER, PASSWORD).await;
-            (browser.cookie(base, COOKIE_NAME), hops)
+            let hops = browser.sign_in_trace(base, path, USER, PASSWORD).await;
+            (browser.cookie(base, cookie_name), hops)
         })
     })?;
     cookie.ok_or_else(|| {
         anyhow!(
-            "signing in as {USER} through {base} did not end with a {COOKIE_NAME} cookie:\n{}",
+            "signing in as {USER} through {base} did not end with a {cookie_name} cookie:\n{}",
             describe(&hops)
         )
     })

@@ -1,16 +1,19 @@
 //! The phases of a run, in the order they run, one module each:
 //!
-//! - setup: Redis, the IdP, both portcullis binaries (and, after the fill, the floors, the
-//!   echo app and nginx: floor B reads alice's session key, which the login makes);
-//! - logins: a real sign-in on each portcullis, and what the session costs in Redis;
+//! - setup: Redis, the IdP, the portcullis binaries (and, after the fill, the floors and the
+//!   echo app: floor B reads alice's session key, which the login makes);
+//! - logins: a real sign-in on portcullis, and what the session costs in Redis;
 //! - fill: sessions made through the store code (1 and 50 groups, filler to the first level);
-//! - scenarios: every scenario checked once, warm-up, then the main interleaved rounds;
+//! - scenarios: every check without a proxy, checked once, warm-up, then the main rounds;
+//! - e2e: nginx, Traefik, Caddy and the peer (Apache with mod_auth_openidc) in front of the
+//!   echo app, started and signed in here;
 //! - latency: paced, pinned and calibration rounds;
 //! - growth: the Redis check again with more sessions in Redis;
 //! - memory: the in-memory store holding many sessions.
 //!
 //! Rounds go to [`Bench`]; each phase returns the rest of what the report needs of it.
 
+pub mod e2e;
 pub mod fill;
 pub mod growth;
 pub mod latency;
@@ -22,7 +25,7 @@ pub mod setup;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use portcullis::crypto::Keys;
 use portcullis_testkit::env::COOKIE_SECRET;
 
@@ -81,6 +84,10 @@ pub fn run(
     let (extra, mut filler) = fill::run(&cx, &servers, &logins, &mut admin)?;
     let floors = setup::start_floors(&cx, &mut live, &servers, &logins.session_key)?;
     let main = scenarios::run(&cx, bench, &mut live, &servers, &floors, &logins, &extra)?;
+    let e2e = e2e::run(&cx, bench, &mut live, &servers, &floors, &logins)?;
+    if main.scenarios.is_empty() && e2e == 0 {
+        bail!("--only matches no scenario");
+    }
     let latency = latency::run(&cx, bench, &mut live, &main.scenarios)?;
     let growth = growth::run(
         &cx,

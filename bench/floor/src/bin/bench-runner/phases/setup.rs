@@ -1,24 +1,39 @@
-//! Starting the servers: Redis, the IdP and both portcullis binaries first; the floors, the
-//! echo app and nginx once alice's session exists (floor B reads its key).
+//! Starting the servers: Redis, the IdP and the portcullis binaries first; the floors and the
+//! echo app once alice's session exists (floor B reads its key). The proxies start with their
+//! phase (phases/e2e.rs).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
-use anyhow::bail;
-use portcullis_testkit::proxies::nginx::compiled_temp_path_modules;
+use portcullis_testkit::idp::Extras;
 use portcullis_testkit::{env, free_port, Idp, RedisServer};
 
 use crate::caught::caught;
-use crate::processes::{http_status, launcher, Processes, STARTUP};
+use crate::processes::{launcher, Processes};
+use crate::proxies::apache;
 
 use super::Context;
+
+/// The session cache of the portcullis with the Redis store (SESSION_CACHE_TTL), and of the
+/// one without: every other setting is the same.
+pub const SESSION_CACHE_ON: &str = "10s";
+pub const SESSION_CACHE_OFF: &str = "0";
+
+/// How long the IdP's sessions and refresh tokens last: as long as portcullis' (12 h).
+const IDP_SESSION_LIFETIME_S: u64 = 12 * 3600;
 
 /// Where the servers of the first step listen.
 pub struct Servers {
     pub redis_url: String,
+    /// portcullis with the Redis store and its session cache on (the default configuration).
     pub pc_redis_port: u16,
+    /// The same Redis and cookie secret with the session cache off: alice's cookie works on
+    /// both, as on two replicas.
+    pub pc_nocache_port: u16,
     pub pc_memory_port: u16,
+    /// The ports of the two Apache instances (their redirect URIs are registered at the IdP).
+    pub apache_redis_port: u16,
+    pub apache_shm_port: u16,
 }
 
 impl Servers {
@@ -26,8 +41,19 @@ impl Servers {
         format!("127.0.0.1:{}", self.pc_redis_port)
     }
 
+    pub fn pc_nocache_host(&self) -> String {
+        format!("127.0.0.1:{}", self.pc_nocache_port)
+    }
+
     pub fn pc_memory_host(&self) -> String {
         format!("127.0.0.1:{}", self.pc_memory_port)
+    }
+
+    /// host:port of Redis.
+    pub fn redis_host(&self) -> &str {
+        self.redis_url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
     }
 }
 
@@ -35,7 +61,7 @@ impl Servers {
 pub struct Floors {
     pub floor_a_port: u16,
     pub floor_b_port: u16,
-    pub nginx_port: u16,
+    pub echo_port: u16,
 }
 
 /// The tests' environment for an instance on `port` (its own callback), as a release binary
@@ -47,39 +73,68 @@ pub fn portcullis_env(idp: &Idp, port: u16, redis: Option<&str>) -> HashMap<Stri
     env
 }
 
-/// redis-server, the test IdP, then portcullis with the Redis store and with the memory store.
+/// redis-server, the test IdP (with a client for Apache), then portcullis with the Redis
+/// store (session cache on and off) and with the memory store.
 pub fn start_servers(cx: &Context) -> anyhow::Result<(Processes, Servers)> {
     let redis = caught("starting redis-server", || RedisServer::start_in(cx.dir))?;
-    let redis_url = redis.url();
-    let pc_redis_port = free_port();
-    let pc_memory_port = free_port();
-    let redirect_uris: Vec<String> = [pc_redis_port, pc_memory_port]
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}/oauth2/callback"))
-        .collect();
+    let servers = Servers {
+        redis_url: redis.url(),
+        pc_redis_port: free_port(),
+        pc_nocache_port: free_port(),
+        pc_memory_port: free_port(),
+        apache_redis_port: free_port(),
+        apache_shm_port: free_port(),
+    };
+    let redirect_uris: Vec<String> = [
+        servers.pc_redis_port,
+        servers.pc_nocache_port,
+        servers.pc_memory_port,
+    ]
+    .iter()
+    .map(|p| format!("http://127.0.0.1:{p}/oauth2/callback"))
+    .collect();
+    let extras = Extras {
+        client: Some(apache::client(&[
+            servers.apache_redis_port,
+            servers.apache_shm_port,
+        ])),
+        // portcullis refreshes alice's sessions every SESSION_REFRESH_INTERVAL (5 minutes) for
+        // the whole run; past the IdP's default 10 minutes a refresh would end them.
+        session_lifetime_s: Some(IDP_SESSION_LIFETIME_S),
+    };
     let idp = caught("starting the test IdP", || {
-        Idp::start_in(cx.dir, &redirect_uris, &[])
+        Idp::start_in_with(cx.dir, &redirect_uris, extras)
     })?;
     let mut live = Processes::new(redis, idp);
-    for (name, port, redis) in [
-        ("portcullis-redis", pc_redis_port, Some(redis_url.as_str())),
-        ("portcullis-memory", pc_memory_port, None),
+    let redis_url = Some(servers.redis_url.as_str());
+    for (name, port, redis, cache) in [
+        (
+            "portcullis-redis",
+            servers.pc_redis_port,
+            redis_url,
+            Some(SESSION_CACHE_ON),
+        ),
+        (
+            "portcullis-redis-nocache",
+            servers.pc_nocache_port,
+            redis_url,
+            Some(SESSION_CACHE_OFF),
+        ),
+        ("portcullis-memory", servers.pc_memory_port, None, None),
     ] {
-        let env = portcullis_env(&live.idp, port, redis);
+        let mut env = portcullis_env(&live.idp, port, redis);
+        if let Some(ttl) = cache {
+            // Set explicitly in both, whatever the default.
+            env.insert("SESSION_CACHE_TTL".into(), ttl.into());
+        }
         let command = launcher(cx.options, name, &cx.bins.portcullis, Some(&env));
         live.spawn_until_ok(name, command, cx.dir, port, "/readyz")?
             .measure_wrapped(cx.options)?;
     }
-    let servers = Servers {
-        redis_url,
-        pc_redis_port,
-        pc_memory_port,
-    };
     Ok((live, servers))
 }
 
-/// Floor A, floor B (one Redis GET of `session_key`), the echo app, and nginx in front of the
-/// echo app with portcullis-redis as its auth_request.
+/// Floor A, floor B (one Redis GET of `session_key`) and the echo app.
 pub fn start_floors(
     cx: &Context,
     live: &mut Processes,
@@ -89,7 +144,6 @@ pub fn start_floors(
     let floor_a_port = free_port();
     let floor_b_port = free_port();
     let echo_port = free_port();
-    let nginx_port = free_port();
     for (name, mode, port) in [
         ("floor-a", "plain", floor_a_port),
         ("floor-b", "redis", floor_b_port),
@@ -111,65 +165,9 @@ pub fn start_floors(
             child.measure_wrapped(cx.options)?;
         }
     }
-    let conf_path = write_nginx_conf(cx, servers.pc_redis_port, echo_port, nginx_port)?;
-    let mut command = Command::new("nginx");
-    command
-        .arg("-p")
-        .arg(format!("{}/", cx.dir.display()))
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-e", "stderr"]);
-    live.spawn("nginx", command, cx.dir)?.wait_until(
-        "nginx /open/",
-        STARTUP,
-        || match http_status(nginx_port, "/open/")? {
-            200 => Ok(()),
-            other => Err(format!("status {other}")),
-        },
-    )?;
     Ok(Floors {
         floor_a_port,
         floor_b_port,
-        nginx_port,
+        echo_port,
     })
-}
-
-/// bench/nginx.conf.template, rendered into the run's folder.
-fn write_nginx_conf(
-    cx: &Context,
-    portcullis_port: u16,
-    echo_port: u16,
-    nginx_port: u16,
-) -> anyhow::Result<std::path::PathBuf> {
-    let template = std::fs::read_to_string(cx.options.repo.join("bench/nginx.conf.template"))?;
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let nginx_conf = template
-        .replace("@USER@", if root { "user root;" } else { "" })
-        .replace("@DIR@", &cx.dir.display().to_string())
-        .replace("@TEMP_PATHS@", &nginx_temp_paths(cx.dir)?)
-        .replace("@PORTCULLIS@", &format!("127.0.0.1:{portcullis_port}"))
-        .replace("@APP@", &format!("127.0.0.1:{echo_port}"))
-        .replace("@LISTEN@", &format!("127.0.0.1:{nginx_port}"));
-    let leftover = nginx_conf.lines().any(|line| {
-        let code = line.split('#').next().unwrap_or_default();
-        code.contains('@')
-    });
-    if leftover {
-        bail!("bench/nginx.conf.template has a placeholder the runner does not know");
-    }
-    let conf_path = cx.dir.join("nginx.conf");
-    std::fs::write(&conf_path, nginx_conf)?;
-    Ok(conf_path)
-}
-
-/// The temp paths of the modules this nginx has, in the run's folder (as the tests' nginx).
-fn nginx_temp_paths(dir: &Path) -> anyhow::Result<String> {
-    let modules = caught("nginx -V", || {
-        compiled_temp_path_modules(Path::new("nginx"))
-    })?;
-    Ok(modules
-        .into_iter()
-        .map(|m| format!("    {m}_temp_path {}/{m};\n", dir.display()))
-        .collect())
 }
