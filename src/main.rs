@@ -7,6 +7,12 @@ use anyhow::Context;
 use portcullis::admin::cli::{self as sessions_cli, SessionsCommand};
 use portcullis::config::{self, Config};
 
+// mimalloc rather than the C library's allocator: an auth check makes a few dozen small
+// allocations on two or more worker threads, which musl's allocator (the static binary the
+// Docker image ships) serves under one lock.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 portcullis: OpenID Connect single sign-on for Traefik, nginx and Caddy forward-auth
 

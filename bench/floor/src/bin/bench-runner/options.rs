@@ -20,6 +20,9 @@ pub struct Options {
     pub only: Vec<String>,
     /// Run both portcullis binaries under `perf record` (bench/profile.sh).
     pub perf: bool,
+    /// Run portcullis and the floors under `valgrind --tool=callgrind` (bench/profile.sh
+    /// --callgrind): instruction counts, repeatable whatever else the machine does.
+    pub callgrind: bool,
     #[serde(skip)]
     pub out: Option<PathBuf>,
     #[serde(skip)]
@@ -55,6 +58,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         wrk_threads: 2,
         only: Vec::new(),
         perf: false,
+        callgrind: false,
         out: None,
         repo: portcullis_testkit::paths::repo_root(),
     };
@@ -65,6 +69,10 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         }
         if flag == "--perf" {
             options.perf = true;
+            continue;
+        }
+        if flag == "--callgrind" {
+            options.callgrind = true;
             continue;
         }
         if flag == "--no-warmup" {
@@ -91,6 +99,9 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     }
     if options.connections.is_empty() || options.levels.is_empty() || options.repetitions == 0 {
         bail!("--connections, --levels and --reps must not be empty or zero");
+    }
+    if options.perf && options.callgrind {
+        bail!("--perf and --callgrind exclude each other");
     }
     options.repo = options
         .repo

@@ -68,6 +68,10 @@ impl Child {
 
     /// With --perf, CPU and RSS are read from the program perf started, not from perf.
     pub fn measure_wrapped(&mut self, options: &Options) -> anyhow::Result<()> {
+        if options.callgrind {
+            // valgrind runs the program in its own process: the pid is the program's.
+            self.guard.set_stop_grace(PERF_STOP_GRACE);
+        }
         if options.perf {
             let inner = children_of(self.own_pid())
                 .first()
@@ -258,6 +262,20 @@ pub fn launcher(
         Some(env) => clean_command(program, env),
         None => Command::new(program),
     };
+    if options.callgrind {
+        let mut command = start(Path::new("valgrind"));
+        command
+            .args(["--tool=callgrind", "--quiet"])
+            .arg(format!(
+                "--callgrind-out-file={}",
+                options
+                    .repo
+                    .join(format!("bench/results/tmp-callgrind-{name}.out"))
+                    .display()
+            ))
+            .arg(program);
+        return command;
+    }
     if !options.perf {
         return start(program);
     }
