@@ -72,7 +72,7 @@ pub enum RefreshOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshAction {
     /// Store this session (same id, same absolute expiry) in place of the old one.
-    Update(Session),
+    Update(Box<Session>),
     /// End the session: the next check treats the browser as signed out.
     End(EndReason),
     /// Keep the current claims; try again after a pause.
@@ -114,14 +114,16 @@ pub fn apply_refresh(
         address: old.address.map(str::to_owned),
     };
     match login::session_from_claims(&claims, config, now, client) {
-        Ok(fresh) => RefreshAction::Update(Session {
+        Ok(fresh) => RefreshAction::Update(Box::new(Session {
             created_at: old.created_at,
             expires_at: old.expires_at,
             idp_session: fresh.idp_session.or(old.idp_session.map(str::to_owned)),
             // What the tokens allow is the refresh's to say (see `Tokens::refreshable_until`).
             refreshable_until: old.refreshable_until,
+            // A refresh asks the provider the user signed in with: it stays theirs.
+            provider: old.provider.map(str::to_owned),
             ..fresh
-        }),
+        })),
         Err(refusal) => RefreshAction::End(EndReason::RulesRefuse(refusal)),
     }
 }

@@ -83,6 +83,7 @@ fn old_session() -> Session {
         user_agent: Some("Firefox".into()),
         address: Some("192.0.2.1".into()),
         refreshable_until: u64::MAX,
+        provider: Some("keycloak".into()),
     }
 }
 
@@ -103,6 +104,7 @@ fn apply_refresh_table() {
         user_agent: old.user_agent.as_deref(),
         address: old.address.as_deref(),
         refreshable_until: old.refreshable_until,
+        provider: old.provider.as_deref(),
     };
     let now = 2_000;
     let updated = Session {
@@ -118,7 +120,7 @@ fn apply_refresh_table() {
                 "sub": "alice-sub", "email": "new@example.com", "email_verified": true,
                 "preferred_username": "alice", "groups": ["ops", "admins"],
             })),
-            RefreshAction::Update(updated),
+            RefreshAction::Update(Box::new(updated)),
         ),
         (
             "a required group removed at the IdP ends the session",

@@ -273,6 +273,8 @@ pub fn session_from_claims(
         address: client.address,
         // What the tokens allow is the caller's to say: the claims do not know.
         refreshable_until: 0,
+        // The one provider of the unprefixed `OIDC_*` variables has no name.
+        provider: None,
     };
     let idp_groups: Vec<&str> = session.groups.iter().map(String::as_str).collect();
     let identity = Identity {

@@ -17,6 +17,7 @@ const IDENTITY_HEADERS = [
   'X-Auth-Request-Email',
   'X-Auth-Request-Preferred-Username',
   'X-Auth-Request-Groups',
+  'X-Auth-Request-Provider',
   'Remote-User',
   'Remote-Email',
   'Remote-Name',

@@ -156,11 +156,16 @@ fn redirect_check(query: &str, uri: &str) -> TestRequest {
 /// What a browser sends for a top-level navigation.
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
+/// The provider's header: one name, no `Remote-*` twin.
+const PROVIDER_HEADER: &str = "x-auth-request-provider";
+
+/// The identity headers of a session of the one unnamed provider (its header present, empty).
 fn assert_identity(headers: &HeaderMap, expected: [&str; 4]) {
     for ((ours, remote), value) in IDENTITY_HEADERS.iter().zip(expected) {
         assert_eq!(header(headers, ours), value, "{ours}");
         assert_eq!(header(headers, remote), value, "{remote}");
     }
+    assert_eq!(header(headers, PROVIDER_HEADER), "", "{PROVIDER_HEADER}");
     assert_eq!(header(headers, "cache-control"), "no-store");
 }
 
@@ -169,6 +174,10 @@ fn assert_no_identity(headers: &HeaderMap) {
         assert!(headers.get(ours).is_none(), "{ours} on a denial");
         assert!(headers.get(remote).is_none(), "{remote} on a denial");
     }
+    assert!(
+        headers.get(PROVIDER_HEADER).is_none(),
+        "provider on a denial"
+    );
 }
 
 /// The headers every page carries: no framing, no sniffing, no referrer, no caching.
@@ -275,9 +284,30 @@ async fn identity_headers_sent_by_the_client_never_survive() {
             .insert_header((ours, "admin"))
             .insert_header((remote, "admin"));
     }
+    req = req.insert_header((PROVIDER_HEADER, "admin"));
     let (status, headers, _) = read(send(&state, req).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_identity(&headers, ["alice", "", "", "ops,Engineering%2C EMEA"]);
+}
+
+#[actix_web::test]
+async fn a_session_names_its_provider_to_the_app_and_in_userinfo() {
+    let state = state().await;
+    let session = Session {
+        provider: Some("keycloak".to_string()),
+        ..alice()
+    };
+    let cookie = sign_in(&state, &session).await;
+    let (status, headers, _) =
+        read(send(&state, with_cookie(status_check(""), &cookie)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, PROVIDER_HEADER), "keycloak");
+    assert_eq!(header(&headers, "x-auth-request-user"), "alice");
+    let req = with_cookie(TestRequest::get().uri("/oauth2/userinfo"), &cookie);
+    let (status, _, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["provider"], "keycloak");
 }
 
 #[actix_web::test]
@@ -583,6 +613,7 @@ async fn userinfo_answers_the_signed_in_user_as_json() {
             "email": "alice@example.com",
             "preferred_username": "Alice A.",
             "groups": ["ops", "Engineering, EMEA"],
+            "provider": "",
             "session_expires_at": session.expires_at,
         })
     );

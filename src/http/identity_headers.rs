@@ -31,13 +31,18 @@ pub const NAMES: [[HeaderName; 2]; 4] = [
     ],
 ];
 
+/// The provider the user signed in with (`OIDC_PROVIDERS`); empty with one unnamed provider.
+/// Authelia has no `Remote-*` name for it.
+pub const PROVIDER: HeaderName = HeaderName::from_static("x-auth-request-provider");
+
 /// The names as the proxy snippets write them (`X-Auth-Request-User`, ...): first every
-/// `X-Auth-Request-*`, then every `Remote-*`.
-pub const DISPLAY_NAMES: [&str; 8] = [
+/// `X-Auth-Request-*` (the provider last), then every `Remote-*`.
+pub const DISPLAY_NAMES: [&str; 9] = [
     "X-Auth-Request-User",
     "X-Auth-Request-Email",
     "X-Auth-Request-Preferred-Username",
     "X-Auth-Request-Groups",
+    "X-Auth-Request-Provider",
     "Remote-User",
     "Remote-Email",
     "Remote-Name",
@@ -61,6 +66,7 @@ pub fn allowed(
         email.unwrap_or(""),
         session.preferred_username.unwrap_or(""),
         groups.as_str(),
+        session.provider.unwrap_or(""),
     ];
     // The four values in one buffer that all eight headers share: two allocations where one
     // per header would be eight (this runs on every allowed request).
@@ -71,20 +77,25 @@ pub fn allowed(
     let buffer = buffer.freeze();
     let mut response = HttpResponse::new(StatusCode::OK);
     let headers = response.headers_mut();
-    headers.reserve(1 + 2 * NAMES.len());
+    headers.reserve(2 + 2 * NAMES.len());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let mut start = 0;
-    for (names, value) in NAMES.iter().zip(values) {
-        let end = start + value.len();
+    let mut next_value = |len: usize| {
+        let end = start + len;
         // A value that cannot be a header (control characters from a hostile IdP claim) is
         // sent empty rather than failing the whole check.
         let value = HeaderValue::from_maybe_shared(buffer.slice(start..end))
             .unwrap_or(HeaderValue::from_static(""));
         start = end;
+        value
+    };
+    for (names, value) in NAMES.iter().zip(values) {
+        let value = next_value(value.len());
         for name in names {
             headers.insert(name.clone(), value.clone());
         }
     }
+    headers.insert(PROVIDER, next_value(values[NAMES.len()].len()));
     response
 }
 
@@ -135,12 +146,10 @@ mod tests {
             .map(|n| n.to_ascii_lowercase())
             .collect();
         let pairs = NAMES;
-        let names: Vec<String> = (0..2)
-            .flat_map(|column| {
-                pairs
-                    .iter()
-                    .map(move |pair| pair[column].as_str().to_owned())
-            })
+        let column = |c: usize| pairs.iter().map(move |pair| pair[c].as_str().to_owned());
+        let names: Vec<String> = column(0)
+            .chain([PROVIDER.as_str().to_owned()])
+            .chain(column(1))
             .collect();
         assert_eq!(lower, names);
     }

@@ -29,6 +29,8 @@ pub async fn userinfo(
                 ),
                 "preferred_username": session.preferred_username,
                 "groups": groups,
+                // As in X-Auth-Request-Provider: empty with one unnamed provider.
+                "provider": session.provider.unwrap_or(""),
                 // Unix seconds: when the session ends at the latest (SESSION_LIFETIME), so
                 // front-end code can ask the user to sign in again before it happens.
                 "session_expires_at": session.expires_at,

@@ -37,6 +37,9 @@ pub struct Session {
     /// refresh token, the access token's expiry without one, 0 with nothing. The auth check
     /// decides from it without opening the tokens.
     pub refreshable_until: u64,
+    /// The name of the provider the user signed in with (`OIDC_PROVIDERS`); `None` with the one
+    /// provider of the unprefixed `OIDC_*` variables.
+    pub provider: Option<String>,
 }
 
 /// A stored session read in place: every string borrows from the stored bytes, so the auth
@@ -57,6 +60,47 @@ pub struct SessionView<'a> {
     pub user_agent: Option<&'a str>,
     pub address: Option<&'a str>,
     pub refreshable_until: u64,
+    pub provider: Option<&'a str>,
+}
+
+/// The second format, before the session knew its provider: the one unnamed provider's.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct SessionViewV2<'a> {
+    user: &'a str,
+    email: Option<&'a str>,
+    email_verified: bool,
+    preferred_username: Option<&'a str>,
+    groups: Vec<&'a str>,
+    created_at: u64,
+    expires_at: u64,
+    subject: &'a str,
+    idp_session: Option<&'a str>,
+    claims_read_at: u64,
+    user_agent: Option<&'a str>,
+    address: Option<&'a str>,
+    refreshable_until: u64,
+}
+
+impl<'a> From<SessionViewV2<'a>> for SessionView<'a> {
+    fn from(v2: SessionViewV2<'a>) -> SessionView<'a> {
+        SessionView {
+            user: v2.user,
+            email: v2.email,
+            email_verified: v2.email_verified,
+            preferred_username: v2.preferred_username,
+            groups: v2.groups,
+            created_at: v2.created_at,
+            expires_at: v2.expires_at,
+            subject: v2.subject,
+            idp_session: v2.idp_session,
+            claims_read_at: v2.claims_read_at,
+            user_agent: v2.user_agent,
+            address: v2.address,
+            refreshable_until: v2.refreshable_until,
+            provider: None,
+        }
+    }
 }
 
 /// The first format, before the session knew its IdP subject and session: still read, so that
@@ -110,6 +154,7 @@ impl SessionView<'_> {
             user_agent: self.user_agent.map(str::to_owned),
             address: self.address.map(str::to_owned),
             refreshable_until: self.refreshable_until,
+            provider: self.provider.map(str::to_owned),
         }
     }
 }
@@ -119,9 +164,10 @@ impl SessionView<'_> {
 /// (a hand-written key, a format from the future) are refused as unreadable, never guessed at.
 const FORMAT_V1: u8 = 1;
 const FORMAT_V2: u8 = 2;
+const FORMAT_V3: u8 = 3;
 
 pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, StoreError> {
-    postcard::to_extend(session, vec![FORMAT_V2]).map_err(|e| StoreError::Corrupt(e.to_string()))
+    postcard::to_extend(session, vec![FORMAT_V3]).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Why a stored session does not sign anyone in.
@@ -151,7 +197,8 @@ impl StoredSession {
             }
         }
         match self.0.split_first() {
-            Some((&FORMAT_V2, rest)) => whole(rest),
+            Some((&FORMAT_V3, rest)) => whole(rest),
+            Some((&FORMAT_V2, rest)) => whole::<SessionViewV2>(rest).map(SessionView::from),
             Some((&FORMAT_V1, rest)) => whole::<SessionViewV1>(rest).map(SessionView::from),
             _ => Err(StoreError::Corrupt(
                 "not a session in a known format".to_string(),
@@ -191,6 +238,7 @@ mod tests {
             user_agent: Some("Firefox".into()),
             address: Some("192.0.2.1".into()),
             refreshable_until: u64::MAX,
+            provider: Some("keycloak".into()),
         }
     }
 
@@ -212,6 +260,7 @@ mod tests {
             json,
             vec![2],
             vec![3],
+            vec![4],
             good[..good.len() - 1].to_vec(),
             vec![FORMAT_V1, 200, 200, 200],
             [good.as_slice(), &[0]].concat(),
@@ -245,6 +294,30 @@ mod tests {
         assert_eq!((view.subject, view.idp_session), ("", None));
         // Nothing to revalidate with: a v1 login stored no refresh or access token.
         assert_eq!(view.refreshable_until, 0);
+    }
+
+    #[test]
+    fn a_second_format_session_reads_as_the_unnamed_providers() {
+        let v2 = SessionViewV2 {
+            user: "alice",
+            email: None,
+            email_verified: false,
+            preferred_username: None,
+            groups: vec!["ops"],
+            created_at: 10,
+            expires_at: 20,
+            subject: "alice-sub",
+            idp_session: Some("sid"),
+            claims_read_at: 15,
+            user_agent: None,
+            address: None,
+            refreshable_until: 30,
+        };
+        let stored = StoredSession::new(postcard::to_extend(&v2, vec![FORMAT_V2]).unwrap());
+        let view = stored.view().unwrap();
+        assert_eq!((view.user, view.subject), ("alice", "alice-sub"));
+        assert_eq!((view.claims_read_at, view.refreshable_until), (15, 30));
+        assert_eq!(view.provider, None);
     }
 
     #[test]

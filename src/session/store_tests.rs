@@ -21,6 +21,7 @@ fn session(user: &str) -> Session {
         user_agent: Some("Firefox".to_string()),
         address: Some("192.0.2.1".to_string()),
         refreshable_until: u64::MAX,
+        provider: Some("keycloak".to_string()),
     }
 }
 

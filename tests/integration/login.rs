@@ -55,12 +55,21 @@ async fn login_through(proxy: ProxyKind) {
                 ("X-Auth-Request-User", "mallory"),
                 ("Remote-User", "mallory"),
                 ("Remote-Groups", "admins"),
+                ("X-Auth-Request-Provider", "corporate"),
             ],
         )
         .await;
     assert_eq!(spoofed.status, 200);
     let headers = seen_headers(&spoofed.json());
     assert_eq!(headers["x-auth-request-user"], "bob", "{proxy:?}");
+    // One unnamed provider: empty, which nginx and Caddy send as no header at all.
+    assert_eq!(
+        headers
+            .get("x-auth-request-provider")
+            .map_or("", String::as_str),
+        "",
+        "{proxy:?}"
+    );
     assert_eq!(headers["remote-user"], "bob", "{proxy:?}");
     assert_eq!(
         headers["remote-groups"], "dev,RT_users,ACME%2C Inc",

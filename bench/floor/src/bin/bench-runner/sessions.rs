@@ -42,6 +42,7 @@ pub fn session(user: &str, groups: Vec<String>) -> Session {
         ),
         address: Some("192.0.2.10".to_string()),
         refreshable_until: u64::MAX,
+        provider: None,
     }
 }
 
