@@ -32,7 +32,7 @@ use crate::config::Config;
 use crate::crypto::Keys;
 use crate::http::AppState;
 use crate::metrics::Metrics;
-use crate::oidc::{Oidc, OidcError};
+use crate::oidc::{OidcError, Providers};
 use crate::session::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -87,19 +87,26 @@ pub async fn build_state_with(
     let keys = Keys::derive(config.cookie_secret.expose().as_bytes())?;
     let store = Store::from_config(&config)?;
     store.listen();
-    let oidc = Oidc::new(&config)?;
-    match oidc.discover().await {
-        Ok(()) => tracing::info!(issuer = %config.issuer_url, "provider discovery loaded"),
-        Err(err @ OidcError::IssuerMismatch { .. }) => return Err(err.into()),
-        Err(err) => {
-            tracing::warn!(error = %err, "provider discovery failed; retrying in the background")
+    let providers = Providers::new(&config)?;
+    for oidc in providers.iter() {
+        let provider = oidc.name().unwrap_or("");
+        match oidc.discover().await {
+            Ok(()) => {
+                tracing::info!(provider, issuer = %oidc.issuer(), "provider discovery loaded")
+            }
+            Err(err @ OidcError::IssuerMismatch { .. }) => return Err(err.into()),
+            Err(err) => tracing::warn!(
+                provider,
+                error = %err,
+                "provider discovery failed; retrying in the background"
+            ),
         }
     }
     Ok(web::Data::new(AppState {
         config,
         keys,
         store,
-        oidc,
+        providers,
         query_hint_logged: Mutex::new(None),
         past_grace_logged: Mutex::new(std::collections::HashMap::new()),
         refresh_tried: Mutex::new(std::collections::HashMap::new()),
@@ -108,23 +115,36 @@ pub async fn build_state_with(
     }))
 }
 
-/// Retries discovery until it succeeds, with a growing pause (1 s to 30 s).
+/// Retries each provider's discovery until it succeeds, with a growing pause (1 s to 30 s).
 fn spawn_discovery_retry(state: web::Data<AppState>) {
-    if state.oidc.is_ready() {
-        return;
-    }
     let state: Arc<AppState> = state.into_inner();
-    actix_web::rt::spawn(async move {
-        let mut pause = Duration::from_secs(1);
-        while !state.oidc.is_ready() {
-            actix_web::rt::time::sleep(pause).await;
-            match state.oidc.discover().await {
-                Ok(()) => tracing::info!("provider discovery loaded"),
-                Err(err) => tracing::warn!(error = %err, "provider discovery failed; will retry"),
+    let pending: Vec<usize> = state
+        .providers
+        .iter()
+        .enumerate()
+        .filter(|(_, oidc)| !oidc.is_ready())
+        .map(|(index, _)| index)
+        .collect();
+    for index in pending {
+        let state = Arc::clone(&state);
+        actix_web::rt::spawn(async move {
+            let Some(oidc) = state.providers.iter().nth(index) else {
+                return;
+            };
+            let provider = oidc.name().unwrap_or("");
+            let mut pause = Duration::from_secs(1);
+            while !oidc.is_ready() {
+                actix_web::rt::time::sleep(pause).await;
+                match oidc.discover().await {
+                    Ok(()) => tracing::info!(provider, "provider discovery loaded"),
+                    Err(err) => {
+                        tracing::warn!(provider, error = %err, "provider discovery failed; will retry")
+                    }
+                }
+                pause = (pause * 2).min(Duration::from_secs(30));
             }
-            pause = (pause * 2).min(Duration::from_secs(30));
-        }
-    });
+        });
+    }
 }
 
 /// How long requests in flight have to finish once the listeners have closed.

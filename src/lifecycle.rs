@@ -87,6 +87,8 @@ pub enum EndReason {
     SubjectChanged,
     /// The global rules no longer let the user in (e.g. a required group was removed).
     RulesRefuse(SessionRefusal),
+    /// The session's provider is no longer configured.
+    ProviderGone,
 }
 
 /// The session a refresh outcome leaves, at `now`. New claims replace the old ones (groups,
@@ -113,7 +115,11 @@ pub fn apply_refresh(
         user_agent: old.user_agent.map(str::to_owned),
         address: old.address.map(str::to_owned),
     };
-    match login::session_from_claims(&claims, config, now, client) {
+    // The provider was looked up before it was asked; gone since, it vouches for nobody.
+    let Some(provider) = config.provider(old.provider) else {
+        return RefreshAction::End(EndReason::ProviderGone);
+    };
+    match login::session_from_claims(&claims, config, provider, now, client) {
         Ok(fresh) => RefreshAction::Update(Box::new(Session {
             created_at: old.created_at,
             expires_at: old.expires_at,

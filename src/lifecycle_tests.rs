@@ -62,10 +62,11 @@ fn refresh_due_table() {
     }
 }
 
+/// Two providers: the sessions here signed in with `keycloak`.
 fn config(extra: &[(&str, &str)]) -> Config {
     let mut env = vec![("REQUIRE_GROUP", "ops")];
     env.extend_from_slice(extra);
-    crate::config::for_tests(&env)
+    crate::config::for_tests_with_providers(&["keycloak", "google"], &env)
 }
 
 fn old_session() -> Session {
@@ -158,6 +159,20 @@ fn apply_refresh_table() {
             "{what}"
         );
     }
+    // A provider taken out of the configuration vouches for nobody any more.
+    let orphan = SessionView {
+        provider: Some("gone"),
+        ..old_view.clone()
+    };
+    assert_eq!(
+        apply_refresh(
+            &orphan,
+            RefreshOutcome::Claims(json!({"sub": "alice-sub", "groups": ["ops"]})),
+            &config(&[]),
+            now
+        ),
+        RefreshAction::End(EndReason::ProviderGone)
+    );
     // A first-format session (no subject) takes the subject the IdP names.
     let v1_view = SessionView {
         subject: "",
@@ -179,7 +194,7 @@ fn apply_refresh_table() {
         RefreshOutcome::Claims(json!({
             "sub": "alice-sub", "email": "a@example.com", "email_verified": "no", "groups": ["ops"],
         })),
-        &config(&[("OIDC_USERNAME_CLAIM", "email")]),
+        &config(&[("OIDC_KEYCLOAK_USERNAME_CLAIM", "email")]),
         now,
     );
     assert_eq!(

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::claims::{self, UsernameError};
-use crate::config::Config;
+use crate::config::{Config, ProviderSettings};
 use crate::crypto::Keys;
 use crate::lifecycle::Tokens;
 use crate::policy::{self, Decision, DenyReason, Identity, RouteRules};
@@ -28,6 +28,7 @@ pub const MAX_COOKIE_CHUNKS: usize = 3;
 
 /// The first byte of every sealed login: bytes in another format are refused, never guessed at.
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
 
 /// A login between `/oauth2/start` and `/oauth2/callback`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,12 +41,26 @@ pub struct LoginState {
     pub return_to: String,
     /// Unix seconds; the login is void from then on.
     pub expires_at: u64,
+    /// The provider the login was sent to (`None`: the one unnamed provider): its callback,
+    /// and only its, may complete it.
+    pub provider: Option<String>,
+}
+
+/// A login started before logins knew their provider: the one unnamed provider's.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct LoginStateV1 {
+    state: String,
+    pkce_verifier: String,
+    nonce: String,
+    return_to: String,
+    expires_at: u64,
 }
 
 impl LoginState {
     /// The sealed cookie value, split into chunks that each fit a cookie.
     pub fn seal(&self, keys: &Keys) -> Option<Vec<String>> {
-        let bytes = postcard::to_extend(self, vec![FORMAT_V1]).ok()?;
+        let bytes = postcard::to_extend(self, vec![FORMAT_V2]).ok()?;
         let sealed = keys.seal_login(&bytes).ok()?;
         let chunks: Vec<String> = sealed
             .as_bytes()
@@ -62,8 +77,19 @@ impl LoginState {
         }
         let bytes = keys.open_login(&chunks.concat()).ok()?;
         match bytes.split_first() {
-            Some((&FORMAT_V1, rest)) => match postcard::take_from_bytes(rest) {
+            Some((&FORMAT_V2, rest)) => match postcard::take_from_bytes(rest) {
                 Ok((login, [])) => Some(login),
+                _ => None,
+            },
+            Some((&FORMAT_V1, rest)) => match postcard::take_from_bytes::<LoginStateV1>(rest) {
+                Ok((v1, [])) => Some(LoginState {
+                    state: v1.state,
+                    pkce_verifier: v1.pkce_verifier,
+                    nonce: v1.nonce,
+                    return_to: v1.return_to,
+                    expires_at: v1.expires_at,
+                    provider: None,
+                }),
                 _ => None,
             },
             _ => None,
@@ -121,6 +147,12 @@ pub enum CallbackFailure {
     IssuerMismatch {
         found: String,
     },
+    /// The login was sent to another provider than the one whose callback this is (a code or
+    /// state of one provider presented at another's callback).
+    ProviderMismatch {
+        started: Option<String>,
+        callback: Option<String>,
+    },
     MissingCode,
     /// The store already had this `state` as used.
     AlreadyUsed,
@@ -143,7 +175,7 @@ impl CallbackFailure {
             CallbackFailure::Expired | CallbackFailure::AlreadyUsed => {
                 "This sign-in has expired or was already used."
             }
-            CallbackFailure::IssuerMismatch { .. } => {
+            CallbackFailure::IssuerMismatch { .. } | CallbackFailure::ProviderMismatch { .. } => {
                 "The sign-in response came from an unexpected identity provider."
             }
         }
@@ -164,6 +196,11 @@ impl CallbackFailure {
             CallbackFailure::IssuerMismatch { found } => {
                 format!("authorization response iss {found:?} is not the configured issuer")
             }
+            CallbackFailure::ProviderMismatch { started, callback } => format!(
+                "the login was started at provider {:?} but came back to the callback of {:?}",
+                started.as_deref().unwrap_or(""),
+                callback.as_deref().unwrap_or("")
+            ),
             CallbackFailure::MissingCode => "callback without code".to_string(),
             CallbackFailure::AlreadyUsed => "the state was already used (a replay)".to_string(),
         }
@@ -177,9 +214,11 @@ impl CallbackFailure {
 
 /// Decides whether a callback may go on to the code exchange, and with which code. `login` is
 /// the login sealed in the cookie named after the callback's `state`, if there was one.
+/// `callback_provider` is the provider whose callback path this is, `issuer` its issuer.
 pub fn verify_callback<'p>(
     params: &'p CallbackParams,
     login: Option<&LoginState>,
+    callback_provider: Option<&str>,
     issuer: &str,
     now: u64,
 ) -> Result<&'p str, CallbackFailure> {
@@ -199,6 +238,12 @@ pub fn verify_callback<'p>(
     }
     if now >= login.expires_at {
         return Err(CallbackFailure::Expired);
+    }
+    if login.provider.as_deref() != callback_provider {
+        return Err(CallbackFailure::ProviderMismatch {
+            started: login.provider.clone(),
+            callback: callback_provider.map(str::to_string),
+        });
     }
     if let Some(iss) = &params.iss {
         if iss != issuer {
@@ -247,12 +292,13 @@ impl Client {
 pub fn session_from_claims(
     claims: &Value,
     config: &Config,
+    provider: &ProviderSettings,
     now: u64,
     client: Client,
 ) -> Result<Session, SessionRefusal> {
     let user = claims::username(
         claims,
-        &config.username_claim,
+        &provider.username_claim,
         config.allow_unverified_email,
     )
     .map_err(SessionRefusal::Username)?;
@@ -260,7 +306,7 @@ pub fn session_from_claims(
         email: claims::string_claim(claims, "email"),
         email_verified: claims::bool_claim(claims, "email_verified"),
         preferred_username: claims::string_claim(claims, "preferred_username"),
-        groups: claims::groups(claims, &config.groups_claim),
+        groups: claims::groups(claims, &provider.groups_claim),
         created_at: now,
         expires_at: now.saturating_add(config.session_lifetime.as_secs()),
         user,
@@ -273,17 +319,17 @@ pub fn session_from_claims(
         address: client.address,
         // What the tokens allow is the caller's to say: the claims do not know.
         refreshable_until: 0,
-        // The one provider of the unprefixed `OIDC_*` variables has no name.
-        provider: None,
+        provider: provider.name.clone(),
     };
     let idp_groups: Vec<&str> = session.groups.iter().map(String::as_str).collect();
     let identity = Identity {
+        provider: session.provider.as_deref(),
         username: &session.user,
         email: session.email.as_deref(),
         email_verified: session.email_verified,
         idp_groups: &idp_groups,
     };
-    match policy::decide(&config.rules, &RouteRules::default(), &identity) {
+    match policy::decide(&provider.rules, &RouteRules::default(), &identity) {
         Decision::Allow { .. } => Ok(session),
         Decision::Deny(rule) => Err(SessionRefusal::Rule {
             user: session.user,

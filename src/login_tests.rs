@@ -14,6 +14,7 @@ fn login(state: &str, return_to: &str) -> LoginState {
         nonce: "n".repeat(43),
         return_to: return_to.to_string(),
         expires_at: NOW + LOGIN_TTL_SECS,
+        provider: None,
     }
 }
 
@@ -155,7 +156,7 @@ fn verify_callback_table() {
     for (what, query, login, expected) in cases {
         let parsed = params(query);
         assert_eq!(
-            verify_callback(&parsed, login, ISSUER, NOW),
+            verify_callback(&parsed, login, None, ISSUER, NOW),
             expected,
             "{what}"
         );
@@ -275,7 +276,14 @@ fn session_from_claims_table() {
         ),
     ];
     for (what, env, claims, expected) in cases {
-        let got = session_from_claims(claims, &config(env), NOW, Client::default());
+        let config = config(env);
+        let got = session_from_claims(
+            claims,
+            &config,
+            config.first_provider(),
+            NOW,
+            Client::default(),
+        );
         match expected {
             Ok((user, groups, verified)) => {
                 let session = got.unwrap_or_else(|e| panic!("{what}: {e:?}"));
@@ -294,13 +302,9 @@ fn session_from_claims_table() {
 fn a_session_records_the_idp_subject_session_and_the_browser() {
     let claims = serde_json::json!({"sub": "s-1", "sid": "idp-7", "preferred_username": "al"});
     let client = Client::new(Some(&"x".repeat(500)), Some("192.0.2.9".into()));
-    let session = session_from_claims(
-        &claims,
-        &config(&[("OIDC_USERNAME_CLAIM", "preferred_username")]),
-        NOW,
-        client,
-    )
-    .unwrap();
+    let config = config(&[("OIDC_USERNAME_CLAIM", "preferred_username")]);
+    let session =
+        session_from_claims(&claims, &config, config.first_provider(), NOW, client).unwrap();
     assert_eq!(session.user, "al");
     assert_eq!(session.subject, "s-1");
     assert_eq!(session.idp_session.as_deref(), Some("idp-7"));

@@ -88,7 +88,7 @@ pub enum AuthOutcome {
 
 impl AuthOutcome {
     /// Every outcome, in the order of [`AuthOutcome::index`].
-    pub const ALL: [AuthOutcome; 21] = [
+    pub const ALL: [AuthOutcome; 22] = [
         AuthOutcome::Allow,
         AuthOutcome::Deny(DenyReason::NotInRequiredGroup),
         AuthOutcome::Deny(DenyReason::NoGroups),
@@ -99,6 +99,7 @@ impl AuthOutcome {
         AuthOutcome::Deny(DenyReason::RouteGroupNotMatched),
         AuthOutcome::Deny(DenyReason::RouteEmailDomainNotAllowed),
         AuthOutcome::Deny(DenyReason::RouteUserNotAllowed),
+        AuthOutcome::Deny(DenyReason::RouteProviderNotAllowed),
         AuthOutcome::NotSignedIn(NotSignedIn::NoCookie),
         AuthOutcome::NotSignedIn(NotSignedIn::CookieRepeated),
         AuthOutcome::NotSignedIn(NotSignedIn::CookieNotValid),
@@ -151,10 +152,11 @@ impl AuthOutcome {
                     DenyReason::RouteGroupNotMatched => 6,
                     DenyReason::RouteEmailDomainNotAllowed => 7,
                     DenyReason::RouteUserNotAllowed => 8,
+                    DenyReason::RouteProviderNotAllowed => 9,
                 }
             }
             AuthOutcome::NotSignedIn(why) => {
-                10 + match why {
+                11 + match why {
                     NotSignedIn::NoCookie => 0,
                     NotSignedIn::CookieRepeated => 1,
                     NotSignedIn::CookieNotValid => 2,
@@ -166,7 +168,7 @@ impl AuthOutcome {
                 }
             }
             AuthOutcome::Error(error) => {
-                18 + match error {
+                19 + match error {
                     CheckError::Store => 0,
                     CheckError::BadRequest => 1,
                     CheckError::Provider => 2,
@@ -301,7 +303,9 @@ pub fn login_failure(failure: &CallbackFailure) -> LoginOutcome {
         | CallbackFailure::StateMismatch
         | CallbackFailure::MissingCode => LoginOutcome::State,
         CallbackFailure::Expired => LoginOutcome::Expired,
-        CallbackFailure::IssuerMismatch { .. } => LoginOutcome::Issuer,
+        CallbackFailure::IssuerMismatch { .. } | CallbackFailure::ProviderMismatch { .. } => {
+            LoginOutcome::Issuer
+        }
         CallbackFailure::AlreadyUsed => LoginOutcome::Replayed,
     }
 }
@@ -312,6 +316,7 @@ pub fn refresh_ended(reason: &EndReason) -> RefreshOutcome {
         EndReason::Refused(_) => RefreshOutcome::Refused,
         EndReason::SubjectChanged => RefreshOutcome::SubjectChanged,
         EndReason::RulesRefuse(_) => RefreshOutcome::Denied,
+        EndReason::ProviderGone => RefreshOutcome::Refused,
     }
 }
 

@@ -266,6 +266,10 @@ pub struct GlobalRules {
     pub group_map_strict: bool,
     pub default_groups: Vec<String>,
     pub allowed_email_domains: Option<EmailDomains>,
+    /// Several providers (`OIDC_PROVIDERS`): a user in `ADMINS` and `allowed_users` is written
+    /// `provider:user` and only that form matches, since a `sub` is unique only within one
+    /// issuer.
+    pub qualified_users: bool,
 }
 
 /// Extra rules for one route, taken from the auth URL's query string. They are checked
@@ -275,12 +279,14 @@ pub struct RouteRules {
     pub require_group: Option<Vec<GroupTerm>>,
     pub allowed_email_domains: Option<EmailDomains>,
     pub allowed_users: Option<Vec<String>>,
+    /// `provider=`: only sessions from these providers pass, and browsers sign in there.
+    pub providers: Option<Vec<String>>,
 }
 
 /// Why the auth URL's query string could not be read as route rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteRuleError {
-    #[error("unknown route rule {key:?}; the known rules are require_group, allowed_email_domains and allowed_users")]
+    #[error("unknown route rule {key:?}; the known rules are require_group, allowed_email_domains, allowed_users and provider")]
     UnknownKey { key: String },
     #[error("route rule {key:?} is given more than once")]
     RepeatedKey { key: String },
@@ -315,6 +321,7 @@ impl RouteRules {
         self.require_group.is_none()
             && self.allowed_email_domains.is_none()
             && self.allowed_users.is_none()
+            && self.providers.is_none()
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), RouteRuleError> {
@@ -326,6 +333,7 @@ impl RouteRules {
                 parse_email_domains(value),
             ),
             "allowed_users" => fill_once(&mut self.allowed_users, key, parse_user_list(value)),
+            "provider" => fill_once(&mut self.providers, key, parse_provider_list(value)),
             _ => Err(RouteRuleError::UnknownKey {
                 key: key.to_owned(),
             }),
@@ -366,6 +374,40 @@ fn parse_user_list(s: &str) -> Result<Vec<String>, String> {
     Ok(users)
 }
 
+/// `provider=keycloak,google`: names as `OIDC_PROVIDERS` writes them (whether they are
+/// configured is the caller's to check).
+fn parse_provider_list(s: &str) -> Result<Vec<String>, String> {
+    let names = parse_user_list(s).map_err(|_| "the provider list is empty".to_string())?;
+    match names.iter().find(|n| {
+        !n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }) {
+        Some(bad) => Err(format!("{bad:?} is not a provider name")),
+        None => Ok(names),
+    }
+}
+
+/// `entry` as `provider:user` with a provider of `names`: the provider and the user. `None`
+/// for a bare entry (or one whose prefix names no configured provider).
+pub fn qualified_user<'e>(entry: &'e str, names: &[&str]) -> Option<(&'e str, &'e str)> {
+    let (provider, user) = entry.split_once(':')?;
+    (names.contains(&provider) && !user.is_empty()).then_some((provider, user))
+}
+
+/// Whether a user entry (of `ADMINS` or `allowed_users`) names `who`. With several providers
+/// only `provider:user` does; with one, the bare user does too.
+fn names_user(entry: &str, who: &Identity, qualified_only: bool) -> bool {
+    if who.username.is_empty() {
+        return false;
+    }
+    let qualified = who.provider.is_some_and(|provider| {
+        entry
+            .split_once(':')
+            .is_some_and(|(p, user)| p == provider && user == who.username)
+    });
+    qualified || (!qualified_only && entry == who.username)
+}
+
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space and `%XX`
 /// a byte. Malformed escapes and non-UTF-8 results are errors rather than passed
 /// through, so that an odd-looking rule is refused instead of half-understood.
@@ -394,6 +436,8 @@ fn form_decode(raw: &str) -> Result<String, String> {
 /// The facts about a logged-in user that the rules look at.
 #[derive(Debug, Clone, Copy)]
 pub struct Identity<'a> {
+    /// The provider the user signed in with; `None` for the one unnamed provider.
+    pub provider: Option<&'a str>,
     pub username: &'a str,
     pub email: Option<&'a str>,
     pub email_verified: bool,
@@ -420,6 +464,7 @@ pub enum DenyReason {
     RouteGroupNotMatched,
     RouteEmailDomainNotAllowed,
     RouteUserNotAllowed,
+    RouteProviderNotAllowed,
 }
 
 impl DenyReason {
@@ -435,6 +480,7 @@ impl DenyReason {
             DenyReason::RouteGroupNotMatched => "route_group_not_matched",
             DenyReason::RouteEmailDomainNotAllowed => "route_email_domain_not_allowed",
             DenyReason::RouteUserNotAllowed => "route_user_not_allowed",
+            DenyReason::RouteProviderNotAllowed => "route_provider_not_allowed",
         }
     }
 }
@@ -461,6 +507,9 @@ impl fmt::Display for DenyReason {
             DenyReason::RouteUserNotAllowed => {
                 "The user is not on this route's list of allowed users."
             }
+            DenyReason::RouteProviderNotAllowed => {
+                "This route only admits users of another identity provider."
+            }
         })
     }
 }
@@ -469,7 +518,16 @@ impl fmt::Display for DenyReason {
 /// all global rules and then all route rules. On success the decision carries the
 /// groups to forward upstream.
 pub fn decide<'a>(global: &'a GlobalRules, route: &RouteRules, who: &Identity<'a>) -> Decision<'a> {
-    let verdict = if is_admin(global, who.username) {
+    // Which IdP vouches for the user is not a rule an admin skips.
+    if let Some(providers) = &route.providers {
+        if !who
+            .provider
+            .is_some_and(|provider| providers.iter().any(|p| p == provider))
+        {
+            return Decision::Deny(DenyReason::RouteProviderNotAllowed);
+        }
+    }
+    let verdict = if is_admin(global, who) {
         Ok(())
     } else {
         check_global(global, who).and_then(|()| check_route(global, route, who))
@@ -484,8 +542,11 @@ pub fn decide<'a>(global: &'a GlobalRules, route: &RouteRules, who: &Identity<'a
 
 /// An empty username never counts as an admin, so a missing username claim cannot
 /// meet a stray empty entry in the admin list.
-fn is_admin(global: &GlobalRules, username: &str) -> bool {
-    !username.is_empty() && global.admins.iter().any(|admin| admin == username)
+fn is_admin(global: &GlobalRules, who: &Identity) -> bool {
+    global
+        .admins
+        .iter()
+        .any(|admin| names_user(admin, who, global.qualified_users))
 }
 
 fn check_global(global: &GlobalRules, who: &Identity) -> Result<(), DenyReason> {
@@ -516,7 +577,10 @@ fn check_route(global: &GlobalRules, route: &RouteRules, who: &Identity) -> Resu
         check_email(domains, who, DenyReason::RouteEmailDomainNotAllowed)?;
     }
     if let Some(users) = &route.allowed_users {
-        if !users.iter().any(|user| user == who.username) {
+        if !users
+            .iter()
+            .any(|user| names_user(user, who, global.qualified_users))
+        {
             return Err(DenyReason::RouteUserNotAllowed);
         }
     }

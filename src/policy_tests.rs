@@ -52,6 +52,7 @@ struct User {
 impl User {
     fn identity(&self) -> Identity<'_> {
         Identity {
+            provider: None,
             username: self.username,
             email: self.email,
             email_verified: self.email_verified,
@@ -288,6 +289,7 @@ fn route_rules_parse() {
                 require_group: Some(vec![GroupTerm::AnyMapped]),
                 allowed_email_domains: domains(".example.com"),
                 allowed_users: Some(names(&["alice", "bob"])),
+                providers: None,
             },
         ),
         (

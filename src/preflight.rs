@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, TokenAuthMethod};
+use crate::config::{Config, ProviderSettings, TokenAuthMethod};
 use crate::http::identity_headers::DISPLAY_NAMES;
 use crate::oidc::{BackchannelSupport, Oidc};
 use crate::session::Store;
@@ -21,41 +21,49 @@ pub async fn run(config: Config) -> Report {
         let _ = writeln!(text, "  warning: {warning}");
     }
 
-    // What the provider's discovery says about back-channel logout, once it answered.
-    let mut backchannel: Option<Result<BackchannelSupport, String>> = None;
-    match Oidc::new(&config) {
-        Ok(oidc) => match oidc.discover().await {
-            Ok(()) => {
-                backchannel = Some(
-                    oidc.backchannel_support()
-                        .await
-                        .map_err(|err| err.to_string()),
-                );
-                let _ = writeln!(text, "identity provider: ok, issuer {}", config.issuer_url);
-                if let Some(summary) = oidc.describe() {
-                    let _ = writeln!(
-                        text,
-                        "  authorization endpoint {}\n  token endpoint {}\n  userinfo endpoint {}\n  signing keys in JWKS: {}",
-                        summary.authorization_endpoint,
-                        summary.token_endpoint,
-                        summary.userinfo_endpoint.as_deref().unwrap_or("(none)"),
-                        summary.signing_keys
+    // What each provider's discovery says about back-channel logout, once it answered.
+    let mut supports: Vec<Option<Result<BackchannelSupport, String>>> = Vec::new();
+    for settings in &config.providers {
+        let label = match &settings.name {
+            None => "identity provider".to_string(),
+            Some(name) => format!("identity provider {name} ({})", settings.display_name),
+        };
+        let mut backchannel = None;
+        match Oidc::new(settings, &config.redirect_url) {
+            Ok(oidc) => match oidc.discover().await {
+                Ok(()) => {
+                    backchannel = Some(
+                        oidc.backchannel_support()
+                            .await
+                            .map_err(|err| err.to_string()),
                     );
-                    if summary.signing_keys == 0 {
-                        ok = false;
-                        let _ = writeln!(text, "  problem: the JWKS has no keys");
+                    let _ = writeln!(text, "{label}: ok, issuer {}", settings.issuer_url);
+                    if let Some(summary) = oidc.describe() {
+                        let _ = writeln!(
+                            text,
+                            "  authorization endpoint {}\n  token endpoint {}\n  userinfo endpoint {}\n  signing keys in JWKS: {}",
+                            summary.authorization_endpoint,
+                            summary.token_endpoint,
+                            summary.userinfo_endpoint.as_deref().unwrap_or("(none)"),
+                            summary.signing_keys
+                        );
+                        if summary.signing_keys == 0 {
+                            ok = false;
+                            let _ = writeln!(text, "  problem: the JWKS has no keys");
+                        }
                     }
                 }
-            }
+                Err(err) => {
+                    ok = false;
+                    let _ = writeln!(text, "{label}: FAILED: {err}");
+                }
+            },
             Err(err) => {
                 ok = false;
-                let _ = writeln!(text, "identity provider: FAILED: {err}");
+                let _ = writeln!(text, "{label}: FAILED: {err}");
             }
-        },
-        Err(err) => {
-            ok = false;
-            let _ = writeln!(text, "identity provider: FAILED: {err}");
         }
+        supports.push(backchannel);
     }
 
     let store = Store::from_config(&config);
@@ -75,7 +83,9 @@ pub async fn run(config: Config) -> Report {
         }
     }
 
-    text.push_str(&registration(&config, backchannel.as_ref()));
+    for (settings, support) in config.providers.iter().zip(&supports) {
+        text.push_str(&registration(&config, settings, support.as_ref()));
+    }
     text.push_str(&snippets(&config));
     let _ = writeln!(
         text,
@@ -123,19 +133,24 @@ sessions running"
 
 fn registration(
     config: &Config,
+    provider: &ProviderSettings,
     backchannel: Option<&Result<BackchannelSupport, String>>,
 ) -> String {
+    let which = match &provider.name {
+        None => "your identity provider".to_string(),
+        Some(name) => format!("{} (provider {name})", provider.display_name),
+    };
     format!(
-        "\nRegister at your identity provider (client {client}):\n  \
+        "\nRegister at {which} (client {client}):\n  \
 redirect URI:             {redirect}\n  \
 post-logout redirect URI: {post_logout}\n  \
 back-channel logout URI:  {backchannel_url}\n    \
 back-channel logout at this provider: {backchannel_support}\n  \
 grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
-        client = config.client_id,
+        client = provider.client_id,
         backchannel_url = backchannel_logout_url(config),
         backchannel_support = backchannel_support_line(backchannel),
-        redirect = config.redirect_url,
+        redirect = provider.callback_url(&config.redirect_url),
         post_logout = config
             .post_logout_redirect_url
             .as_ref()
@@ -144,7 +159,7 @@ grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
                 "none (OIDC_POST_LOGOUT_REDIRECT_URL unset: sign-out ends the portcullis session only)"
                     .to_string()
             }),
-        auth = match config.token_auth_method {
+        auth = match provider.token_auth_method {
             TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
             TokenAuthMethod::ClientSecretPost => "client_secret_post",
         },
@@ -244,7 +259,8 @@ mod tests {
             ),
         ];
         for (support, says) in cases {
-            let text = registration(&config(), support.as_ref());
+            let config = config();
+            let text = registration(&config, config.first_provider(), support.as_ref());
             assert!(
                 text.contains(
                     "back-channel logout URI:  https://app.example.com:8443/oauth2/backchannel-logout\n"

@@ -5,6 +5,7 @@
 //! values. They note every problem instead of stopping at the first, so an operator fixes a
 //! broken deployment in one round.
 
+mod providers;
 mod sections;
 mod store;
 mod suggest;
@@ -23,6 +24,7 @@ use crate::policy::GlobalRules;
 use crate::redirect::AllowedRedirects;
 use crate::secret::Secret;
 
+pub use providers::{prefix as provider_prefix, ProviderSettings, PROVIDER_SUFFIXES};
 pub use store::{CacheSettings, NodeAddress, RedisSettings, RedisTopology, StoreSettings};
 
 pub use variables::{
@@ -48,18 +50,16 @@ pub enum LogFormat {
 /// Validated configuration, shared read-only by every request.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The issuer exactly as the provider must name itself (discovery suffix removed).
-    pub issuer_url: String,
-    pub client_id: String,
-    pub client_secret: Secret,
+    /// The identity providers: one unnamed (the unprefixed `OIDC_*` variables), or the several
+    /// `OIDC_PROVIDERS` names, in its order. Never empty.
+    pub providers: Vec<ProviderSettings>,
+    /// The callback base: a named provider's callback is `<redirect_url>/<name>`.
     pub redirect_url: Url,
     /// When set, sign-out also ends the session at the IdP (RP-initiated logout), which sends
     /// the browser back here.
     pub post_logout_redirect_url: Option<Url>,
-    pub scopes: Vec<String>,
-    pub username_claim: String,
-    pub groups_claim: String,
-    pub token_auth_method: TokenAuthMethod,
+    /// The sign-in page's title and logo (`SIGN_IN_TITLE`, `SIGN_IN_LOGO_URL`).
+    pub sign_in: SignInPage,
     /// Forward emails the IdP does not say are verified (off: only `email_verified: true`
     /// emails reach the app).
     pub allow_unverified_email: bool,
@@ -93,6 +93,13 @@ pub struct Config {
     pub rules: GlobalRules,
     /// Things that work but deserve the operator's attention, logged once at startup.
     pub warnings: Vec<String>,
+}
+
+/// How the sign-in page (several providers) is titled and branded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInPage {
+    pub title: String,
+    pub logo_url: Option<Url>,
 }
 
 /// Where the admin API listens and the bearer token it requires (always both).
@@ -143,13 +150,32 @@ impl Config {
     /// Reads configuration from a map of variables (tests pass their own instead of mutating
     /// the process environment, which races in multi-threaded tests).
     pub fn from_env_map(env: HashMap<String, String>) -> Result<Config, ConfigError> {
-        let misspelt = suggest::unread_variables(&env);
+        let names = env
+            .get("OIDC_PROVIDERS")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| providers::parse_provider_names(v));
+        let listed: Vec<String> = match &names {
+            Some(Ok(names)) => names.clone(),
+            _ => Vec::new(),
+        };
+        let prefixed = providers::lookup(&env, &listed);
+        // An OIDC_PROVIDERS that does not parse is its own problem: which variables it meant
+        // cannot be told.
+        let unlisted = match &names {
+            Some(Err(_)) => Vec::new(),
+            _ => providers::unlisted(&env, &listed),
+        };
+        let misspelt: Vec<String> = suggest::unread_variables(&env, |name| {
+            prefixed.contains_key(name) || unlisted.iter().any(|p| p.starts_with(name))
+        });
+        let mut untaken = variables::lookup(&env);
+        untaken.extend(prefixed);
         let mut found = Findings {
-            untaken: variables::lookup(&env),
-            problems: Vec::new(),
+            untaken,
+            problems: unlisted,
             warnings: misspelt.clone(),
         };
-        match found.config() {
+        match found.config(names) {
             Some(config) if found.problems.is_empty() => Ok(Config {
                 warnings: found.warnings,
                 ..config
@@ -161,19 +187,27 @@ impl Config {
         }
     }
 
-    /// The issuer's discovery document address.
-    pub fn discovery_url(&self) -> String {
-        format!(
-            "{}/.well-known/openid-configuration",
-            self.issuer_url.trim_end_matches('/')
-        )
+    /// Whether `OIDC_PROVIDERS` names several providers: users are then `provider:user` in
+    /// `ADMINS` and `allowed_users`, and browsers choose on the sign-in page.
+    pub fn several_providers(&self) -> bool {
+        self.providers.len() > 1
+    }
+
+    /// The provider of this name (`None`: the one unnamed provider).
+    pub fn provider(&self, name: Option<&str>) -> Option<&ProviderSettings> {
+        self.providers.iter().find(|p| p.name.as_deref() == name)
+    }
+
+    /// The first provider: the only one, unless `OIDC_PROVIDERS` names several.
+    pub fn first_provider(&self) -> &ProviderSettings {
+        &self.providers[0]
     }
 }
 
 /// What the section validators found: the problems that stop startup and the warnings that
 /// do not, plus the variables no validator has taken yet.
 struct Findings {
-    untaken: HashMap<&'static str, Option<String>>,
+    untaken: HashMap<String, Option<String>>,
     problems: Vec<String>,
     warnings: Vec<String>,
 }
@@ -181,7 +215,10 @@ struct Findings {
 impl Findings {
     /// Runs every section's validator, so that all problems are found in one go; a config
     /// only when nothing required is missing.
-    fn config(&mut self) -> Option<Config> {
+    fn config(&mut self, names: Option<Result<Vec<String>, String>>) -> Option<Config> {
+        // Taken here: its value was read (and checked) before the lookup was built.
+        let _ = self.take("OIDC_PROVIDERS");
+        let providers = self.providers(names);
         let provider = self.provider();
         let store = self.store();
         let cookie = self.cookie();
@@ -189,18 +226,37 @@ impl Findings {
         let admin = self.admin(network.listen_addr);
         let logging = self.logging();
         let rules = self.rules();
+        let several = providers.len() > 1;
+        let provider_names: Vec<&str> = providers
+            .iter()
+            .flatten()
+            .filter_map(|p| p.name.as_deref())
+            .collect();
+        self.admins_name_their_provider(&rules, several, &provider_names);
+        let mut rules = rules;
+        rules.qualified_users = several;
+        let providers: Option<Vec<ProviderSettings>> = providers
+            .into_iter()
+            .map(|provider| {
+                provider.map(|mut provider| {
+                    provider.rules = GlobalRules {
+                        group_map: provider
+                            .group_map
+                            .clone()
+                            .unwrap_or_else(|| rules.group_map.clone()),
+                        ..rules.clone()
+                    };
+                    provider
+                })
+            })
+            .collect();
         self.cookie_against_redirect(provider.redirect_url.as_ref(), cookie.secure);
         self.all_taken();
         Some(Config {
-            issuer_url: provider.issuer_url?,
-            client_id: provider.client_id?,
-            client_secret: provider.client_secret?,
+            providers: providers?,
             redirect_url: provider.redirect_url?,
             post_logout_redirect_url: provider.post_logout_redirect_url,
-            scopes: provider.scopes,
-            username_claim: provider.username_claim,
-            groups_claim: provider.groups_claim,
-            token_auth_method: provider.token_auth_method,
+            sign_in: provider.sign_in,
             allow_unverified_email: provider.allow_unverified_email,
             store,
             cookie_secret: cookie.secret?,
@@ -249,7 +305,7 @@ impl Findings {
 
     /// The other half of [`Findings::take`]: a variable in the table that no validator reads.
     fn all_taken(&mut self) {
-        let mut untaken: Vec<&str> = self.untaken.keys().copied().collect();
+        let mut untaken: Vec<String> = self.untaken.keys().cloned().collect();
         untaken.sort_unstable();
         for name in untaken {
             self.problem(format!(
@@ -359,6 +415,36 @@ pub(crate) fn for_tests(extra: &[(&str, &str)]) -> Config {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Config::from_env_map(env).expect("a valid test configuration")
+}
+
+/// [`for_tests`] with several providers (`OIDC_PROVIDERS`): each `name` at
+/// `https://<name>.example.com`, client `portcullis-<name>`.
+#[cfg(test)]
+pub(crate) fn for_tests_with_providers(names: &[&str], extra: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = [
+        (
+            "OIDC_REDIRECT_URL",
+            "https://auth.example.com/oauth2/callback",
+        ),
+        ("COOKIE_SECRET", "0123456789abcdef0123456789abcdef"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.insert("OIDC_PROVIDERS".to_string(), names.join(","));
+    for name in names {
+        let prefix = provider_prefix(Some(name));
+        env.insert(
+            format!("{prefix}ISSUER_URL"),
+            format!("https://{name}.example.com"),
+        );
+        env.insert(format!("{prefix}CLIENT_ID"), format!("portcullis-{name}"));
+        env.insert(format!("{prefix}CLIENT_SECRET"), "secret".to_string());
+    }
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }

@@ -8,35 +8,40 @@ use std::time::Duration;
 use url::Url;
 
 use super::values::{
-    comma_list, is_cookie_name, is_loopback_host, parse_issuer, parse_lifetime, parse_own_url,
-    parse_refresh_duration, parse_scopes, parse_shutdown_delay, MIN_COOKIE_SECRET_BYTES,
-    SECRET_HOWTO,
+    comma_list, is_cookie_name, parse_lifetime, parse_own_url, parse_refresh_duration,
+    parse_shutdown_delay, MIN_COOKIE_SECRET_BYTES, SECRET_HOWTO,
 };
 use super::variables::{
-    DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE, DEFAULT_GROUPS_CLAIM, DEFAULT_LISTEN_ADDR,
-    DEFAULT_LOG_FORMAT, DEFAULT_SCOPES, DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE,
-    DEFAULT_SESSION_REFRESH_INTERVAL, DEFAULT_SHUTDOWN_DELAY, DEFAULT_TOKEN_AUTH_METHOD,
-    DEFAULT_USERNAME_CLAIM,
+    DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE, DEFAULT_LISTEN_ADDR, DEFAULT_LOG_FORMAT,
+    DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE, DEFAULT_SESSION_REFRESH_INTERVAL,
+    DEFAULT_SHUTDOWN_DELAY,
 };
-use super::{AdminListener, Findings, LogFormat, TokenAuthMethod};
+use super::{AdminListener, Findings, LogFormat, SignInPage};
 use crate::forwarded::TrustedProxies;
 use crate::lifecycle::RefreshTiming;
 use crate::policy::{self, GlobalRules};
 use crate::redirect::AllowedRedirects;
 use crate::secret::Secret;
 
-/// `OIDC_*`. The required values are `None` when missing or invalid.
+/// The provider variables every provider shares. The required values are `None` when missing
+/// or invalid.
 pub(super) struct Provider {
-    pub issuer_url: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
     pub redirect_url: Option<Url>,
     pub post_logout_redirect_url: Option<Url>,
-    pub scopes: Vec<String>,
-    pub username_claim: String,
-    pub groups_claim: String,
-    pub token_auth_method: TokenAuthMethod,
+    pub sign_in: SignInPage,
     pub allow_unverified_email: bool,
+}
+
+/// The sign-in page's title when `SIGN_IN_TITLE` is unset.
+pub const DEFAULT_SIGN_IN_TITLE: &str = "Sign in";
+
+/// `SIGN_IN_LOGO_URL`: an absolute `https://` (or `http://`) address, shown as the page's logo.
+fn parse_logo_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value.trim()).map_err(|e| format!("not an absolute URL: {e}"))?;
+    match url.scheme() {
+        "https" | "http" => Ok(url),
+        other => Err(format!("expected an https:// address, got a {other}: URL")),
+    }
 }
 
 /// `COOKIE_*` and `SESSION_LIFETIME`.
@@ -69,14 +74,8 @@ pub(super) struct Logging {
 /// between whoever reaches `ADMIN_ADDR` and everyone's sessions.
 pub(super) const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
-/// Claims users may be able to change at the IdP, and so become someone else.
-const MUTABLE_CLAIMS: &[&str] = &["email", "preferred_username", "name", "upn"];
-
 impl Findings {
     pub(super) fn provider(&mut self) -> Provider {
-        let issuer_url = self.issuer_url();
-        let client_id = self.required("OIDC_CLIENT_ID");
-        let client_secret = self.secret("OIDC_CLIENT_SECRET", true);
         let redirect_url = self.required("OIDC_REDIRECT_URL");
         let redirect_url = self.parse_value("OIDC_REDIRECT_URL", redirect_url, |v| {
             parse_own_url(v, "/oauth2/callback")
@@ -84,70 +83,39 @@ impl Findings {
         let post_logout_redirect_url = self.parsed("OIDC_POST_LOGOUT_REDIRECT_URL", |v| {
             parse_own_url(v, "/oauth2/signed_out")
         });
-        let scopes = parse_scopes(
-            self.take("OIDC_SCOPES")
-                .as_deref()
-                .unwrap_or(DEFAULT_SCOPES),
-        );
-        let username_claim = self.username_claim();
-        let groups_claim = self
-            .take("OIDC_GROUPS_CLAIM")
-            .unwrap_or_else(|| DEFAULT_GROUPS_CLAIM.to_string());
-        let token_auth_method = self.token_auth_method();
+        let sign_in = SignInPage {
+            title: self
+                .take("SIGN_IN_TITLE")
+                .map(|t| t.trim().to_string())
+                .unwrap_or_else(|| DEFAULT_SIGN_IN_TITLE.to_string()),
+            logo_url: self.parsed("SIGN_IN_LOGO_URL", parse_logo_url),
+        };
         let allow_unverified_email = self.allow_unverified_email();
         Provider {
-            issuer_url,
-            client_id,
-            client_secret,
             redirect_url,
             post_logout_redirect_url,
-            scopes,
-            username_claim,
-            groups_claim,
-            token_auth_method,
+            sign_in,
             allow_unverified_email,
         }
     }
 
-    fn issuer_url(&mut self) -> Option<String> {
-        let issuer_url = self.required("OIDC_ISSUER_URL");
-        let issuer_url = self.parse_value("OIDC_ISSUER_URL", issuer_url, parse_issuer);
-        if let Some(url) = issuer_url.as_deref().and_then(|i| Url::parse(i).ok()) {
-            if url.scheme() == "http" && !is_loopback_host(&url) {
-                self.warn(format!(
-                    "OIDC_ISSUER_URL {} is plain http: signing keys and tokens travel \
-                     unprotected; use https",
-                    url.as_str().trim_end_matches('/')
-                ));
-            }
+    /// With several providers a user is only unique within one: every `ADMINS` entry must name
+    /// its provider (`keycloak:alice`), or the same `sub` at another IdP would be an admin too.
+    pub(super) fn admins_name_their_provider(
+        &mut self,
+        rules: &GlobalRules,
+        several: bool,
+        names: &[&str],
+    ) {
+        if !several {
+            return;
         }
-        issuer_url
-    }
-
-    fn username_claim(&mut self) -> String {
-        let claim = self
-            .take("OIDC_USERNAME_CLAIM")
-            .unwrap_or_else(|| DEFAULT_USERNAME_CLAIM.to_string());
-        if MUTABLE_CLAIMS.contains(&claim.as_str()) {
-            self.warn(format!(
-                "OIDC_USERNAME_CLAIM={claim}: users may be able to change this claim at \
-                 the IdP and so become someone else in your apps; `sub` is stable"
-            ));
-        }
-        claim
-    }
-
-    fn token_auth_method(&mut self) -> TokenAuthMethod {
-        match self.take("OIDC_TOKEN_AUTH_METHOD").as_deref() {
-            None => DEFAULT_TOKEN_AUTH_METHOD,
-            Some("client_secret_basic") => TokenAuthMethod::ClientSecretBasic,
-            Some("client_secret_post") => TokenAuthMethod::ClientSecretPost,
-            Some(other) => {
+        for entry in &rules.admins {
+            if policy::qualified_user(entry, names).is_none() {
                 self.problem(format!(
-                    "OIDC_TOKEN_AUTH_METHOD: expected client_secret_basic or client_secret_post, \
-                     got {other:?}"
+                    "ADMINS: {entry:?} does not name its provider; with several providers write                      provider:user, e.g. {}:{entry}",
+                    names.first().copied().unwrap_or("keycloak")
                 ));
-                DEFAULT_TOKEN_AUTH_METHOD
             }
         }
     }
@@ -351,7 +319,7 @@ impl Findings {
         // Whether a token was given at all, before it is taken: a refused one is explained.
         let given = ["ADMIN_TOKEN", "ADMIN_TOKEN_FILE"]
             .iter()
-            .any(|name| self.untaken.get(name).is_some_and(Option::is_some));
+            .any(|name| self.untaken.get(*name).is_some_and(Option::is_some));
         let token = self.admin_token();
         if let Some(addr) = addr {
             if listeners_overlap(addr, listen_addr) {
@@ -444,6 +412,8 @@ impl Findings {
             default_groups: comma_list(self.take("DEFAULT_GROUPS").as_deref()),
             allowed_email_domains: self
                 .parsed("ALLOWED_EMAIL_DOMAINS", policy::parse_email_domains),
+            // Set once the providers are known.
+            qualified_users: false,
         }
     }
 

@@ -10,11 +10,14 @@ const OWN_PREFIXES: &[&str] = &["OIDC_", "COOKIE_", "SESSION_", "PORTCULLIS_"];
 
 /// One warning per variable that is set, not ours, and prefixed like ours or close to one of
 /// ours; sorted by name so that startup logs read the same every time.
-pub(super) fn unread_variables(env: &HashMap<String, String>) -> Vec<String> {
+pub(super) fn unread_variables(
+    env: &HashMap<String, String>,
+    read_elsewhere: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut names: Vec<&str> = env
         .keys()
         .map(String::as_str)
-        .filter(|name| !ENV_VARIABLES.contains(name))
+        .filter(|name| !ENV_VARIABLES.contains(name) && !read_elsewhere(name))
         .collect();
     names.sort_unstable();
     names.into_iter().filter_map(warning).collect()

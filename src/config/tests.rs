@@ -36,10 +36,16 @@ fn problems(env: HashMap<String, String>) -> Vec<String> {
 #[test]
 fn minimal_environment_gives_documented_defaults() {
     let config = Config::from_env_map(minimal()).expect("valid");
-    assert_eq!(config.scopes, ["openid", "profile", "email"]);
-    assert_eq!(config.username_claim, "sub");
-    assert_eq!(config.groups_claim, "groups");
-    assert_eq!(config.token_auth_method, TokenAuthMethod::ClientSecretBasic);
+    assert_eq!(
+        config.first_provider().scopes,
+        ["openid", "profile", "email"]
+    );
+    assert_eq!(config.first_provider().username_claim, "sub");
+    assert_eq!(config.first_provider().groups_claim, "groups");
+    assert_eq!(
+        config.first_provider().token_auth_method,
+        TokenAuthMethod::ClientSecretBasic
+    );
     assert_eq!(config.cookie_name, "_portcullis");
     assert!(config.cookie_secure);
     assert_eq!(config.session_lifetime, Duration::from_secs(12 * 3600));
@@ -170,9 +176,12 @@ fn issuer_accepts_the_full_discovery_url() {
         "https://idp.example.com/realms/acme/.well-known/openid-configuration",
     )]))
     .expect("valid");
-    assert_eq!(config.issuer_url, "https://idp.example.com/realms/acme");
     assert_eq!(
-        config.discovery_url(),
+        config.first_provider().issuer_url,
+        "https://idp.example.com/realms/acme"
+    );
+    assert_eq!(
+        config.first_provider().discovery_url(),
         "https://idp.example.com/realms/acme/.well-known/openid-configuration"
     );
 }
@@ -204,7 +213,10 @@ fn unknown_variables_with_our_prefixes_warn() {
 #[test]
 fn openid_scope_is_always_requested() {
     let config = Config::from_env_map(with(&[("OIDC_SCOPES", "profile groups")])).expect("valid");
-    assert_eq!(config.scopes, ["openid", "profile", "groups"]);
+    assert_eq!(
+        config.first_provider().scopes,
+        ["openid", "profile", "groups"]
+    );
 }
 
 #[test]
@@ -271,7 +283,7 @@ fn env_variables_are_the_names_in_the_table() {
 
 /// What an unset variable with a value default became, written as the table writes it.
 fn unset_value(config: &Config, name: &str) -> String {
-    let method = match config.token_auth_method {
+    let method = match config.first_provider().token_auth_method {
         TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
         TokenAuthMethod::ClientSecretPost => "client_secret_post",
     };
@@ -280,9 +292,9 @@ fn unset_value(config: &Config, name: &str) -> String {
         LogFormat::Json => "json",
     };
     match name {
-        "OIDC_SCOPES" => config.scopes.join(" "),
-        "OIDC_USERNAME_CLAIM" => config.username_claim.clone(),
-        "OIDC_GROUPS_CLAIM" => config.groups_claim.clone(),
+        "OIDC_SCOPES" => config.first_provider().scopes.join(" "),
+        "OIDC_USERNAME_CLAIM" => config.first_provider().username_claim.clone(),
+        "OIDC_GROUPS_CLAIM" => config.first_provider().groups_claim.clone(),
         "OIDC_TOKEN_AUTH_METHOD" => method.to_string(),
         "OIDC_ALLOW_UNVERIFIED_EMAIL" => config.allow_unverified_email.to_string(),
         "COOKIE_NAME" => config.cookie_name.clone(),
@@ -307,6 +319,7 @@ fn unset_value(config: &Config, name: &str) -> String {
         "ACCESS_LOG" => config.access_log.to_string(),
         "ALLOW_LOGIN_WITHOUT_GROUPS" => config.rules.allow_login_without_groups.to_string(),
         "GROUP_MAP_STRICT" => config.rules.group_map_strict.to_string(),
+        "SIGN_IN_TITLE" => config.sign_in.title.clone(),
         other => panic!("{other} has a value default: add it here"),
     }
 }
@@ -899,4 +912,157 @@ fn the_shutdown_delay_is_a_duration_zero_is_none_and_an_hour_at_most() {
     assert!(!config.access_log);
     let config = Config::from_env_map(with(&[("ACCESS_LOG", "true")])).expect("valid");
     assert!(config.access_log);
+}
+
+/// Two named providers and nothing unprefixed.
+fn two_providers(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env = minimal();
+    for name in ["OIDC_ISSUER_URL", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"] {
+        env.remove(name);
+    }
+    for (k, v) in [
+        ("OIDC_PROVIDERS", "keycloak, my-google"),
+        (
+            "OIDC_KEYCLOAK_ISSUER_URL",
+            "https://kc.example.com/realms/acme",
+        ),
+        ("OIDC_KEYCLOAK_CLIENT_ID", "portcullis"),
+        ("OIDC_KEYCLOAK_CLIENT_SECRET", "kc-secret"),
+        ("OIDC_KEYCLOAK_GROUPS_CLAIM", "realm_access.roles"),
+        ("OIDC_MY_GOOGLE_ISSUER_URL", "https://accounts.google.com"),
+        ("OIDC_MY_GOOGLE_CLIENT_ID", "google-client"),
+        ("OIDC_MY_GOOGLE_CLIENT_SECRET", "google-secret"),
+        ("OIDC_MY_GOOGLE_DISPLAY_NAME", "Google Workspace"),
+        ("OIDC_MY_GOOGLE_TOKEN_AUTH_METHOD", "client_secret_post"),
+        ("OIDC_MY_GOOGLE_GROUP_MAP", r#"{"a@example.com": "admins"}"#),
+    ] {
+        env.insert(k.to_string(), v.to_string());
+    }
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+#[test]
+fn several_providers_each_read_their_own_variables() {
+    let config = Config::from_env_map(two_providers(&[])).unwrap();
+    assert!(config.several_providers());
+    let [keycloak, google] = config.providers.as_slice() else {
+        panic!("{:?}", config.providers);
+    };
+    assert_eq!(keycloak.name.as_deref(), Some("keycloak"));
+    assert_eq!(keycloak.display_name, "keycloak");
+    assert_eq!(keycloak.issuer_url, "https://kc.example.com/realms/acme");
+    assert_eq!(keycloak.groups_claim, "realm_access.roles");
+    assert_eq!(keycloak.username_claim, "sub");
+    assert_eq!(keycloak.scopes, ["openid", "profile", "email"]);
+    assert_eq!(keycloak.group_map, None);
+    assert_eq!(
+        keycloak.callback_url(&config.redirect_url).as_str(),
+        "https://auth.example.com/oauth2/callback/keycloak"
+    );
+    assert_eq!(google.name.as_deref(), Some("my-google"));
+    assert_eq!(google.display_name, "Google Workspace");
+    assert_eq!(google.client_secret.expose(), "google-secret");
+    assert_eq!(google.token_auth_method, TokenAuthMethod::ClientSecretPost);
+    assert!(google.rules.group_map.contains("a@example.com"));
+    assert!(config.rules.qualified_users);
+    // No warning calls the prefixed variables unread.
+    assert!(
+        !config.warnings.iter().any(|w| w.contains("OIDC_")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn one_named_provider_takes_bare_and_qualified_users() {
+    let mut env = two_providers(&[
+        ("OIDC_PROVIDERS", "keycloak"),
+        ("ADMINS", "alice,keycloak:bob"),
+    ]);
+    for suffix in [
+        "ISSUER_URL",
+        "CLIENT_ID",
+        "CLIENT_SECRET",
+        "DISPLAY_NAME",
+        "TOKEN_AUTH_METHOD",
+        "GROUP_MAP",
+    ] {
+        env.remove(&format!("OIDC_MY_GOOGLE_{suffix}"));
+    }
+    let config = Config::from_env_map(env).unwrap();
+    assert!(!config.several_providers());
+    assert!(!config.rules.qualified_users);
+    assert_eq!(config.first_provider().name.as_deref(), Some("keycloak"));
+}
+
+#[test]
+fn provider_configuration_problems_are_all_named() {
+    let cases: Vec<(&str, HashMap<String, String>, Vec<&str>)> = vec![
+        (
+            "unprefixed provider variables beside OIDC_PROVIDERS",
+            two_providers(&[
+                ("OIDC_ISSUER_URL", "https://idp.example.com"),
+                ("OIDC_CLIENT_SECRET_FILE", "/run/secret"),
+            ]),
+            vec![
+                "OIDC_ISSUER_URL is set together with OIDC_PROVIDERS",
+                "OIDC_CLIENT_SECRET_FILE is set together with OIDC_PROVIDERS",
+            ],
+        ),
+        (
+            "a typo in a provider's prefix",
+            two_providers(&[("OIDC_KEYCLAOK_SCOPES", "openid groups")]),
+            vec!["OIDC_KEYCLAOK_SCOPES is set for a provider named \"keyclaok\", which OIDC_PROVIDERS does not list: did you mean \"keycloak\" (OIDC_KEYCLOAK_SCOPES)?"],
+        ),
+        (
+            "a prefixed variable without OIDC_PROVIDERS",
+            with(&[("OIDC_GOOGLE_CLIENT_ID", "x")]),
+            vec!["OIDC_GOOGLE_CLIENT_ID is set for a provider named \"google\", but OIDC_PROVIDERS is not set"],
+        ),
+        (
+            "a listed provider's required variables",
+            {
+                let mut env = two_providers(&[]);
+                env.remove("OIDC_KEYCLOAK_CLIENT_ID");
+                env.remove("OIDC_MY_GOOGLE_CLIENT_SECRET");
+                env
+            },
+            vec![
+                "OIDC_KEYCLOAK_CLIENT_ID is required",
+                "OIDC_MY_GOOGLE_CLIENT_SECRET (or OIDC_MY_GOOGLE_CLIENT_SECRET_FILE) is required",
+            ],
+        ),
+        (
+            "names that are not names",
+            two_providers(&[("OIDC_PROVIDERS", "Keycloak,keycloak,keycloak")]),
+            vec![
+                "OIDC_PROVIDERS: \"Keycloak\" is not a provider name (lower-case letters, digits and inner hyphens); \"keycloak\" is named twice",
+            ]),
+        (
+            "bare admins with several providers",
+            two_providers(&[("ADMINS", "alice, keycloak:bob, okta:carol")]),
+            vec![
+                "ADMINS: \"alice\" does not name its provider",
+                "ADMINS: \"okta:carol\" does not name its provider",
+            ],
+        ),
+        (
+            "a logo that is not a web address",
+            with(&[("SIGN_IN_LOGO_URL", "javascript:alert(1)")]),
+            vec!["SIGN_IN_LOGO_URL: expected an https:// address"],
+        ),
+    ];
+    for (what, env, expected) in cases {
+        let found = problems(env);
+        for text in &expected {
+            assert!(
+                found.iter().any(|p| p.contains(text)),
+                "{what}: {text:?} not in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expected.len(), "{what}: {found:#?}");
+    }
 }

@@ -102,6 +102,19 @@ const fn var(
 pub const VARIABLES: &[Variable] = &[
     var(
         Provider,
+        "OIDC_PROVIDERS",
+        Words("unset: one provider"),
+        "several identity providers at once: comma list of names (`[a-z0-9-]`, at most 32 \
+         characters), e.g. `keycloak,google`. Each is then configured by the provider \
+         variables below with its upper-cased name after `OIDC_` (hyphens as underscores): \
+         `OIDC_KEYCLOAK_ISSUER_URL`, `_CLIENT_ID`, `_CLIENT_SECRET(_FILE)`, `_SCOPES`, \
+         `_USERNAME_CLAIM`, `_GROUPS_CLAIM`, `_TOKEN_AUTH_METHOD`, plus \
+         `OIDC_KEYCLOAK_DISPLAY_NAME` (sign-in page; default the name) and \
+         `OIDC_KEYCLOAK_GROUP_MAP` (replaces `GROUP_MAP` for that provider); its callback is \
+         `<OIDC_REDIRECT_URL>/keycloak`. Excludes the unprefixed provider variables.",
+    ),
+    var(
+        Provider,
         "OIDC_ISSUER_URL",
         Words("required"),
         "issuer; discovery at `<issuer>/.well-known/openid-configuration` (the full discovery \
@@ -174,6 +187,18 @@ pub const VARIABLES: &[Variable] = &[
         "send the app emails the IdP does not mark `email_verified: true` (Entra ID sends no \
          `email_verified`); a startup warning says anyone who can set an unverified address at \
          the IdP can then claim it",
+    ),
+    var(
+        Provider,
+        "SIGN_IN_TITLE",
+        Value("Sign in"),
+        "the title of the sign-in page that lists several providers",
+    ),
+    var(
+        Provider,
+        "SIGN_IN_LOGO_URL",
+        Words("unset: no logo"),
+        "an `https://` address of an image shown on the sign-in page",
     ),
     var(
         Redis,
@@ -477,7 +502,7 @@ const fn names<const N: usize>() -> [&'static str; N] {
 
 /// Our variables as set, keyed by their name in the table. Every name is present (unset as
 /// `None`) so that reading a name twice, or one missing from the table, can be noticed.
-pub(super) fn lookup(env: &HashMap<String, String>) -> HashMap<&'static str, Option<String>> {
+pub(super) fn lookup(env: &HashMap<String, String>) -> HashMap<String, Option<String>> {
     VARIABLES
         .iter()
         .map(|variable| {
@@ -486,7 +511,7 @@ pub(super) fn lookup(env: &HashMap<String, String>) -> HashMap<&'static str, Opt
                 .get(variable.name)
                 .filter(|value| !value.trim().is_empty())
                 .cloned();
-            (variable.name, value)
+            (variable.name.to_string(), value)
         })
         .collect()
 }

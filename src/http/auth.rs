@@ -178,7 +178,10 @@ async fn answer<'r>(
     let original = original_request(req, state, mode)?;
     // Borrowed parts only: known to the access log even when the store fails below.
     checked.original = Some(original.clone());
-    let route = match RouteRules::from_query(req.query_string()) {
+    let route = match RouteRules::from_query(req.query_string())
+        .map_err(|err| err.to_string())
+        .and_then(|route| route_fits_config(&route, &state.config).map(|()| route))
+    {
         Ok(route) => route,
         Err(err) => {
             hint_if_query_copied(req, state, &original);
@@ -189,22 +192,29 @@ async fn answer<'r>(
     };
     let access_log = state.config.access_log;
     let (result, outcome, user) = signed_in::with_session(req, state, unix_now(), |session| {
-        let session = match session {
-            Ok(session) => session,
+        // A session of a provider no longer configured is nobody's (and a `sub` of one
+        // provider never stands for a user of another).
+        let session = session.and_then(|session| match state.config.provider(session.provider) {
+            Some(provider) => Ok((session, provider)),
+            None => Err(NotSignedIn::UnknownSession),
+        });
+        let (session, provider) = match session {
+            Ok(found) => found,
             Err(reason) => {
                 state.metrics.not_signed_in(reason);
-                let answer = not_signed_in(req, state, mode, &original, reason);
+                let answer = not_signed_in(req, state, mode, &original, &route, reason);
                 return (answer, AuthOutcome::NotSignedIn(reason), None);
             }
         };
         let user = access_log.then(|| session.user.to_owned());
         let identity = Identity {
+            provider: session.provider,
             username: session.user,
             email: session.email,
             email_verified: session.email_verified,
             idp_groups: &session.groups,
         };
-        match policy::decide(&state.config.rules, &route, &identity) {
+        match policy::decide(&provider.rules, &route, &identity) {
             Decision::Allow { upstream_groups } => {
                 let answer = identity_headers::allowed(
                     &session,
@@ -239,6 +249,7 @@ fn not_signed_in(
     state: &AppState,
     mode: Mode,
     original: &OriginalRequest<'_>,
+    route: &RouteRules,
     reason: NotSignedIn,
 ) -> Result<HttpResponse, AppError> {
     let accept = header_str(req, &header::ACCEPT);
@@ -246,9 +257,41 @@ fn not_signed_in(
         let return_to = original
             .url()
             .map_err(|err| AppError::BadRequest(err.to_string()))?;
-        return login::begin(state, return_to.as_str());
+        return login::sign_in(state, return_to.as_str(), route.providers.as_deref());
     }
     Err(AppError::NotSignedIn { reason })
+}
+
+/// Route rules that name what the configuration does not have: a provider not configured, or
+/// (with several providers) a user without the provider that makes it unique. Refused like an
+/// unknown rule, since either would leave the route other than intended.
+fn route_fits_config(route: &RouteRules, config: &crate::config::Config) -> Result<(), String> {
+    if let Some(names) = &route.providers {
+        if let Some(unknown) = names.iter().find(|n| config.provider(Some(n)).is_none()) {
+            return Err(format!(
+                "route rule \"provider\": no provider named {unknown:?} is configured"
+            ));
+        }
+    }
+    if config.several_providers() {
+        let names: Vec<&str> = config
+            .providers
+            .iter()
+            .filter_map(|p| p.name.as_deref())
+            .collect();
+        if let Some(bare) = route
+            .allowed_users
+            .iter()
+            .flatten()
+            .find(|user| policy::qualified_user(user, &names).is_none())
+        {
+            return Err(format!(
+                "route rule \"allowed_users\": {bare:?} does not name its provider; with \
+                 several providers write provider:user"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Caddy (and misconfigured proxies) copy the visited page's query onto the auth URL. When the

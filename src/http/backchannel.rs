@@ -95,7 +95,11 @@ async fn answer(
         Ok(token) => token,
         Err(reason) => return invalid(reason),
     };
-    let verified = match state.oidc.verify_logout_token(&token, unix_now()).await {
+    // The provider whose issuer the token names; verifying with its keys checks `iss` again.
+    let Some(oidc) = state.providers.for_token(&token) else {
+        return invalid("the token's issuer is not a configured provider");
+    };
+    let verified = match oidc.verify_logout_token(&token, unix_now()).await {
         Ok(verified) => verified,
         Err(LogoutTokenError::Invalid(reason)) => return invalid(&reason),
         Err(LogoutTokenError::NotReady) => {
@@ -123,9 +127,10 @@ async fn answer(
         }
         Err(err) => return (store_unavailable(&err), BackchannelOutcome::Store),
     }
-    match state.store.end_sessions(which).await {
+    match state.store.end_provider_sessions(which, oidc.name()).await {
         Ok(ended) => {
             tracing::info!(
+                provider = oidc.name().unwrap_or(""),
                 sid = verified.sid.as_deref(),
                 sub = verified.sub.as_deref(),
                 by = if verified.sid.is_some() { "sid" } else { "sub" },

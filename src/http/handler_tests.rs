@@ -24,6 +24,8 @@ use crate::session::Session;
 
 #[path = "observability_tests.rs"]
 mod observability;
+#[path = "providers_tests.rs"]
+mod providers;
 
 /// Set explicitly rather than relying on the default, so these tests do not depend on it.
 const COOKIE_NAME: &str = "_portcullis";
@@ -288,26 +290,6 @@ async fn identity_headers_sent_by_the_client_never_survive() {
     let (status, headers, _) = read(send(&state, req).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_identity(&headers, ["alice", "", "", "ops,Engineering%2C EMEA"]);
-}
-
-#[actix_web::test]
-async fn a_session_names_its_provider_to_the_app_and_in_userinfo() {
-    let state = state().await;
-    let session = Session {
-        provider: Some("keycloak".to_string()),
-        ..alice()
-    };
-    let cookie = sign_in(&state, &session).await;
-    let (status, headers, _) =
-        read(send(&state, with_cookie(status_check(""), &cookie)).await).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(header(&headers, PROVIDER_HEADER), "keycloak");
-    assert_eq!(header(&headers, "x-auth-request-user"), "alice");
-    let req = with_cookie(TestRequest::get().uri("/oauth2/userinfo"), &cookie);
-    let (status, _, body) = read(send(&state, req).await).await;
-    assert_eq!(status, StatusCode::OK);
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["provider"], "keycloak");
 }
 
 #[actix_web::test]

@@ -15,7 +15,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .content_type("text/plain")
             .body("not ready: shutting down\n");
     }
-    let provider = state.oidc.is_ready();
+    let provider = state.providers.all_ready();
     let store = state.store.ping().await;
     match (provider, store) {
         (true, Ok(())) => HttpResponse::Ok()

@@ -13,7 +13,7 @@ use crate::login::{
     self, CallbackFailure, CallbackParams, LoginState, SessionRefusal, LOGIN_TTL_SECS,
 };
 use crate::metrics::{self, LoginOutcome};
-use crate::oidc::OidcError;
+use crate::oidc::{Oidc, OidcError};
 
 /// Where a browser may be sent: the checked `rd`, or our own root.
 pub fn safe_return_to(state: &AppState, candidate: Option<&str>) -> String {
@@ -28,12 +28,11 @@ pub fn safe_return_to(state: &AppState, candidate: Option<&str>) -> String {
         })
 }
 
-/// Starts a login: seals it into this browser's login cookie (nothing is stored server-side)
-/// and sends the browser to the provider.
-pub fn begin(state: &AppState, return_to: &str) -> Result<HttpResponse, AppError> {
+/// Starts a login at `oidc`: seals it into this browser's login cookie (nothing is stored
+/// server-side) and sends the browser to the provider.
+pub fn begin(state: &AppState, oidc: &Oidc, return_to: &str) -> Result<HttpResponse, AppError> {
     let return_to = safe_return_to(state, Some(return_to));
-    let request = state
-        .oidc
+    let request = oidc
         .authorization_request()
         .map_err(|err| AppError::ProviderUnavailable(err.to_string()))?;
     let login = LoginState {
@@ -42,6 +41,7 @@ pub fn begin(state: &AppState, return_to: &str) -> Result<HttpResponse, AppError
         nonce: request.nonce,
         return_to,
         expires_at: unix_now() + LOGIN_TTL_SECS,
+        provider: oidc.name().map(str::to_string),
     };
     let chunks = login
         .seal(&state.keys)
@@ -54,6 +54,79 @@ pub fn begin(state: &AppState, return_to: &str) -> Result<HttpResponse, AppError
         response.cookie(cookie);
     }
     Ok(response.finish())
+}
+
+/// The providers a browser may sign in with: all of them, or those `only` names (a route's
+/// `provider=` or `/oauth2/start?provider=`). A name that is not configured is a bad request.
+pub fn candidates<'s>(
+    state: &'s AppState,
+    only: Option<&[String]>,
+) -> Result<Vec<&'s Oidc>, AppError> {
+    let Some(only) = only else {
+        return Ok(state.providers.iter().collect());
+    };
+    only.iter()
+        .map(|name| {
+            state
+                .providers
+                .get(Some(name))
+                .ok_or_else(|| AppError::BadRequest(format!("no provider named {name:?}")))
+        })
+        .collect()
+}
+
+/// Signs a browser in with one of `choices`: at once when there is one, otherwise through the
+/// sign-in page (`/oauth2/start`, which lists them).
+pub fn sign_in(
+    state: &AppState,
+    return_to: &str,
+    only: Option<&[String]>,
+) -> Result<HttpResponse, AppError> {
+    let choices = candidates(state, only)?;
+    if let [oidc] = choices.as_slice() {
+        return begin(state, oidc, return_to);
+    }
+    let return_to = safe_return_to(state, Some(return_to));
+    let mut page = state.config.redirect_url.clone();
+    page.set_path("/oauth2/start");
+    page.set_query(None);
+    {
+        let mut query = page.query_pairs_mut();
+        if let Some(only) = only {
+            query.append_pair("provider", &only.join(","));
+        }
+        query.append_pair("rd", &return_to);
+    }
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, page.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// The sign-in page: a button per provider of `choices`, each starting a login there.
+fn sign_in_page(state: &AppState, choices: &[&Oidc], return_to: &str) -> HttpResponse {
+    let buttons: Vec<pages::ProviderChoice> = choices
+        .iter()
+        .filter_map(|oidc| {
+            let name = oidc.name()?;
+            let settings = state.config.provider(Some(name))?;
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("provider", name)
+                .append_pair("rd", return_to)
+                .finish();
+            Some(pages::ProviderChoice {
+                display_name: settings.display_name.clone(),
+                start_url: format!("/oauth2/start?{query}"),
+            })
+        })
+        .collect();
+    let sign_in = &state.config.sign_in;
+    let logo = sign_in.logo_url.as_ref();
+    pages::sign_in_response(
+        pages::sign_in(&sign_in.title, logo.map(url::Url::as_str), &buttons),
+        logo.map(|url| url.origin().ascii_serialization())
+            .as_deref(),
+    )
 }
 
 /// The `rd` of `/oauth2/start`. nginx cannot URL-encode, so its sign-in redirect sends
@@ -70,9 +143,28 @@ pub fn requested_return(raw_query: &str) -> Option<String> {
     query_param(raw_query, "rd")
 }
 
+/// `/oauth2/start[?provider=NAME[,NAME...]][&rd=URL]`: straight to the one provider there is
+/// (or is named), else the sign-in page listing them.
 pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let return_to = safe_return_to(&state, requested_return(req.query_string()).as_deref());
-    begin(&state, &return_to)
+    let query = req.query_string();
+    let return_to = safe_return_to(&state, requested_return(query).as_deref());
+    // nginx's unencoded `rd=http://...` takes the whole query: no provider then.
+    let only: Option<Vec<String>> = if query.starts_with("rd=http") {
+        None
+    } else {
+        query_param(query, "provider").map(|list| {
+            list.split(',')
+                .map(|name| name.trim().to_string())
+                .filter(|name| !name.is_empty())
+                .collect()
+        })
+    };
+    let choices = candidates(&state, only.as_deref())?;
+    match choices.as_slice() {
+        [] => Err(AppError::BadRequest("no provider named".to_string())),
+        [oidc] => begin(&state, oidc, &return_to),
+        several => Ok(sign_in_page(&state, several, &return_to)),
+    }
 }
 
 /// The client's address as the trusted proxy reported it: the last `X-Forwarded-For` entry (the
@@ -167,7 +259,26 @@ async fn complete(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, A
         s => LoginState::open(&session_cookie::login_chunks(req, config, s), &state.keys),
     };
     let now = unix_now();
-    let code = match login::verify_callback(&params, login.as_ref(), state.oidc.issuer(), now) {
+    // The provider whose callback this is: `/oauth2/callback/<name>`, or the bare path for the
+    // one unnamed provider. Unknown names never reach a code exchange.
+    let callback_provider = req.match_info().get("provider");
+    let Some(oidc) = state.providers.get(callback_provider) else {
+        return Err(not_completed(
+            "The sign-in response came from an unexpected identity provider.",
+            LoginOutcome::Issuer,
+            format!(
+                "a callback for provider {:?}, which is not configured",
+                callback_provider.unwrap_or("")
+            ),
+        ));
+    };
+    let code = match login::verify_callback(
+        &params,
+        login.as_ref(),
+        callback_provider,
+        oidc.issuer(),
+        now,
+    ) {
         Ok(code) => code.to_string(),
         Err(CallbackFailure::NoLoginCookie) if state.store.login_used(state_param).await? => {
             return Err(failed(&CallbackFailure::AlreadyUsed));
@@ -194,8 +305,7 @@ async fn complete(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, A
     }
 
     let nonce = login.nonce.clone();
-    let verified = state
-        .oidc
+    let verified = oidc
         .complete_login(code, login.pkce_verifier, login.nonce)
         .await
         .map_err(|err| match err {
@@ -223,8 +333,11 @@ async fn complete(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, A
         client_address(req, config),
     );
     let now = unix_now();
+    let provider = config
+        .provider(callback_provider)
+        .ok_or_else(|| AppError::BadRequest("the provider is not configured".to_string()))?;
     let mut session =
-        login::session_from_claims(claims, config, now, client).map_err(|refusal| {
+        login::session_from_claims(claims, config, provider, now, client).map_err(|refusal| {
             match refusal {
                 SessionRefusal::Username(err) => AppError::LoginFailed {
                     message: err.page_message(),
@@ -276,7 +389,12 @@ async fn complete(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, A
         .store
         .put_session(&id, &session, sealed, config.session_lifetime)
         .await?;
-    tracing::info!(user = %session.user, groups = session.groups.len(), "signed in");
+    tracing::info!(
+        user = %session.user,
+        provider = session.provider.as_deref().unwrap_or(""),
+        groups = session.groups.len(),
+        "signed in"
+    );
     let mut response = HttpResponse::Found();
     response
         .insert_header((header::LOCATION, login.return_to))

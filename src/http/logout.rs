@@ -76,6 +76,13 @@ async fn id_token_of(state: &AppState, id: &str) -> Option<String> {
     tokens["id_token"].as_str().map(str::to_string)
 }
 
+/// The name of the provider session `id` signed in with (`None`: the unnamed one, or unknown).
+async fn provider_of(state: &AppState, id: &str) -> Option<String> {
+    let stored = state.store.get_session(id).await.ok()??;
+    let view = stored.view().ok()?;
+    view.provider.map(str::to_string)
+}
+
 fn header_str<'r>(req: &'r HttpRequest, name: &HeaderName) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -112,8 +119,11 @@ pub async fn sign_out(
         }
     }
     let mut id_token = None;
+    // The provider the session signed in with ends its own session there.
+    let mut provider: Option<String> = None;
     if let Ok(id) = signed_in::session_id(&req, config, &state.keys) {
         id_token = id_token_of(&state, id).await;
+        provider = provider_of(&state, id).await;
         if state.store.end_session(id).await? {
             state.metrics.sessions_ended(EndedBy::SignOut, 1);
             tracing::info!("session ended: signed out");
@@ -123,9 +133,11 @@ pub async fn sign_out(
         .and_then(|rd| config.allowed_redirects.resolve(&rd, &config.redirect_url));
     let at_idp = config.post_logout_redirect_url.as_ref().and_then(|back| {
         let carried = rd.as_ref().map(Url::as_str).unwrap_or("");
-        state
-            .oidc
-            .end_session_url(id_token.as_deref(), back, carried)
+        state.providers.get(provider.as_deref())?.end_session_url(
+            id_token.as_deref(),
+            back,
+            carried,
+        )
     });
     Ok(leave(&state, at_idp.or(rd)))
 }

@@ -30,7 +30,7 @@ use actix_web::{web, App};
 use crate::config::Config;
 use crate::crypto::Keys;
 use crate::metrics::Metrics;
-use crate::oidc::Oidc;
+use crate::oidc::Providers;
 use crate::session::Store;
 
 /// Everything a request may need, built once at startup and shared read-only.
@@ -38,7 +38,7 @@ pub struct AppState {
     pub config: Config,
     pub keys: Keys,
     pub store: Store,
-    pub oidc: Oidc,
+    pub providers: Providers,
     /// When the "proxy copies the page's query" hint was last logged (at most once a minute).
     pub query_hint_logged: Mutex<Option<Instant>>,
     /// When each session was last logged as past its revalidation grace (at most once a
@@ -96,6 +96,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/oauth2/start", web::get().to(login::start))
     .route("/oauth2/callback", web::get().to(login::callback))
+    .route(
+        "/oauth2/callback/{provider}",
+        web::get().to(login::callback),
+    )
     .route("/oauth2/sign_out", web::get().to(logout::sign_out))
     .route("/oauth2/sign_out", web::post().to(logout::sign_out))
     .route("/oauth2/signed_out", web::get().to(logout::signed_out))

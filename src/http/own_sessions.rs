@@ -205,7 +205,7 @@ fn not_signed_in(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     if negotiation::wants_html(req.method().as_str(), accept) {
-        return login::begin(state, PATH);
+        return login::sign_in(state, PATH, None);
     }
     Err(AppError::NotSignedIn { reason })
 }

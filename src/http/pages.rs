@@ -105,6 +105,63 @@ pub fn login_error(message: &str) -> String {
     )
 }
 
+/// One button of the sign-in page: the provider's display name and where it starts a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderChoice {
+    pub display_name: String,
+    pub start_url: String,
+}
+
+const SIGN_IN_STYLE: &str = "ul.providers{list-style:none;padding:0;margin:1.5rem 0 0}\
+ul.providers li{margin:.6rem 0}ul.providers a.button{display:block;text-align:center}\
+img.logo{display:block;max-width:12rem;max-height:4rem;margin:0 auto 1rem}";
+
+/// The sign-in page of several providers: one link per provider (no script, no form: a link
+/// works in every browser and to every screen reader).
+pub fn sign_in(title: &str, logo_url: Option<&str>, choices: &[ProviderChoice]) -> String {
+    let logo = logo_url
+        .map(|url| format!("<img class=\"logo\" src=\"{}\" alt=\"\">", attr(url)))
+        .unwrap_or_default();
+    let buttons: String = choices
+        .iter()
+        .map(|choice| {
+            format!(
+                "<li><a class=\"button\" href=\"{href}\">Sign in with {name}</a></li>",
+                href = attr(&choice.start_url),
+                name = text(&choice.display_name),
+            )
+        })
+        .collect();
+    styled_page(
+        title,
+        SIGN_IN_STYLE,
+        &format!(
+            "{logo}<h1>{title}</h1><p>Choose how to sign in.</p>\
+<nav aria-label=\"Identity providers\"><ul class=\"providers\">{buttons}</ul></nav>",
+            title = text(title),
+        ),
+    )
+}
+
+/// The sign-in page's answer: the page headers, and an image source for the logo's origin
+/// only (the page loads nothing else).
+pub fn sign_in_response(body: String, logo_origin: Option<&str>) -> HttpResponse {
+    let mut response = html(StatusCode::OK, body);
+    let policy = match logo_origin {
+        Some(origin) => format!(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src {origin}; \
+             frame-ancestors 'none'; base-uri 'none'"
+        ),
+        None => return response,
+    };
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
 pub fn signed_out() -> String {
     page(
         "Signed out",

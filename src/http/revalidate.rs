@@ -102,17 +102,25 @@ async fn run(state: &AppState, id: &str) {
         );
         return hold(state, id, old.claims_read_at, now).await;
     };
-    let refreshed = match tokio::time::timeout(
-        REFRESH_TIMEOUT,
-        state.oidc.refresh(&tokens, old.subject, now),
-    )
-    .await
-    {
-        Ok(refreshed) => refreshed,
-        Err(_) => crate::oidc::Refreshed {
-            outcome: RefreshOutcome::Unreachable("the refresh timed out".to_string()),
+    // The provider the user signed in with; one no longer configured vouches for nobody.
+    let refreshed = match state.providers.get(old.provider) {
+        None => crate::oidc::Refreshed {
+            outcome: RefreshOutcome::Refused(
+                "the session's provider is no longer configured".to_string(),
+            ),
             tokens: tokens.clone(),
         },
+        Some(oidc) => {
+            match tokio::time::timeout(REFRESH_TIMEOUT, oidc.refresh(&tokens, old.subject, now))
+                .await
+            {
+                Ok(refreshed) => refreshed,
+                Err(_) => crate::oidc::Refreshed {
+                    outcome: RefreshOutcome::Unreachable("the refresh timed out".to_string()),
+                    tokens: tokens.clone(),
+                },
+            }
+        }
     };
     let now = unix_now();
     if let RefreshOutcome::Unreachable(why) = &refreshed.outcome {

@@ -8,8 +8,11 @@
 mod id_token;
 mod logout_token;
 mod refresh;
+mod registry;
 mod types;
 mod userinfo;
+
+pub use registry::Providers;
 
 pub use logout_token::{BackchannelSupport, LogoutToken, LogoutTokenError, MAX_TOKEN_BYTES};
 pub use refresh::Refreshed;
@@ -26,7 +29,7 @@ use openidconnect::{
 use serde_json::Value;
 use url::Url;
 
-use crate::config::{Config, TokenAuthMethod};
+use crate::config::{ProviderSettings, TokenAuthMethod};
 use id_token::{SigningKeys, VerifyFailure};
 use types::OidcClient;
 
@@ -87,6 +90,8 @@ struct LoadedProvider {
 
 /// The provider as portcullis knows it; discovery may load after startup.
 pub struct Oidc {
+    /// `None`: the one provider of the unprefixed `OIDC_*` variables.
+    name: Option<String>,
     issuer: String,
     client_id: String,
     client_secret: String,
@@ -108,7 +113,8 @@ impl std::fmt::Debug for Oidc {
 }
 
 impl Oidc {
-    pub fn new(config: &Config) -> Result<Oidc, OidcError> {
+    /// The client for `provider`, whose callback is under `redirect_url` (`OIDC_REDIRECT_URL`).
+    pub fn new(provider: &ProviderSettings, redirect_url: &Url) -> Result<Oidc, OidcError> {
         let http = openidconnect::reqwest::ClientBuilder::new()
             // Following redirects would let a provider (or whoever spoofs it) point us anywhere.
             .redirect(openidconnect::reqwest::redirect::Policy::none())
@@ -117,12 +123,13 @@ impl Oidc {
             .build()
             .map_err(|e| OidcError::Discovery(e.to_string()))?;
         Ok(Oidc {
-            issuer: config.issuer_url.clone(),
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.expose().to_string(),
-            redirect_url: config.redirect_url.to_string(),
-            scopes: config.scopes.clone(),
-            auth_type: match config.token_auth_method {
+            name: provider.name.clone(),
+            issuer: provider.issuer_url.clone(),
+            client_id: provider.client_id.clone(),
+            client_secret: provider.client_secret.expose().to_string(),
+            redirect_url: provider.callback_url(redirect_url).to_string(),
+            scopes: provider.scopes.clone(),
+            auth_type: match provider.token_auth_method {
                 TokenAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
                 TokenAuthMethod::ClientSecretPost => AuthType::RequestBody,
             },
@@ -134,6 +141,11 @@ impl Oidc {
 
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The provider's name (`OIDC_PROVIDERS`); `None` for the one unnamed provider.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     pub fn is_ready(&self) -> bool {

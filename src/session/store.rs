@@ -352,6 +352,40 @@ impl Store {
         Ok(ended)
     }
 
+    /// [`Store::end_sessions`] limited to the sessions of one provider: a `sub` or `sid` is
+    /// only unique within one issuer, so a provider's back-channel logout must never end
+    /// another provider's sessions that happen to share it.
+    pub async fn end_provider_sessions(
+        &self,
+        which: Selection<'_>,
+        provider: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let ids = self.session_ids(which).await?;
+        let mut theirs = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(stored) = self.get_session(id).await? {
+                // An unreadable session is ended too: it signs nobody in anyway.
+                if stored.view().map_or(true, |view| view.provider == provider) {
+                    theirs.push(id.clone());
+                }
+            }
+        }
+        let ended = self.end_ids(&theirs).await?;
+        if theirs.len() == ids.len() {
+            // Nothing of another provider's left under the index: it goes too.
+            let index = match which {
+                Selection::User(user) => Some((Space::User, user)),
+                Selection::Subject(subject) => Some((Space::Subject, subject)),
+                Selection::IdpSession(sid) => Some((Space::IdpSession, sid)),
+                Selection::All => None,
+            };
+            if let (Store::Redis(_), Some((space, name))) = (self, index) {
+                self.delete(space, name).await?;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends one session (sign-out, a new login over an old one); true when it existed.
     pub async fn end_session(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.end_ids(&[id.to_owned()]).await? > 0)
