@@ -457,7 +457,8 @@ pub const VARIABLES: &[Variable] = &[
         Rules,
         "ADMINS",
         Words("empty"),
-        "comma list of usernames (values of `OIDC_USERNAME_CLAIM`) who pass every rule",
+        "comma list of usernames (values of `OIDC_USERNAME_CLAIM`) who pass every rule; \
+         with several providers written `provider:user` (`keycloak:alice`)",
     ),
     var(
         Rules,
