@@ -36,6 +36,8 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listed {
     pub user: String,
+    /// The provider the user signed in with (`OIDC_PROVIDERS`); `null` for the one unnamed.
+    pub provider: Option<String>,
     /// The IdP's session id (`sid`), to match a session with the IdP's own records.
     pub idp_session: Option<String>,
     /// Unix seconds.
@@ -54,6 +56,7 @@ impl From<SessionEntry> for Listed {
         let session = entry.session;
         Listed {
             user: session.user,
+            provider: session.provider,
             idp_session: session.idp_session,
             created_at: session.created_at,
             last_seen: entry.last_seen,

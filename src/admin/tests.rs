@@ -114,6 +114,7 @@ fn times_are_written_in_utc() {
 fn listed(user: &str, created_at: u64) -> Listed {
     Listed {
         user: user.to_string(),
+        provider: None,
         idp_session: Some(format!("sid-{user}")),
         created_at,
         last_seen: Some(created_at + 60),
@@ -375,6 +376,7 @@ async fn listing_shows_who_and_from_where_but_never_an_id() {
         all[0],
         serde_json::json!({
             "user": "alice",
+            "provider": null,
             "idp_session": "alice-sid",
             "created_at": now - 20,
             "last_seen": null,

@@ -144,14 +144,22 @@ fn shown<'e>(entries: &'e [SessionEntry], config: &Config, now: u64) -> Vec<&'e 
         .collect()
 }
 
-/// The current session's id and user, copied out of the stored bytes.
+/// The current session's id, user and provider, copied out of the stored bytes.
+type Current = (String, String, Option<String>);
+
 async fn current(
     req: &HttpRequest,
     state: &AppState,
     now: u64,
-) -> Result<Result<(String, String), NotSignedIn>, AppError> {
+) -> Result<Result<Current, NotSignedIn>, AppError> {
     let current = signed_in::with_signed_in(req, state, now, |signed_in| {
-        signed_in.map(|s| (s.id.to_owned(), s.session.user.to_owned()))
+        signed_in.map(|s| {
+            (
+                s.id.to_owned(),
+                s.session.user.to_owned(),
+                s.session.provider.map(str::to_owned),
+            )
+        })
     })
     .await?;
     if let Err(reason) = current {
@@ -162,14 +170,11 @@ async fn current(
 
 pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let now = unix_now();
-    let (id, user) = match current(&req, &state, now).await? {
+    let (id, user, provider) = match current(&req, &state, now).await? {
         Ok(current) => current,
         Err(reason) => return not_signed_in(&req, &state, reason),
     };
-    let entries = state
-        .store
-        .list_sessions(Selection::User(&user), now)
-        .await?;
+    let entries = sessions_of(&state, &user, provider.as_deref(), now).await?;
     let listed = shown(&entries, &state.config, now);
     let handles: Vec<String> = listed
         .iter()
@@ -192,6 +197,22 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         StatusCode::OK,
         pages::own_sessions(&user, &rows, &csrf),
     ))
+}
+
+/// The live sessions of `user` at `provider`: the store indexes sessions by username, which
+/// another provider's user may share.
+async fn sessions_of(
+    state: &AppState,
+    user: &str,
+    provider: Option<&str>,
+    now: u64,
+) -> Result<Vec<SessionEntry>, AppError> {
+    let mut entries = state
+        .store
+        .list_sessions(Selection::User(user), now)
+        .await?;
+    entries.retain(|entry| entry.session.provider.as_deref() == provider);
+    Ok(entries)
 }
 
 /// Not signed in: a browser navigation signs in and comes back here, anything else is 401.
@@ -219,7 +240,7 @@ pub async fn sign_out(
         return Ok(refused(Refusal::CrossSite, None));
     }
     let now = unix_now();
-    let (id, user) = current(&req, &state, now)
+    let (id, user, provider) = current(&req, &state, now)
         .await?
         .map_err(|reason| AppError::NotSignedIn { reason })?;
     let keys: &Keys = &state.keys;
@@ -227,10 +248,7 @@ pub async fn sign_out(
         Ok(target) => target,
         Err(refusal) => return Ok(refused(refusal, Some(&user))),
     };
-    let own = state
-        .store
-        .list_sessions(Selection::User(&user), now)
-        .await?;
+    let own = sessions_of(&state, &user, provider.as_deref(), now).await?;
     let ending = match select(&target, &id, &own, |id| keys.session_handle(id)) {
         Ok(ending) => ending,
         Err(refusal) => return Ok(refused(refusal, Some(&user))),

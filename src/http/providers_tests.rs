@@ -318,3 +318,25 @@ async fn a_callback_path_names_its_provider() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("unexpected identity provider"), "{body}");
 }
+
+#[actix_web::test]
+async fn the_sessions_page_shows_and_ends_only_the_providers_own_user() {
+    let state = two_providers(&[]).await;
+    let keycloak = sign_in(&state, &of("keycloak", alice())).await;
+    let google = sign_in(&state, &of("google", alice())).await;
+    let (status, _, body) = read(send(&state, sessions_page(&keycloak)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body.matches("<tr").count(),
+        2,
+        "a header and one session: {body}"
+    );
+    // "Sign out everywhere else" ends none of google's alice's sessions.
+    let id = state.keys.verify(&keycloak).unwrap().to_string();
+    let csrf = state.keys.csrf_token(&id);
+    let req = sessions_post(&keycloak, &[("csrf", &csrf), ("session", "others")]);
+    let (status, _, _) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = read(send(&state, with_cookie(status_check(""), &google)).await).await;
+    assert_eq!(status, StatusCode::OK, "google's alice was signed out");
+}
