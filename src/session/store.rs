@@ -339,7 +339,12 @@ impl Store {
     pub async fn end_sessions(&self, which: Selection<'_>) -> Result<usize, StoreError> {
         let ids = self.session_ids(which).await?;
         let ended = self.end_ids(&ids).await?;
-        // The index itself goes too (the memory store keeps none).
+        self.delete_index(which).await?;
+        Ok(ended)
+    }
+
+    /// The index a selection reads goes with its sessions (the memory store keeps none).
+    async fn delete_index(&self, which: Selection<'_>) -> Result<(), StoreError> {
         let index = match which {
             Selection::User(user) => Some((Space::User, user)),
             Selection::Subject(subject) => Some((Space::Subject, subject)),
@@ -349,7 +354,7 @@ impl Store {
         if let (Store::Redis(_), Some((space, name))) = (self, index) {
             self.delete(space, name).await?;
         }
-        Ok(ended)
+        Ok(())
     }
 
     /// [`Store::end_sessions`] limited to the sessions of one provider: a `sub` or `sid` is
@@ -373,15 +378,7 @@ impl Store {
         let ended = self.end_ids(&theirs).await?;
         if theirs.len() == ids.len() {
             // Nothing of another provider's left under the index: it goes too.
-            let index = match which {
-                Selection::User(user) => Some((Space::User, user)),
-                Selection::Subject(subject) => Some((Space::Subject, subject)),
-                Selection::IdpSession(sid) => Some((Space::IdpSession, sid)),
-                Selection::All => None,
-            };
-            if let (Store::Redis(_), Some((space, name))) = (self, index) {
-                self.delete(space, name).await?;
-            }
+            self.delete_index(which).await?;
         }
         Ok(ended)
     }

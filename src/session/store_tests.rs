@@ -228,6 +228,35 @@ async fn shared_suite(store: &Store) {
     assert_eq!(read(store, "id-r").await, None);
     assert_eq!(store.get_sealed_tokens("id-r").await.expect("tokens"), None);
 
+    // A provider's back-channel logout ends its own sessions of a subject, never another
+    // provider's that share the `sub`.
+    let at = |provider: &str| Session {
+        subject: "shared-sub".to_string(),
+        provider: Some(provider.to_string()),
+        ..session("dora")
+    };
+    for (id, provider) in [("id-pa", "a"), ("id-pb", "b"), ("id-pa2", "a")] {
+        store
+            .put_session(id, &at(provider), None, ttl)
+            .await
+            .expect("put");
+    }
+    let ended = store
+        .end_provider_sessions(Selection::Subject("shared-sub"), Some("a"))
+        .await
+        .expect("end");
+    assert_eq!(ended, 2);
+    assert_eq!(read(store, "id-pa").await, None);
+    assert_eq!(read(store, "id-pa2").await, None);
+    assert_eq!(read(store, "id-pb").await, Some(at("b")));
+    // b's session is still found through the index, and ends with its own provider's logout.
+    let ended = store
+        .end_provider_sessions(Selection::Subject("shared-sub"), Some("b"))
+        .await
+        .expect("end");
+    assert_eq!(ended, 1);
+    assert_eq!(read(store, "id-pb").await, None);
+
     // One revalidation at a time per session; a failed one holds the lock for its pause.
     assert!(store.claim_refresh("id-1", ttl).await.expect("lock"));
     assert!(!store.claim_refresh("id-1", ttl).await.expect("lock"));
