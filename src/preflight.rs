@@ -234,6 +234,27 @@ mod tests {
     }
 
     #[test]
+    fn each_provider_is_told_its_own_callback_and_client() {
+        let config = crate::config::for_tests_with_providers(
+            &["keycloak", "google"],
+            &[("OIDC_GOOGLE_DISPLAY_NAME", "Google Workspace")],
+        );
+        let text: String = config
+            .providers
+            .iter()
+            .map(|provider| registration(&config, provider, None))
+            .collect();
+        for expected in [
+            "Register at keycloak (provider keycloak) (client portcullis-keycloak):",
+            "redirect URI:             https://auth.example.com/oauth2/callback/keycloak\n",
+            "Register at Google Workspace (provider google) (client portcullis-google):",
+            "redirect URI:             https://auth.example.com/oauth2/callback/google\n",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in {text}");
+        }
+    }
+
+    #[test]
     fn registration_names_the_back_channel_logout_url_and_what_the_provider_says() {
         let supported = |supported, session_supported| {
             Ok(BackchannelSupport {
