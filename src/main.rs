@@ -120,8 +120,10 @@ fn run_sessions(command: &SessionsCommand) -> anyhow::Result<()> {
     let config = load_config()?;
     let store = sessions_cli::shared_store(&config)?;
     let now = portcullis::http::unix_now();
-    let text = actix_web::rt::System::new()
-        .block_on(async { sessions_cli::run(command, &store, now).await })?;
+    let text = actix_web::rt::System::new().block_on(async {
+        let providers = portcullis::admin::provider_names(&config);
+        sessions_cli::run(command, &store, &providers, now).await
+    })?;
     print!("{text}");
     Ok(())
 }

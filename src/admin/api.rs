@@ -165,11 +165,8 @@ pub async fn list(
 ) -> Result<HttpResponse, AdminError> {
     authorize(&req, &token)?;
     let target = list_target(req.query_string()).map_err(AdminError::BadRequest)?;
-    let entries = state
-        .store
-        .list_sessions(target.selection(), unix_now())
-        .await?;
-    let listed: Vec<Listed> = entries.into_iter().map(Listed::from).collect();
+    let providers = super::provider_names(&state.config);
+    let listed: Vec<Listed> = super::list(&state.store, &target, &providers, unix_now()).await?;
     Ok(HttpResponse::Ok().json(listed))
 }
 
@@ -180,7 +177,8 @@ pub async fn revoke(
 ) -> Result<HttpResponse, AdminError> {
     authorize(&req, &token)?;
     let target = revoke_target(req.query_string()).map_err(AdminError::BadRequest)?;
-    let count = state.store.end_sessions(target.selection()).await?;
+    let providers = super::provider_names(&state.config);
+    let count = super::revoke(&state.store, &target, &providers).await?;
     state.metrics.sessions_ended(EndedBy::Admin, count);
     match &target {
         Target::User(user) => tracing::info!(user, count, "admin API: {}", ended(count)),

@@ -137,16 +137,21 @@ pub fn shared_store(config: &Config) -> Result<Store, CliError> {
 }
 
 /// Runs a command; returns what to print.
-pub async fn run(command: &SessionsCommand, store: &Store, now: u64) -> Result<String, CliError> {
+/// `providers`: the configured providers' names, so that `--user provider:user` names one
+/// provider's user.
+pub async fn run(
+    command: &SessionsCommand,
+    store: &Store,
+    providers: &[&str],
+    now: u64,
+) -> Result<String, CliError> {
     match command {
         SessionsCommand::Help => Ok(format!("{USAGE}\n")),
         SessionsCommand::List(target) => {
-            let entries = store.list_sessions(target.selection(), now).await?;
-            let listed: Vec<Listed> = entries.into_iter().map(Listed::from).collect();
-            Ok(table(&listed))
+            Ok(table(&super::list(store, target, providers, now).await?))
         }
         SessionsCommand::Revoke(target) => {
-            let count = store.end_sessions(target.selection()).await?;
+            let count = super::revoke(store, target, providers).await?;
             Ok(format!("{}\n", ended(count)))
         }
     }

@@ -13,7 +13,9 @@ pub mod cli;
 
 use serde::Serialize;
 
-use crate::session::{Selection, SessionEntry};
+use crate::config::Config;
+use crate::policy;
+use crate::session::{Selection, SessionEntry, Store, StoreError};
 
 /// Whose sessions a command is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,19 @@ pub enum Target {
 }
 
 impl Target {
+    /// What the store is asked, and the provider it is limited to: a user written
+    /// `provider:user` with one of `providers` is that provider's user only (with several
+    /// providers the same name may be two people); any other name is every provider's.
+    pub fn scope<'t>(&'t self, providers: &[&str]) -> (Selection<'t>, Option<&'t str>) {
+        match self {
+            Target::User(entry) => match policy::qualified_user(entry, providers) {
+                Some((provider, user)) => (Selection::User(user), Some(provider)),
+                None => (Selection::User(entry), None),
+            },
+            Target::All => (Selection::All, None),
+        }
+    }
+
     pub fn selection(&self) -> Selection<'_> {
         match self {
             Target::User(user) => Selection::User(user),
@@ -64,6 +79,43 @@ impl From<SessionEntry> for Listed {
             user_agent: session.user_agent,
             address: session.address,
         }
+    }
+}
+
+/// The configured providers' names, for [`Target::scope`].
+pub fn provider_names(config: &Config) -> Vec<&str> {
+    config
+        .providers
+        .iter()
+        .filter_map(|p| p.name.as_deref())
+        .collect()
+}
+
+/// The live sessions of `target`, as an operator sees them.
+pub async fn list(
+    store: &Store,
+    target: &Target,
+    providers: &[&str],
+    now: u64,
+) -> Result<Vec<Listed>, StoreError> {
+    let (selection, provider) = target.scope(providers);
+    let entries = store.list_sessions(selection, now).await?;
+    Ok(entries
+        .into_iter()
+        .filter(|entry| provider.is_none() || entry.session.provider.as_deref() == provider)
+        .map(Listed::from)
+        .collect())
+}
+
+/// Ends the sessions of `target`; how many there were.
+pub async fn revoke(
+    store: &Store,
+    target: &Target,
+    providers: &[&str],
+) -> Result<usize, StoreError> {
+    match target.scope(providers) {
+        (selection, None) => store.end_sessions(selection).await,
+        (selection, provider) => store.end_provider_sessions(selection, provider).await,
     }
 }
 

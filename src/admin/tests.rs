@@ -566,3 +566,38 @@ async fn build_starts_the_admin_listener_apart_and_stops_it_with_the_main_one() 
         .unwrap();
     assert_eq!(running.admin_port, None);
 }
+
+#[tokio::test]
+async fn a_qualified_user_names_one_providers_user_only() {
+    let store = Store::memory();
+    let now = unix_now();
+    let at = |provider: &str| Session {
+        provider: Some(provider.to_string()),
+        ..session("alice", now)
+    };
+    for (id, provider) in [("a1", "keycloak"), ("a2", "google"), ("a3", "keycloak")] {
+        store
+            .put_session(id, &at(provider), None, Duration::from_secs(3600))
+            .await
+            .unwrap();
+    }
+    let providers = ["keycloak", "google"];
+    let qualified = Target::User("google:alice".to_string());
+    let listed = list(&store, &qualified, &providers, now).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].provider.as_deref(), Some("google"));
+    // A bare name is every provider's alice; a prefix that names no provider is part of the name.
+    let bare = Target::User("alice".to_string());
+    assert_eq!(list(&store, &bare, &providers, now).await.unwrap().len(), 3);
+    let unknown = Target::User("okta:alice".to_string());
+    assert_eq!(
+        list(&store, &unknown, &providers, now).await.unwrap().len(),
+        0
+    );
+    assert_eq!(revoke(&store, &qualified, &providers).await.unwrap(), 1);
+    let left = list(&store, &bare, &providers, now).await.unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left
+        .iter()
+        .all(|l| l.provider.as_deref() == Some("keycloak")));
+}
