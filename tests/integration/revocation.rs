@@ -342,6 +342,7 @@ async fn the_admin_api_lists_and_ends_sessions_for_every_replica() {
                 "expires_at",
                 "idp_session",
                 "last_seen",
+                "provider",
                 "user",
                 "user_agent"
             ],
