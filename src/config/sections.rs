@@ -113,7 +113,8 @@ impl Findings {
         for entry in &rules.admins {
             if policy::qualified_user(entry, names).is_none() {
                 self.problem(format!(
-                    "ADMINS: {entry:?} does not name its provider; with several providers write                      provider:user, e.g. {}:{entry}",
+                    "ADMINS: {entry:?} does not name its provider; with several providers write \
+                     provider:user, e.g. {}:{entry}",
                     names.first().copied().unwrap_or("keycloak")
                 ));
             }

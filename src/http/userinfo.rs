@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::AppError;
+use super::signed_in::NotSignedIn;
 use super::{signed_in, unix_now, AppState};
 use crate::claims;
 use crate::policy;
@@ -13,11 +14,17 @@ pub async fn userinfo(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     signed_in::with_session(&req, &state, unix_now(), |session| {
-        let session = session.map_err(|reason| {
+        // As in the auth check: a session of a provider no longer configured is nobody's, and
+        // each provider's users get their provider's rules (its group map).
+        let session = session.and_then(|session| match state.config.provider(session.provider) {
+            Some(provider) => Ok((session, provider)),
+            None => Err(NotSignedIn::UnknownSession),
+        });
+        let (session, provider) = session.map_err(|reason| {
             state.metrics.not_signed_in(reason);
             AppError::NotSignedIn { reason }
         })?;
-        let groups = policy::upstream_groups(&state.config.rules, &session.groups);
+        let groups = policy::upstream_groups(&provider.rules, &session.groups);
         Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({

