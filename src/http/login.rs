@@ -129,18 +129,34 @@ fn sign_in_page(state: &AppState, choices: &[&Oidc], return_to: &str) -> HttpRes
     )
 }
 
-/// The `rd` of `/oauth2/start`. nginx cannot URL-encode, so its sign-in redirect sends
-/// `rd=http://host/path?a=1&b=2` unencoded as the only parameter: when the value after a
-/// leading `rd=` starts with an unencoded `http://` or `https://`, the whole rest of the query
-/// is the URL. Otherwise `rd` is an ordinary (encoded) form parameter. Either way the result
-/// still has to pass the redirect allow-list.
-pub fn requested_return(raw_query: &str) -> Option<String> {
-    if let Some(rest) = raw_query.strip_prefix("rd=") {
-        if rest.starts_with("http://") || rest.starts_with("https://") {
-            return Some(rest.to_string());
+/// nginx cannot URL-encode, so its sign-in redirect sends `rd=http://host/path?a=1&b=2`
+/// unencoded as the last parameter (after a `provider=` of the route, if any): when a parameter
+/// `rd=` starts with an unencoded `http://` or `https://`, the whole rest of the query is the
+/// URL. The parameters before it, and that URL.
+fn split_unencoded_rd(raw_query: &str) -> (&str, Option<&str>) {
+    let mut start = 0;
+    loop {
+        let rest = &raw_query[start..];
+        if let Some(url) = rest.strip_prefix("rd=") {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                return (raw_query[..start].trim_end_matches('&'), Some(url));
+            }
+        }
+        match rest.find('&') {
+            Some(at) => start += at + 1,
+            None => return (raw_query, None),
         }
     }
-    query_param(raw_query, "rd")
+}
+
+/// The `rd` of `/oauth2/start`: nginx's unencoded one ([`split_unencoded_rd`]), or else an
+/// ordinary (encoded) form parameter. Either way the result still has to pass the redirect
+/// allow-list.
+pub fn requested_return(raw_query: &str) -> Option<String> {
+    match split_unencoded_rd(raw_query) {
+        (_, Some(url)) => Some(url.to_string()),
+        (params, None) => query_param(params, "rd"),
+    }
 }
 
 /// `/oauth2/start[?provider=NAME[,NAME...]][&rd=URL]`: straight to the one provider there is
@@ -148,17 +164,14 @@ pub fn requested_return(raw_query: &str) -> Option<String> {
 pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let query = req.query_string();
     let return_to = safe_return_to(&state, requested_return(query).as_deref());
-    // nginx's unencoded `rd=http://...` takes the whole query: no provider then.
-    let only: Option<Vec<String>> = if query.starts_with("rd=http") {
-        None
-    } else {
-        query_param(query, "provider").map(|list| {
-            list.split(',')
-                .map(|name| name.trim().to_string())
-                .filter(|name| !name.is_empty())
-                .collect()
-        })
-    };
+    // Only the parameters before nginx's unencoded `rd=http...` are parameters.
+    let (params, _) = split_unencoded_rd(query);
+    let only: Option<Vec<String>> = query_param(params, "provider").map(|list| {
+        list.split(',')
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect()
+    });
     let choices = candidates(&state, only.as_deref())?;
     match choices.as_slice() {
         [] => Err(AppError::BadRequest("no provider named".to_string())),
@@ -409,7 +422,9 @@ async fn complete(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, A
 
 #[cfg(test)]
 mod tests {
-    use super::{login_outcome, requested_return, AppError, LoginOutcome, StatusCode};
+    use super::{
+        login_outcome, requested_return, split_unencoded_rd, AppError, LoginOutcome, StatusCode,
+    };
     use crate::policy::DenyReason;
 
     #[test]
@@ -443,6 +458,32 @@ mod tests {
         assert_eq!(
             requested_return("rd=https://app.example.com/a?x=1&y=2").as_deref(),
             Some("https://app.example.com/a?x=1&y=2")
+        );
+    }
+
+    #[test]
+    fn a_route_pinned_to_a_provider_puts_it_before_nginx_rd() {
+        let query = "provider=corp&rd=https://app.example.com/a?provider=x&rd=y";
+        assert_eq!(
+            split_unencoded_rd(query),
+            (
+                "provider=corp",
+                Some("https://app.example.com/a?provider=x&rd=y")
+            )
+        );
+        assert_eq!(
+            requested_return(query).as_deref(),
+            Some("https://app.example.com/a?provider=x&rd=y")
+        );
+        // Encoded, rd is an ordinary parameter wherever it is.
+        assert_eq!(
+            split_unencoded_rd("rd=%2Fa&provider=corp"),
+            ("rd=%2Fa&provider=corp", None)
+        );
+        // A value that merely contains "rd=http" is not the parameter.
+        assert_eq!(
+            split_unencoded_rd("provider=xrd=http://a"),
+            ("provider=xrd=http://a", None)
         );
     }
 

@@ -144,6 +144,15 @@ async fn start_with_providers_narrows_the_page_or_goes_to_the_one() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("provider=google&amp;"), "{body}");
     assert!(body.contains("provider=keycloak&amp;"), "{body}");
+    // nginx's unencoded rd after the route's provider: the whole rest is the address.
+    let req = TestRequest::get()
+        .uri("/oauth2/start?provider=google,keycloak&rd=https://app.example.com/a?b=1&c=2");
+    let (status, _, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("provider=google&amp;rd=https%3A%2F%2Fapp.example.com%2Fa%3Fb%3D1%26c%3D2\""),
+        "{body}"
+    );
     // A provider that is not configured: 400, never a guess.
     for query in ["provider=okta", "provider=google,okta", "provider="] {
         let req = TestRequest::get().uri(&format!("/oauth2/start?{query}"));
