@@ -19,9 +19,8 @@
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { CHROMIUM, openPage } from './chromium.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 /// Per action and navigation; the whole run is bounded by WATCHDOG_MS.
 const STEP_TIMEOUT_MS = 15_000;
 const WATCHDOG_MS = 90_000;
@@ -58,33 +57,12 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 
 let browser;
+let context;
 let page;
+let documents = [];
 try {
   step = 'launch Chromium';
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    timeout: STEP_TIMEOUT_MS,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
-  const documents = [];
-  page.on('response', (response) => {
-    if (response.request().resourceType() === 'document') {
-      documents.push(`${response.request().method()} ${response.url()} -> ${response.status()}`);
-    }
-  });
+  ({ browser, context, page, documents } = await openPage(STEP_TIMEOUT_MS));
   const chain = () => `\n  documents loaded:\n    ${documents.join('\n    ')}`;
 
   step = 'open a protected page signed out';
