@@ -17,9 +17,9 @@
 // Started by tests/integration/browser.rs. Install: npm ci --prefix tests/browser
 // and apt-get install -y chromium (no browser is downloaded: playwright-core only drives it).
 
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHROMIUM, openPage } from './chromium.mjs';
+import { guardRun, openPage, stepLog } from './chromium.mjs';
 
 /// Per action and navigation; the whole run is bounded by WATCHDOG_MS.
 const STEP_TIMEOUT_MS = 15_000;
@@ -35,26 +35,13 @@ const baseOrigin = new URL(base).origin;
 const expect = JSON.parse(expectationsArg);
 mkdirSync(artifactDir, { recursive: true });
 
-if (!existsSync(CHROMIUM)) {
-  console.error(`browser test: ${CHROMIUM} is missing; install it with: apt-get install -y chromium`);
-  process.exit(1);
-}
-
 let step = 'start';
-const log = [];
-function note(text) {
-  log.push(text);
-  console.log(`browser test: ${text}`);
-}
+const { log, note } = stepLog();
 function fail(message) {
   throw new Error(message);
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`browser test FAILED: no result after ${WATCHDOG_MS / 1000} s (at step: ${step})`);
-  process.exit(1);
-}, WATCHDOG_MS);
-watchdog.unref();
+const watchdog = guardRun(WATCHDOG_MS, () => step);
 
 let browser;
 let context;
