@@ -319,6 +319,24 @@ mod tests {
     }
 
     #[test]
+    fn a_graph_that_fails_at_revalidation_is_tried_again_never_a_sign_out() {
+        use crate::oidc::entra::GraphError;
+        for err in [
+            GraphError::Refused("HTTP 401: InvalidAuthenticationToken".into()),
+            GraphError::Refused("HTTP 403: Authorization_RequestDenied".into()),
+            GraphError::Unreachable("request failed: connection refused".into()),
+            GraphError::Invalid("HTTP 404".into()),
+        ] {
+            match graph_failure(&err) {
+                RefreshOutcome::Unreachable(text) => {
+                    assert!(text.contains("Microsoft Graph"), "{text}")
+                }
+                other => panic!("{err:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn the_stored_id_tokens_claims_are_the_base_of_a_refresh_without_a_new_one() {
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(json!({"sub": "alice", "groups": ["ops"]}).to_string());
