@@ -1086,7 +1086,8 @@ fn the_provider_kind_is_set_or_detected_from_an_entra_issuer() {
         (provider.kind, provider.entra.is_some())
     };
     let entra_issuer = "https://login.microsoftonline.com/0b1c5e2a-tenant/v2.0";
-    let cases: &[(&[(&str, &str)], (ProviderKind, bool))] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], (ProviderKind, bool));
+    let cases: &[Case] = &[
         (&[], (ProviderKind::Generic, false)),
         (
             &[("OIDC_ISSUER_URL", entra_issuer)],
