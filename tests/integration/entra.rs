@@ -270,3 +270,21 @@ async fn a_generic_provider_does_not_follow_the_overage_marker() {
         "Graph was never asked"
     );
 }
+
+#[tokio::test]
+async fn portcullis_check_says_where_an_entra_provider_reads_groups() {
+    let idp = crate::support::Idp::start(&["http://127.0.0.1:9/oauth2/callback".to_string()], &[]);
+    let mut env = crate::support::portcullis::test_env(&idp, "http://127.0.0.1:9", None);
+    env.insert("OIDC_PROVIDER_KIND".into(), "entra".into());
+    env.insert("ENTRA_GRAPH_URL".into(), "http://127.0.0.1:9/graph".into());
+    let config = portcullis::config::Config::from_env_map(env).expect("valid");
+    let report = portcullis::preflight::run(config).await;
+    assert!(
+        report.text.contains(
+            "kind entra: a groups overage is read from Microsoft Graph at \
+             http://127.0.0.1:9/graph (as object ids)"
+        ),
+        "{}",
+        report.text
+    );
+}
