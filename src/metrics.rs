@@ -239,6 +239,8 @@ label_enum! {
         Provider => "provider",
         /// The IdP's token endpoint could not be reached.
         IdpUnreachable => "idp_unreachable",
+        /// An Entra ID user's groups could not be read from Microsoft Graph.
+        Groups => "groups",
         Store => "store",
         /// The tokens could not be sealed for storing.
         Internal => "internal",

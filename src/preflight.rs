@@ -52,6 +52,16 @@ pub async fn run(config: Config) -> Report {
                             let _ = writeln!(text, "  problem: the JWKS has no keys");
                         }
                     }
+                    if let Some(graph) = &settings.entra {
+                        let _ =
+                            writeln!(
+                            text,
+                            "  kind entra: a groups overage is read from Microsoft Graph at {} \
+                             (as {}); the app needs GroupMember.Read.All, admin-consented",
+                            graph.graph_url.as_str().trim_end_matches('/'),
+                            if graph.group_names { "display names" } else { "object ids" }
+                        );
+                    }
                 }
                 Err(err) => {
                     ok = false;

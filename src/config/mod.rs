@@ -5,6 +5,7 @@
 //! values. They note every problem instead of stopping at the first, so an operator fixes a
 //! broken deployment in one round.
 
+mod entra;
 mod providers;
 mod sections;
 mod store;
@@ -24,6 +25,7 @@ use crate::policy::GlobalRules;
 use crate::redirect::AllowedRedirects;
 use crate::secret::Secret;
 
+pub use entra::{EntraGraph, ProviderKind};
 pub use providers::{prefix as provider_prefix, ProviderSettings, PROVIDER_SUFFIXES};
 pub use store::{CacheSettings, NodeAddress, RedisSettings, RedisTopology, StoreSettings};
 
@@ -220,6 +222,7 @@ impl Findings {
         let _ = self.take("OIDC_PROVIDERS");
         let providers = self.providers(names);
         let provider = self.provider();
+        let (entra_graph, entra_set) = self.entra_graph();
         let store = self.store();
         let cookie = self.cookie();
         let network = self.network(provider.redirect_url.as_ref(), cookie.domain.as_deref());
@@ -239,6 +242,9 @@ impl Findings {
             .into_iter()
             .map(|provider| {
                 provider.map(|mut provider| {
+                    if provider.kind == ProviderKind::Entra {
+                        provider.entra = entra_graph.clone();
+                    }
                     provider.rules = GlobalRules {
                         group_map: provider
                             .group_map
@@ -250,6 +256,17 @@ impl Findings {
                 })
             })
             .collect();
+        let any_entra = providers
+            .iter()
+            .flatten()
+            .any(|p| p.kind == ProviderKind::Entra);
+        if entra_set && !any_entra {
+            self.warn(
+                "ENTRA_GRAPH_URL or ENTRA_GROUP_NAMES is set, but no provider is of kind entra \
+                 (OIDC_PROVIDER_KIND): nothing reads groups from Graph"
+                    .to_string(),
+            );
+        }
         self.cookie_against_redirect(provider.redirect_url.as_ref(), cookie.secure);
         self.all_taken();
         Some(Config {

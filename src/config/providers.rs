@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use url::Url;
 
+use super::entra::{EntraGraph, ProviderKind};
 use super::suggest::edit_distance;
 use super::values::{is_loopback_host, parse_issuer, parse_scopes};
 use super::variables::{
@@ -27,6 +28,7 @@ pub const PROVIDER_SUFFIXES: &[&str] = &[
     "USERNAME_CLAIM",
     "GROUPS_CLAIM",
     "TOKEN_AUTH_METHOD",
+    "PROVIDER_KIND",
     "DISPLAY_NAME",
     "GROUP_MAP",
 ];
@@ -54,6 +56,12 @@ pub struct ProviderSettings {
     pub username_claim: String,
     pub groups_claim: String,
     pub token_auth_method: TokenAuthMethod,
+    /// `OIDC_PROVIDER_KIND` (per provider too), or detected from the issuer.
+    pub kind: ProviderKind,
+    /// For an Entra provider, where its users' groups are read when the ID token has too many
+    /// to hold (`ENTRA_GRAPH_URL`, `ENTRA_GROUP_NAMES`); `None` for any other kind. Filled in
+    /// once those are read.
+    pub entra: Option<EntraGraph>,
     /// `OIDC_<NAME>_GROUP_MAP`: replaces the global `GROUP_MAP` for this provider's users.
     pub group_map: Option<GroupMap>,
     /// The global rules as they apply to this provider's users (its group map in place of the
@@ -269,6 +277,7 @@ impl Findings {
             .take(&var("GROUPS_CLAIM"))
             .unwrap_or_else(|| DEFAULT_GROUPS_CLAIM.to_string());
         let token_auth_method = self.token_auth_method(&var("TOKEN_AUTH_METHOD"));
+        let kind = self.provider_kind(&var("PROVIDER_KIND"), issuer_url.as_deref());
         let (display_name, group_map) = match name {
             None => (String::new(), None),
             Some(name) => (
@@ -288,6 +297,9 @@ impl Findings {
             username_claim,
             groups_claim,
             token_auth_method,
+            kind,
+            // Filled in once ENTRA_GRAPH_URL is read.
+            entra: None,
             group_map,
             // Filled in once the rules are read.
             rules: GlobalRules::default(),
@@ -379,6 +391,8 @@ mod tests {
             username_claim: "sub".into(),
             groups_claim: "groups".into(),
             token_auth_method: TokenAuthMethod::ClientSecretBasic,
+            kind: ProviderKind::Generic,
+            entra: None,
             group_map: None,
             rules: GlobalRules::default(),
         };

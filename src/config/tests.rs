@@ -320,6 +320,17 @@ fn unset_value(config: &Config, name: &str) -> String {
         "ALLOW_LOGIN_WITHOUT_GROUPS" => config.rules.allow_login_without_groups.to_string(),
         "GROUP_MAP_STRICT" => config.rules.group_map_strict.to_string(),
         "SIGN_IN_TITLE" => config.sign_in.title.clone(),
+        // Read for every configuration, kept only by Entra providers.
+        "ENTRA_GRAPH_URL" | "ENTRA_GROUP_NAMES" => {
+            let mut env = minimal();
+            env.insert("OIDC_PROVIDER_KIND".into(), "entra".into());
+            let entra = Config::from_env_map(env).expect("valid");
+            let graph = entra.first_provider().entra.clone().expect("entra");
+            match name {
+                "ENTRA_GRAPH_URL" => graph.graph_url.as_str().trim_end_matches('/').to_string(),
+                _ => graph.group_names.to_string(),
+            }
+        }
         other => panic!("{other} has a value default: add it here"),
     }
 }
@@ -1065,4 +1076,147 @@ fn provider_configuration_problems_are_all_named() {
         }
         assert_eq!(found.len(), expected.len(), "{what}: {found:#?}");
     }
+}
+
+#[test]
+fn the_provider_kind_is_set_or_detected_from_an_entra_issuer() {
+    let kind = |env: HashMap<String, String>| {
+        let config = Config::from_env_map(env).expect("valid");
+        let provider = config.first_provider().clone();
+        (provider.kind, provider.entra.is_some())
+    };
+    let entra_issuer = "https://login.microsoftonline.com/0b1c5e2a-tenant/v2.0";
+    type Case<'a> = (&'a [(&'a str, &'a str)], (ProviderKind, bool));
+    let cases: &[Case] = &[
+        (&[], (ProviderKind::Generic, false)),
+        (
+            &[("OIDC_ISSUER_URL", entra_issuer)],
+            (ProviderKind::Entra, true),
+        ),
+        (
+            &[
+                ("OIDC_ISSUER_URL", entra_issuer),
+                ("OIDC_PROVIDER_KIND", "generic"),
+            ],
+            (ProviderKind::Generic, false),
+        ),
+        (
+            &[("OIDC_PROVIDER_KIND", "Entra")],
+            (ProviderKind::Entra, true),
+        ),
+        // Only the real sign-in host, over https, is detected.
+        (
+            &[(
+                "OIDC_ISSUER_URL",
+                "https://login.microsoftonline.com.example/t/v2.0",
+            )],
+            (ProviderKind::Generic, false),
+        ),
+        (
+            &[("OIDC_ISSUER_URL", "http://login.microsoftonline.com/t/v2.0")],
+            (ProviderKind::Generic, false),
+        ),
+    ];
+    for (pairs, expected) in cases {
+        assert_eq!(kind(with(pairs)), *expected, "{pairs:?}");
+    }
+    let config = Config::from_env_map(with(&[
+        ("OIDC_PROVIDER_KIND", "entra"),
+        ("ENTRA_GRAPH_URL", "http://127.0.0.1:9999/"),
+        ("ENTRA_GROUP_NAMES", "true"),
+    ]))
+    .expect("valid");
+    let graph = config.first_provider().entra.clone().expect("entra");
+    assert_eq!(graph.graph_url.as_str(), "http://127.0.0.1:9999/");
+    assert!(graph.group_names);
+    assert!(
+        !config.warnings.iter().any(|w| w.contains("ENTRA")),
+        "{:?}",
+        config.warnings
+    );
+
+    // Per provider, and only the providers of that kind read Graph.
+    let config = Config::from_env_map(two_providers(&[("OIDC_MY_GOOGLE_PROVIDER_KIND", "entra")]))
+        .expect("valid");
+    assert_eq!(config.providers[0].kind, ProviderKind::Generic);
+    assert!(config.providers[0].entra.is_none());
+    assert_eq!(config.providers[1].kind, ProviderKind::Entra);
+    assert!(config.providers[1].entra.is_some());
+}
+
+#[test]
+fn entra_settings_that_cannot_work_are_problems_and_unused_ones_warn() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("OIDC_PROVIDER_KIND", "azure")],
+            "OIDC_PROVIDER_KIND: expected generic or entra",
+        ),
+        (
+            &[("ENTRA_GRAPH_URL", "graph.microsoft.com")],
+            "ENTRA_GRAPH_URL: \"graph.microsoft.com\" is not a URL",
+        ),
+        (
+            &[("ENTRA_GRAPH_URL", "ftp://graph.example")],
+            "must be an http(s) URL",
+        ),
+        (
+            &[("ENTRA_GRAPH_URL", "https://graph.example/?x=1")],
+            "must not have a query or fragment",
+        ),
+        (
+            &[("ENTRA_GRAPH_URL", "https://graph.example/#f")],
+            "must not have a query or fragment",
+        ),
+        (
+            &[("ENTRA_GRAPH_URL", "https://u:p@graph.example/")],
+            "must not have a user name",
+        ),
+        (
+            &[("ENTRA_GROUP_NAMES", "maybe")],
+            "ENTRA_GROUP_NAMES: expected true or false",
+        ),
+    ];
+    for (pairs, text) in cases {
+        let found = problems(with(pairs));
+        assert_eq!(found.len(), 1, "{pairs:?}: {found:?}");
+        assert!(found[0].contains(text), "{pairs:?}: {found:?}");
+    }
+    // The unprefixed kind beside OIDC_PROVIDERS, and a typo in a provider's prefix.
+    let found = problems(two_providers(&[("OIDC_PROVIDER_KIND", "entra")]));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("OIDC_PROVIDER_KIND is set together with OIDC_PROVIDERS")),
+        "{found:?}"
+    );
+    let found = problems(two_providers(&[("OIDC_KEYCLAOK_PROVIDER_KIND", "entra")]));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("did you mean \"keycloak\" (OIDC_KEYCLOAK_PROVIDER_KIND)")),
+        "{found:?}"
+    );
+    // Graph settings without an Entra provider do nothing: said so. Plain http elsewhere: warned.
+    let config = Config::from_env_map(with(&[("ENTRA_GROUP_NAMES", "true")])).expect("valid");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("no provider is of kind entra")),
+        "{:?}",
+        config.warnings
+    );
+    let config = Config::from_env_map(with(&[
+        ("OIDC_PROVIDER_KIND", "entra"),
+        ("ENTRA_GRAPH_URL", "http://graph.example"),
+    ]))
+    .expect("valid");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("ENTRA_GRAPH_URL http://graph.example is plain http")),
+        "{:?}",
+        config.warnings
+    );
 }

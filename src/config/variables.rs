@@ -79,6 +79,7 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 pub const DEFAULT_SESSION_CACHE_TTL: Duration = Duration::from_secs(10);
 pub const DEFAULT_SESSION_CACHE_SIZE: u64 = 100_000;
 pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(2);
+pub const DEFAULT_ENTRA_GRAPH_URL: &str = "https://graph.microsoft.com";
 
 use Section::{Admin, Cookie, Logging, Network, Provider, Redis, Rules};
 use Unset::{Value, Words};
@@ -108,7 +109,7 @@ pub const VARIABLES: &[Variable] = &[
          characters), e.g. `keycloak,google`. Each is then configured by the provider \
          variables below with its upper-cased name after `OIDC_` (hyphens as underscores): \
          `OIDC_KEYCLOAK_ISSUER_URL`, `_CLIENT_ID`, `_CLIENT_SECRET(_FILE)`, `_SCOPES`, \
-         `_USERNAME_CLAIM`, `_GROUPS_CLAIM`, `_TOKEN_AUTH_METHOD`, plus \
+         `_USERNAME_CLAIM`, `_GROUPS_CLAIM`, `_TOKEN_AUTH_METHOD`, `_PROVIDER_KIND`, plus \
          `OIDC_KEYCLOAK_DISPLAY_NAME` (sign-in page; default the name) and \
          `OIDC_KEYCLOAK_GROUP_MAP` (replaces `GROUP_MAP` for that provider); its callback is \
          `<OIDC_REDIRECT_URL>/keycloak`. Excludes the unprefixed provider variables.",
@@ -187,6 +188,31 @@ pub const VARIABLES: &[Variable] = &[
         "send the app emails the IdP does not mark `email_verified: true` (Entra ID sends no \
          `email_verified`); a startup warning says anyone who can set an unverified address at \
          the IdP can then claim it",
+    ),
+    var(
+        Provider,
+        "OIDC_PROVIDER_KIND",
+        Words("detected: `entra` for an issuer under `https://login.microsoftonline.com/`, else `generic`"),
+        "`generic` or `entra` (Microsoft Entra ID): with `entra`, an ID token that carries the \
+         groups overage marker (`_claim_names.groups` instead of `groups`, for users in more \
+         groups than a token holds) has its groups read from Microsoft Graph with the login's \
+         access token, at login and at each revalidation (see \
+         [docs/providers/entra-id.md](docs/providers/entra-id.md))",
+    ),
+    var(
+        Provider,
+        "ENTRA_GRAPH_URL",
+        Value(DEFAULT_ENTRA_GRAPH_URL),
+        "the Microsoft Graph base URL an `entra` provider reads groups from (`http(s)`, no \
+         query; e.g. `https://graph.microsoft.us` for US Government); the access token is sent \
+         to this origin only",
+    ),
+    var(
+        Provider,
+        "ENTRA_GROUP_NAMES",
+        Value("false"),
+        "groups read from Graph are the groups' object ids; `true`: their `displayName` instead \
+         (a group without one keeps its id). `GROUP_MAP` maps whichever is sent",
     ),
     var(
         Provider,

@@ -329,6 +329,14 @@ async fn complete(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, A
                 detail: err.to_string(),
                 status: StatusCode::BAD_GATEWAY,
             },
+            // Microsoft Graph is the IdP's part here: who is let in depends on the groups.
+            OidcError::Groups(_) => AppError::LoginFailed {
+                message: "Your group memberships could not be read from the identity provider. \
+                          Try again in a moment.",
+                reason: LoginOutcome::Groups,
+                detail: err.to_string(),
+                status: StatusCode::BAD_GATEWAY,
+            },
             other => not_completed(
                 "The sign-in could not be verified.",
                 LoginOutcome::Token,

@@ -5,6 +5,8 @@
 //! fail a whole login over one claim of an unexpected type (Cognito's `"email_verified": "true"`).
 //! This module also adds the JWKS refresh on an unknown `kid` and merging userinfo.
 
+mod entra;
+mod graph;
 mod id_token;
 mod logout_token;
 mod refresh;
@@ -29,7 +31,7 @@ use openidconnect::{
 use serde_json::Value;
 use url::Url;
 
-use crate::config::{ProviderSettings, TokenAuthMethod};
+use crate::config::{EntraGraph, ProviderSettings, TokenAuthMethod};
 use id_token::{SigningKeys, VerifyFailure};
 use types::OidcClient;
 
@@ -59,6 +61,9 @@ pub enum OidcError {
     IdToken(String),
     #[error("userinfo rejected: {0}")]
     UserInfo(String),
+    /// An Entra ID user's groups (the overage marker) could not be read from Microsoft Graph.
+    #[error("the groups could not be read: {0}")]
+    Groups(String),
 }
 
 /// A started login: where to send the browser, and what to remember until the callback.
@@ -98,6 +103,11 @@ pub struct Oidc {
     redirect_url: String,
     scopes: Vec<String>,
     auth_type: AuthType,
+    /// Where the claim `OIDC_GROUPS_CLAIM` names is read and, for an Entra provider, written
+    /// with the groups from Graph.
+    groups_claim: String,
+    /// An Entra provider's Graph (`None`: another kind, the overage marker is not followed).
+    entra: Option<EntraGraph>,
     http: openidconnect::reqwest::Client,
     loaded: RwLock<Option<Arc<LoadedProvider>>>,
     last_jwks_fetch: Mutex<Option<Instant>>,
@@ -133,6 +143,8 @@ impl Oidc {
                 TokenAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
                 TokenAuthMethod::ClientSecretPost => AuthType::RequestBody,
             },
+            groups_claim: provider.groups_claim.clone(),
+            entra: provider.entra.clone(),
             http,
             loaded: RwLock::new(None),
             last_jwks_fetch: Mutex::new(None),
@@ -325,6 +337,10 @@ impl Oidc {
             .map_err(|err| OidcError::UserInfo(err.to_string()))?;
             crate::claims::merge_userinfo(&mut claims, &userinfo);
         }
+        // Without its groups the login cannot be judged: no session, the error page.
+        self.entra_groups(&mut claims, response.access_token().secret())
+            .await
+            .map_err(|err| OidcError::Groups(err.to_string()))?;
         Ok(VerifiedLogin {
             claims: Value::Object(claims),
             id_token: id_token.to_string(),
@@ -332,6 +348,43 @@ impl Oidc {
             access_token: response.access_token().secret().clone(),
             access_token_expires_in: response.expires_in(),
         })
+    }
+
+    /// For an Entra provider whose claims carry the groups overage marker, the groups claim
+    /// replaced by the user's groups from Microsoft Graph, read with `access_token`; otherwise
+    /// the claims as they are.
+    async fn entra_groups(
+        &self,
+        claims: &mut serde_json::Map<String, Value>,
+        access_token: &str,
+    ) -> Result<(), entra::GraphError> {
+        let Some(graph) = &self.entra else {
+            return Ok(());
+        };
+        if !entra::has_groups_overage(claims) {
+            return Ok(());
+        }
+        if access_token.is_empty() {
+            return Err(entra::GraphError::Invalid(
+                "there is no access token to ask Graph with".to_string(),
+            ));
+        }
+        let (groups, pages) =
+            graph::fetch_groups(&self.http, &graph.graph_url, access_token).await?;
+        let (values, unnamed) = entra::group_values(&groups, graph.group_names);
+        if !unnamed.is_empty() {
+            tracing::warn!(
+                groups = unnamed.join(","),
+                "groups without a displayName in Microsoft Graph are sent by their object id"
+            );
+        }
+        tracing::debug!(
+            groups = values.len(),
+            pages,
+            "groups overage: the groups were read from Microsoft Graph"
+        );
+        entra::replace_groups(claims, &self.groups_claim, values);
+        Ok(())
     }
 
     /// Verifies a back-channel logout token (OpenID Connect Back-Channel Logout 1.0) with the

@@ -26,8 +26,25 @@ pub struct Refreshed {
 
 impl Oidc {
     /// Reads the claims of the session of `subject` (the IdP's `sub`; empty for a first-format
-    /// session) again at `now`, with `tokens`. Never fails: every failure is an outcome.
+    /// session) again at `now`, with `tokens`. Never fails: every failure is an outcome. For
+    /// an Entra provider, the groups of an overage marker are read from Graph again too.
     pub async fn refresh(&self, tokens: &Tokens, subject: &str, now: u64) -> Refreshed {
+        let mut refreshed = self.refresh_claims(tokens, subject, now).await;
+        if let RefreshOutcome::Claims(Value::Object(claims)) = &mut refreshed.outcome {
+            let same_subject =
+                subject.is_empty() || claims.get("sub").and_then(Value::as_str) == Some(subject);
+            // Another subject ends the session anyway: Graph is not asked about them.
+            if same_subject {
+                let access_token = refreshed.tokens.access_token.clone().unwrap_or_default();
+                if let Err(err) = self.entra_groups(claims, &access_token).await {
+                    refreshed.outcome = graph_failure(&err);
+                }
+            }
+        }
+        refreshed
+    }
+
+    async fn refresh_claims(&self, tokens: &Tokens, subject: &str, now: u64) -> Refreshed {
         let outcome_only = |outcome| Refreshed {
             outcome,
             tokens: tokens.clone(),
@@ -207,6 +224,23 @@ fn classify_token_error<RE: std::error::Error>(
     }
 }
 
+/// A failed read of the groups from Graph at revalidation: tried again, never a sign-out. The
+/// IdP has just honoured this session (its refresh grant or its access token at userinfo), so
+/// the user is not signed out there; a Graph that refuses the fresh access token (401, 403)
+/// says the token lacks Graph's permission (consent withdrawn, permission removed), which is
+/// the operator's to fix, not each user's. The session keeps its last groups, and once
+/// `SESSION_REFRESH_GRACE` has passed without a refresh it no longer counts as signed in.
+fn graph_failure(err: &super::entra::GraphError) -> RefreshOutcome {
+    if let super::entra::GraphError::Refused(_) = err {
+        tracing::warn!(
+            detail = %err,
+            "Microsoft Graph refused a revalidation's access token; check the app's Graph \
+             permission (GroupMember.Read.All) and its admin consent"
+        );
+    }
+    RefreshOutcome::Unreachable(err.to_string())
+}
+
 /// The claims of the stored ID token, the base userinfo is merged over when a refresh brings
 /// no new one. It was verified when it was stored, and has been sealed since, so its payload is
 /// read without checking its signature or expiry again.
@@ -280,6 +314,24 @@ mod tests {
                     )
                 }
                 _ => panic!("{err:?}: expected {expected:?}, got {outcome:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_graph_that_fails_at_revalidation_is_tried_again_never_a_sign_out() {
+        use crate::oidc::entra::GraphError;
+        for err in [
+            GraphError::Refused("HTTP 401: InvalidAuthenticationToken".into()),
+            GraphError::Refused("HTTP 403: Authorization_RequestDenied".into()),
+            GraphError::Unreachable("request failed: connection refused".into()),
+            GraphError::Invalid("HTTP 404".into()),
+        ] {
+            match graph_failure(&err) {
+                RefreshOutcome::Unreachable(text) => {
+                    assert!(text.contains("Microsoft Graph"), "{text}")
+                }
+                other => panic!("{err:?}: {other:?}"),
             }
         }
     }

@@ -151,6 +151,11 @@ impl Idp {
         format!("{}/.well-known/openid-configuration", self.issuer())
     }
 
+    /// The userinfo endpoint (oidc-provider's `/me`), which the Graph stand-in asks.
+    pub fn userinfo_url(&self) -> String {
+        format!("{}/me", self.issuer())
+    }
+
     /// The client using `client_secret_basic`.
     pub fn client_id(&self) -> String {
         CLIENT_ID.to_string()

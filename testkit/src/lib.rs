@@ -1,5 +1,5 @@
 //! portcullis' test kit: starts REAL programs (Redis alone, as a cluster or behind Sentinels,
-//! the Node OpenID Provider, Traefik, nginx, Caddy, an echo upstream) on loopback, on free ports,
+//! the Node OpenID Provider and its Microsoft Graph stand-in, Traefik, nginx, Caddy, an echo upstream) on loopback, on free ports,
 //! stops them when their guard is dropped, and signs in through them with a cookie-keeping
 //! scripted browser.
 //!
@@ -19,6 +19,7 @@
 
 pub mod browser;
 pub mod env;
+pub mod graph;
 pub mod html;
 pub mod idp;
 pub mod paths;
@@ -36,6 +37,7 @@ pub mod wait;
 pub mod workdir;
 
 pub use browser::{Browser, Hop};
+pub use graph::Graph;
 pub use idp::Idp;
 pub use ports::free_port;
 pub use process::ChildGuard;

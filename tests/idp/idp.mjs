@@ -24,7 +24,11 @@
 //   TEST_CONTROL_ENDPOINTS     "1" turns on /test/accounts/..., /test/counters, /test/pause
 //                              (TEST ONLY, see below)
 //
-// Accounts are listed in README.md next to this file.
+// Accounts are listed in README.md next to this file. The `entra` account's ID token carries
+// Entra ID's groups overage marker (`_claim_names.groups` with `_claim_sources`) and no `groups`:
+// oidc-provider passes both claims through (its claims helper keeps the names of granted claims,
+// here through the `groups` scope, and conformIdTokenClaims: false puts them in the ID token).
+// Its groups are served by the Microsoft Graph stand-in, graph.mjs next to this file.
 
 import { createServer } from 'node:http';
 import {
@@ -112,6 +116,25 @@ const ACCOUNTS = {
     updated_at: 'yesterday',
     address: '1 Main Street',
     groups: 'cognito-users',
+  },
+  // Microsoft Entra ID's groups overage: a user in more groups than a token holds gets no
+  // `groups` claim but a marker saying where they are (OpenID Connect Core 5.6.2, distributed
+  // claims). oidc-provider passes `_claim_names` / `_claim_sources` through as they are, in the
+  // ID token and userinfo alike, keeping the names of the claims that are granted (`groups`,
+  // through the `groups` scope) and their sources (lib/helpers/claims.js), and
+  // conformIdTokenClaims: false puts them in the ID token. The endpoint is Entra's own, the
+  // retired Azure AD Graph, which portcullis must not call: it reads Microsoft Graph (the
+  // stand-in tests/idp/graph.mjs) instead.
+  entra: {
+    email: 'entra@example.com',
+    email_verified: true,
+    name: 'Entra Overage',
+    _claim_names: { groups: 'src1' },
+    _claim_sources: {
+      src1: {
+        endpoint: 'https://graph.windows.net/0b1c5e2a-test-tenant/users/entra/getMemberObjects',
+      },
+    },
   },
   // Signing in as `denied` makes the OP answer the client with error=access_denied.
   denied: {
