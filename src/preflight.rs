@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, ProviderSettings, TokenAuthMethod};
+use crate::config::{Config, ProviderSettings};
 use crate::http::identity_headers::DISPLAY_NAMES;
 use crate::oidc::{BackchannelSupport, Oidc};
 use crate::session::Store;
@@ -159,10 +159,27 @@ grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
                 "none (OIDC_POST_LOGOUT_REDIRECT_URL unset: sign-out ends the portcullis session only)"
                     .to_string()
             }),
-        auth = match provider.token_auth_method {
-            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
-            TokenAuthMethod::ClientSecretPost => "client_secret_post",
-        },
+        auth = provider.client_auth.method().as_str(),
+    ) + &client_key_registration(provider)
+}
+
+/// With `private_key_jwt`: the public key to register at the IdP, as one JWK on its own line.
+fn client_key_registration(provider: &ProviderSettings) -> String {
+    let Some(key) = provider.client_auth.key() else {
+        return String::new();
+    };
+    let prefix = crate::config::provider_prefix(provider.name.as_deref());
+    format!(
+        "  client's public key ({alg}{kid}, from {prefix}PRIVATE_KEY_FILE), as a JWK:\n{jwk}\n  \
+register it with this client at the IdP: where it asks for the client's JWKS, or for \
+\"JWKS\" / \"public keys\" / \"JSON Web Key\" under the client's credentials; for a JWKS \
+document wrap it as {{\"keys\": [<the JWK>]}}\n",
+        alg = key.algorithm_name(),
+        kid = key
+            .kid()
+            .map(|kid| format!(", kid {kid:?}"))
+            .unwrap_or_default(),
+        jwk = key.public_jwk(),
     )
 }
 
