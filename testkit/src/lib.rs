@@ -21,6 +21,7 @@ pub mod browser;
 pub mod env;
 pub mod html;
 pub mod idp;
+pub mod keys;
 pub mod paths;
 pub mod ports;
 pub mod process;

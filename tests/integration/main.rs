@@ -22,6 +22,7 @@ mod paths;
 mod backchannel;
 mod observability;
 mod own_sessions;
+mod private_key_jwt;
 mod providers;
 mod replicas;
 mod revalidation;
