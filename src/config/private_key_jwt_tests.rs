@@ -184,7 +184,7 @@ fn key_files_that_cannot_be_used_are_problems_naming_the_variable_and_never_the_
         ]));
         assert_eq!(problems.len(), 1, "{path}: {problems:?}");
         assert!(
-            problems[0].starts_with(&format!("OIDC_PRIVATE_KEY_FILE: ")),
+            problems[0].starts_with("OIDC_PRIVATE_KEY_FILE: "),
             "{path}: {problems:?}"
         );
         assert!(problems[0].contains(&path), "{path}: {problems:?}");

@@ -70,7 +70,8 @@ pub struct ProviderSettings {
 pub enum ClientAuth {
     ClientSecretBasic(Secret),
     ClientSecretPost(Secret),
-    PrivateKeyJwt(ClientKey),
+    /// Boxed: the key is large and the secret methods are the common case.
+    PrivateKeyJwt(Box<ClientKey>),
 }
 
 impl ClientAuth {
@@ -95,7 +96,7 @@ impl ClientAuth {
     /// The signing key of `private_key_jwt`.
     pub fn key(&self) -> Option<&ClientKey> {
         match self {
-            ClientAuth::PrivateKeyJwt(key) => Some(key),
+            ClientAuth::PrivateKeyJwt(key) => Some(key.as_ref()),
             _ => None,
         }
     }
@@ -409,7 +410,9 @@ impl Findings {
                     return None;
                 };
                 let key = self.client_key(&key_file_var, &path, key_id)?;
-                secret.is_none().then_some(ClientAuth::PrivateKeyJwt(key))
+                secret
+                    .is_none()
+                    .then(|| ClientAuth::PrivateKeyJwt(Box::new(key)))
             }
         }
     }

@@ -226,6 +226,16 @@ impl Oidc {
                 .as_ref()
                 .map(|u| u.to_string()),
             signing_keys: provider.metadata.jwks().keys().len(),
+            token_auth_methods: provider
+                .metadata
+                .token_endpoint_auth_methods_supported()
+                .map(|methods| {
+                    methods
+                        .iter()
+                        .filter_map(|m| serde_json::to_value(m).ok())
+                        .filter_map(|m| m.as_str().map(str::to_string))
+                        .collect()
+                }),
         })
     }
 
@@ -486,6 +496,9 @@ pub struct ProviderSummary {
     pub userinfo_endpoint: Option<String>,
     pub end_session_endpoint: Option<String>,
     pub signing_keys: usize,
+    /// `token_endpoint_auth_methods_supported` as discovery lists it (`None`: not listed, which
+    /// means `client_secret_basic` only).
+    pub token_auth_methods: Option<Vec<String>>,
 }
 
 fn discovery_error<E: std::error::Error>(

@@ -122,8 +122,18 @@ impl Idp {
     }
 
     /// [`Idp::start`] with [`Extras`] (e.g. `private_key_jwt` clients).
-    pub fn start_with_extras(redirect_uris: &[String], post_logout: &[String], extras: Extras) -> Idp {
-        Self::start_with(Workdir::temp("idp"), redirect_uris, post_logout, None, extras)
+    pub fn start_with_extras(
+        redirect_uris: &[String],
+        post_logout: &[String],
+        extras: Extras,
+    ) -> Idp {
+        Self::start_with(
+            Workdir::temp("idp"),
+            redirect_uris,
+            post_logout,
+            None,
+            extras,
+        )
     }
 
     /// [`Idp::start_in`] (no post-logout URIs), with the bench's [`Extras`].

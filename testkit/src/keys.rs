@@ -49,7 +49,9 @@ impl TestKey {
         command.arg("genpkey");
         match kind {
             KeyKind::Rsa => command.args(["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]),
-            KeyKind::EcP256 => command.args(["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]),
+            KeyKind::EcP256 => {
+                command.args(["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            }
         };
         command.arg("-out").arg(&path);
         let output = run_with_timeout(command, KEYGEN_TIMEOUT);

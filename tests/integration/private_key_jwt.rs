@@ -87,7 +87,10 @@ fn assert_authenticated_by_assertion(
     assert_eq!(request["client_id"], CLIENT_ID, "{request}");
     assert_eq!(request["authorization_header"], false, "{request}");
     assert_eq!(request["client_secret"], false, "{request}");
-    assert_eq!(request["client_assertion_type"], ASSERTION_TYPE, "{request}");
+    assert_eq!(
+        request["client_assertion_type"], ASSERTION_TYPE,
+        "{request}"
+    );
     let header = &request["client_assertion"]["header"];
     let claims = &request["client_assertion"]["claims"];
     assert_eq!(header["alg"], alg, "{request}");
@@ -105,10 +108,7 @@ fn assert_authenticated_by_assertion(
     );
     assert_eq!(exp - iat, 60, "{request}");
     // 128 bits at least: 22 base64url characters.
-    assert!(
-        claims["jti"].as_str().unwrap().len() >= 22,
-        "{request}"
-    );
+    assert!(claims["jti"].as_str().unwrap().len() >= 22, "{request}");
 }
 
 async fn login_with(kind: KeyKind, kid: Option<&str>) {
@@ -195,7 +195,12 @@ async fn revalidation_by_refresh_grant_signs_a_fresh_assertion_each_time() {
         .await
         .iter()
         .chain(&refreshes)
-        .map(|r| r["client_assertion"]["claims"]["jti"].as_str().unwrap().to_string())
+        .map(|r| {
+            r["client_assertion"]["claims"]["jti"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let all = jtis.len();
     jtis.sort();
@@ -227,11 +232,12 @@ async fn a_key_the_idp_has_not_registered_is_refused_and_no_session_is_made() {
     );
     assert_eq!(browser.cookie(&stack.base(), COOKIE_NAME), None);
     assert_eq!(stack.upstream.request_count(), 0, "the app saw a request");
-    let sessions = stack
-        .redis
-        .as_ref()
-        .unwrap()
-        .cli(&["--scan", "--pattern", "portcullis:session:*"]);
+    let sessions =
+        stack
+            .redis
+            .as_ref()
+            .unwrap()
+            .cli(&["--scan", "--pattern", "portcullis:session:*"]);
     assert_eq!(sessions.trim(), "", "a session was stored");
 
     let exchanges = requests_of(&stack.idp, "authorization_code").await;
@@ -285,7 +291,10 @@ fn check_prints_the_jwk_the_idp_has_registered() {
         assert_eq!(jwk_lines.len(), 1, "one JWK line: {stdout}");
         let printed: serde_json::Value = serde_json::from_str(jwk_lines[0]).unwrap();
         assert_eq!(printed, key.registered_jwk(kid), "{kind:?}: {stdout}");
-        assert!(stdout.contains("register it with this client"), "{stdout}");
+        assert!(
+            stdout.contains("register it at the IdP as this client's public key"),
+            "{stdout}"
+        );
         // Nothing of the private key is printed.
         let pem = std::fs::read_to_string(key.path()).unwrap();
         for line in pem.lines().filter(|l| !l.starts_with("-----")) {

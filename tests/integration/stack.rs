@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
+use crate::support::idp::Extras;
 use crate::support::idp::PASSWORD;
 use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME};
 use crate::support::Browser;
-use crate::support::idp::Extras;
 use crate::support::{Caddy, Idp, Nginx, Proxy, ProxyKind, RedisServer, Traefik, Upstream};
 
 pub struct Stack {
