@@ -293,3 +293,23 @@ fn per_provider_key_problems_name_the_prefixed_variables() {
         );
     }
 }
+
+#[test]
+fn a_misspelt_key_variable_is_named_beside_the_missing_one() {
+    let err = Config::from_env_map(env(&[
+        ("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt"),
+        ("OIDC_PRIVATE_KEY_FIEL", &testdata(EC)),
+    ]))
+    .unwrap_err();
+    assert_eq!(err.problems.len(), 1, "{err}");
+    assert!(
+        err.problems[0].starts_with("OIDC_PRIVATE_KEY_FILE is required"),
+        "{err}"
+    );
+    assert!(
+        err.misspelt
+            .iter()
+            .any(|w| w.contains("did you mean OIDC_PRIVATE_KEY_FILE?")),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::providers::{sign_in_with, ProviderOptions, ProviderStack};
 use crate::stack::{seen_headers, Options, Stack};
 use crate::support::idp::{Extras, JwtClient, PASSWORD};
 use crate::support::keys::{KeyKind, TestKey};
@@ -247,6 +248,52 @@ async fn a_key_the_idp_has_not_registered_is_refused_and_no_session_is_made() {
     assert_eq!(
         exchanges[0]["client_assertion_type"], ASSERTION_TYPE,
         "{exchanges:?}"
+    );
+}
+
+#[tokio::test]
+async fn per_provider_one_signs_with_its_key_while_the_other_keeps_its_secret() {
+    let key = TestKey::generate(KeyKind::EcP256);
+    let key_file = key.path_string();
+    let stack = ProviderStack::start(ProviderOptions {
+        env: &[
+            ("OIDC_CORP_CLIENT_ID", CLIENT_ID),
+            ("OIDC_CORP_CLIENT_SECRET", ""),
+            ("OIDC_CORP_TOKEN_AUTH_METHOD", "private_key_jwt"),
+            ("OIDC_CORP_PRIVATE_KEY_FILE", &key_file),
+            ("OIDC_CORP_PRIVATE_KEY_ID", "corp-ec"),
+        ],
+        corp_extras: jwt_client(&key, Some("corp-ec")),
+        ..ProviderOptions::default()
+    });
+    let landed = sign_in_with(&Browser::new(), &stack, "/", "corp", "alice").await;
+    assert_eq!(
+        seen_headers(&landed.json())["x-auth-request-provider"],
+        "corp"
+    );
+    let landed = sign_in_with(&Browser::new(), &stack, "/", "partner", "bob").await;
+    assert_eq!(
+        seen_headers(&landed.json())["x-auth-request-provider"],
+        "partner"
+    );
+
+    let corp = requests_of(&stack.corp, "authorization_code").await;
+    assert_eq!(corp.len(), 1, "{corp:?}");
+    assert_authenticated_by_assertion(
+        &corp[0],
+        &token_endpoint(&stack.corp).await,
+        "ES256",
+        Some("corp-ec"),
+    );
+    // The other provider's exchange: its secret in the Authorization header, no assertion.
+    let partner = requests_of(&stack.partner, "authorization_code").await;
+    assert_eq!(partner.len(), 1, "{partner:?}");
+    assert_eq!(partner[0]["status"], 200, "{partner:?}");
+    assert_eq!(partner[0]["authorization_header"], true, "{partner:?}");
+    assert_eq!(
+        partner[0]["client_assertion"],
+        serde_json::Value::Null,
+        "{partner:?}"
     );
 }
 
