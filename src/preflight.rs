@@ -51,6 +51,12 @@ pub async fn run(config: Config) -> Report {
                             ok = false;
                             let _ = writeln!(text, "  problem: the JWKS has no keys");
                         }
+                        if let Some(warning) = auth_method_warning(
+                            settings.client_auth.method(),
+                            summary.token_auth_methods.as_deref(),
+                        ) {
+                            let _ = writeln!(text, "  warning: {warning}");
+                        }
                     }
                     if let Some(graph) = &settings.entra {
                         let _ =
@@ -169,10 +175,46 @@ grant type: authorization_code with PKCE S256; client authentication: {auth}\n",
                 "none (OIDC_POST_LOGOUT_REDIRECT_URL unset: sign-out ends the portcullis session only)"
                     .to_string()
             }),
-        auth = match provider.token_auth_method {
-            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
-            TokenAuthMethod::ClientSecretPost => "client_secret_post",
-        },
+        auth = provider.client_auth.method().as_str(),
+    ) + &client_key_registration(provider)
+}
+
+/// A warning when the provider's discovery does not list the client authentication method in
+/// use (a warning only: some providers accept more than they advertise).
+fn auth_method_warning(method: TokenAuthMethod, listed: Option<&[String]>) -> Option<String> {
+    let name = method.as_str();
+    match listed {
+        Some(methods) if methods.iter().any(|m| m == name) => None,
+        // Unlisted means client_secret_basic only (OpenID Connect Discovery 1.0, section 3).
+        None if method == TokenAuthMethod::ClientSecretBasic => None,
+        Some(methods) => Some(format!(
+            "the provider's discovery lists token_endpoint_auth_methods_supported {}, without \
+             {name}: the code exchange may be refused",
+            methods.join(", ")
+        )),
+        None => Some(format!(
+            "the provider's discovery does not list token_endpoint_auth_methods_supported \
+             (which means client_secret_basic only): {name} may be refused"
+        )),
+    }
+}
+
+/// With `private_key_jwt`: the public key to register at the IdP, as one JWK on its own line.
+fn client_key_registration(provider: &ProviderSettings) -> String {
+    let Some(key) = provider.client_auth.key() else {
+        return String::new();
+    };
+    let prefix = crate::config::provider_prefix(provider.name.as_deref());
+    format!(
+        "  client's public key ({alg}{kid}, from {prefix}PRIVATE_KEY_FILE), as a JWK:\n{jwk}\n  \
+register it at the IdP as this client's public key, where the client's credentials take a JWK \
+or a JWKS (a JWKS is {{\"keys\": [<the JWK>]}}); docs/providers/ says where for each IdP\n",
+        alg = key.algorithm_name(),
+        kid = key
+            .kid()
+            .map(|kid| format!(", kid {kid:?}"))
+            .unwrap_or_default(),
+        jwk = key.public_jwk(),
     )
 }
 
@@ -241,6 +283,78 @@ mod tests {
             "OIDC_REDIRECT_URL",
             "https://app.example.com:8443/oauth2/callback",
         )])
+    }
+
+    #[test]
+    fn a_method_the_providers_discovery_does_not_list_is_warned_about() {
+        use TokenAuthMethod::{ClientSecretBasic, ClientSecretPost, PrivateKeyJwt};
+        let both = [
+            "client_secret_basic".to_string(),
+            "private_key_jwt".to_string(),
+        ];
+        let basic = ["client_secret_basic".to_string()];
+        let cases: &[(TokenAuthMethod, Option<&[String]>, bool)] = &[
+            (ClientSecretBasic, None, false),
+            (ClientSecretBasic, Some(&basic), false),
+            (PrivateKeyJwt, Some(&both), false),
+            (PrivateKeyJwt, Some(&basic), true),
+            (PrivateKeyJwt, None, true),
+            (ClientSecretPost, None, true),
+            (ClientSecretPost, Some(&both), true),
+        ];
+        for (method, listed, warned) in cases {
+            let warning = auth_method_warning(*method, *listed);
+            assert_eq!(
+                warning.is_some(),
+                *warned,
+                "{method:?} {listed:?}: {warning:?}"
+            );
+            if let Some(warning) = warning {
+                assert!(warning.contains(method.as_str()), "{warning}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_private_key_jwt_provider_is_told_its_public_jwk_on_a_line_of_its_own() {
+        let key_file = format!(
+            "{}/src/oidc/testdata/ec-p256-test-key.pem",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let config = crate::config::for_tests_with_providers(
+            &["corp", "partner"],
+            &[
+                ("OIDC_CORP_CLIENT_SECRET", ""),
+                ("OIDC_CORP_TOKEN_AUTH_METHOD", "private_key_jwt"),
+                ("OIDC_CORP_PRIVATE_KEY_FILE", &key_file),
+                ("OIDC_CORP_PRIVATE_KEY_ID", "corp-1"),
+            ],
+        );
+        let corp = registration(&config, &config.providers[0], None);
+        assert!(
+            corp.contains("client authentication: private_key_jwt\n"),
+            "{corp}"
+        );
+        assert!(
+            corp.contains("(ES256, kid \"corp-1\", from OIDC_CORP_PRIVATE_KEY_FILE)"),
+            "{corp}"
+        );
+        let jwk_lines: Vec<&str> = corp.lines().filter(|l| l.starts_with('{')).collect();
+        assert_eq!(jwk_lines.len(), 1, "{corp}");
+        let jwk: serde_json::Value = serde_json::from_str(jwk_lines[0]).unwrap();
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["kid"], "corp-1");
+        assert!(
+            corp.contains("register it at the IdP as this client's public key"),
+            "{corp}"
+        );
+        // The provider with a secret is told no key.
+        let partner = registration(&config, &config.providers[1], None);
+        assert!(
+            partner.contains("client authentication: client_secret_basic\n"),
+            "{partner}"
+        );
+        assert!(!partner.contains("JWK"), "{partner}");
     }
 
     #[test]

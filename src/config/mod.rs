@@ -26,7 +26,7 @@ use crate::redirect::AllowedRedirects;
 use crate::secret::Secret;
 
 pub use entra::{EntraGraph, ProviderKind};
-pub use providers::{prefix as provider_prefix, ProviderSettings, PROVIDER_SUFFIXES};
+pub use providers::{prefix as provider_prefix, ClientAuth, ProviderSettings, PROVIDER_SUFFIXES};
 pub use store::{CacheSettings, NodeAddress, RedisSettings, RedisTopology, StoreSettings};
 
 pub use variables::{
@@ -41,6 +41,19 @@ pub use variables::{
 pub enum TokenAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with the client's own key (OpenID Connect Core section 9), no secret.
+    PrivateKeyJwt,
+}
+
+impl TokenAuthMethod {
+    /// As `OIDC_TOKEN_AUTH_METHOD` and the IdP's `token_endpoint_auth_method` write it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,3 +483,6 @@ pub(crate) fn for_tests_with_providers(names: &[&str], extra: &[(&str, &str)]) -
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod private_key_jwt_tests;

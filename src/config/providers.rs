@@ -13,6 +13,7 @@ use super::variables::{
     ENV_VARIABLES,
 };
 use super::{Findings, TokenAuthMethod};
+use crate::oidc::ClientKey;
 use crate::policy::{self, GlobalRules, GroupMap};
 use crate::secret::Secret;
 
@@ -29,6 +30,8 @@ pub const PROVIDER_SUFFIXES: &[&str] = &[
     "GROUPS_CLAIM",
     "TOKEN_AUTH_METHOD",
     "PROVIDER_KIND",
+    "PRIVATE_KEY_FILE",
+    "PRIVATE_KEY_ID",
     "DISPLAY_NAME",
     "GROUP_MAP",
 ];
@@ -51,11 +54,11 @@ pub struct ProviderSettings {
     /// The issuer exactly as the provider must name itself (discovery suffix removed).
     pub issuer_url: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    /// How the client proves itself at the token endpoint, with what it needs for that.
+    pub client_auth: ClientAuth,
     pub scopes: Vec<String>,
     pub username_claim: String,
     pub groups_claim: String,
-    pub token_auth_method: TokenAuthMethod,
     /// `OIDC_PROVIDER_KIND` (per provider too), or detected from the issuer.
     pub kind: ProviderKind,
     /// For an Entra provider, where its users' groups are read when the ID token has too many
@@ -67,6 +70,44 @@ pub struct ProviderSettings {
     /// The global rules as they apply to this provider's users (its group map in place of the
     /// global one).
     pub rules: GlobalRules,
+}
+
+/// The client's authentication at the token endpoint (`OIDC_TOKEN_AUTH_METHOD`): a secret, or
+/// with `private_key_jwt` a key of its own and no secret.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    ClientSecretBasic(Secret),
+    ClientSecretPost(Secret),
+    /// Boxed: the key is large and the secret methods are the common case.
+    PrivateKeyJwt(Box<ClientKey>),
+}
+
+impl ClientAuth {
+    pub fn method(&self) -> TokenAuthMethod {
+        match self {
+            ClientAuth::ClientSecretBasic(_) => TokenAuthMethod::ClientSecretBasic,
+            ClientAuth::ClientSecretPost(_) => TokenAuthMethod::ClientSecretPost,
+            ClientAuth::PrivateKeyJwt(_) => TokenAuthMethod::PrivateKeyJwt,
+        }
+    }
+
+    /// The client secret, unless the client authenticates with its key.
+    pub fn secret(&self) -> Option<&Secret> {
+        match self {
+            ClientAuth::ClientSecretBasic(secret) | ClientAuth::ClientSecretPost(secret) => {
+                Some(secret)
+            }
+            ClientAuth::PrivateKeyJwt(_) => None,
+        }
+    }
+
+    /// The signing key of `private_key_jwt`.
+    pub fn key(&self) -> Option<&ClientKey> {
+        match self {
+            ClientAuth::PrivateKeyJwt(key) => Some(key.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 impl ProviderSettings {
@@ -266,7 +307,6 @@ impl Findings {
         let var = |suffix: &str| format!("{prefix}{suffix}");
         let issuer_url = self.issuer_url(&var("ISSUER_URL"));
         let client_id = self.required(&var("CLIENT_ID"));
-        let client_secret = self.secret(&var("CLIENT_SECRET"), true);
         let scopes = parse_scopes(
             self.take(&var("SCOPES"))
                 .as_deref()
@@ -276,7 +316,7 @@ impl Findings {
         let groups_claim = self
             .take(&var("GROUPS_CLAIM"))
             .unwrap_or_else(|| DEFAULT_GROUPS_CLAIM.to_string());
-        let token_auth_method = self.token_auth_method(&var("TOKEN_AUTH_METHOD"));
+        let client_auth = self.client_auth(&prefix);
         let kind = self.provider_kind(&var("PROVIDER_KIND"), issuer_url.as_deref());
         let (display_name, group_map) = match name {
             None => (String::new(), None),
@@ -292,11 +332,10 @@ impl Findings {
             display_name,
             issuer_url: issuer_url?,
             client_id: client_id?,
-            client_secret: client_secret?,
+            client_auth: client_auth?,
             scopes,
             username_claim,
             groups_claim,
-            token_auth_method,
             kind,
             // Filled in once ENTRA_GRAPH_URL is read.
             entra: None,
@@ -334,16 +373,93 @@ impl Findings {
         claim
     }
 
-    fn token_auth_method(&mut self, var: &str) -> TokenAuthMethod {
-        match self.take(var).as_deref() {
-            None => DEFAULT_TOKEN_AUTH_METHOD,
-            Some("client_secret_basic") => TokenAuthMethod::ClientSecretBasic,
-            Some("client_secret_post") => TokenAuthMethod::ClientSecretPost,
+    /// `TOKEN_AUTH_METHOD` with the secret or the key it needs: a secret for the
+    /// `client_secret_*` methods, a private key file (and no secret) for `private_key_jwt`.
+    /// The key and a secret are never both set, so that what authenticates is never in doubt.
+    fn client_auth(&mut self, prefix: &str) -> Option<ClientAuth> {
+        let var = |suffix: &str| format!("{prefix}{suffix}");
+        let method_var = var("TOKEN_AUTH_METHOD");
+        let method = self.token_auth_method(&method_var);
+        let key_file_var = var("PRIVATE_KEY_FILE");
+        let key_file = self.take(&key_file_var);
+        let key_id_var = var("PRIVATE_KEY_ID");
+        let key_id = self.take(&key_id_var).map(|kid| kid.trim().to_string());
+        let uses_key = method == Some(TokenAuthMethod::PrivateKeyJwt);
+        let secret_var = var("CLIENT_SECRET");
+        // Required by the secret methods only: a misspelt method is its own problem.
+        let secret = self.secret(&secret_var, method.is_some() && !uses_key);
+        let method = method?;
+        if !uses_key {
+            for (set, name) in [
+                (key_file.is_some(), &key_file_var),
+                (key_id.is_some(), &key_id_var),
+            ] {
+                if set {
+                    self.problem(format!(
+                        "{name} is set, but {method_var} is {}: the key is used only with \
+                         {method_var}=private_key_jwt (set that, or remove {name})",
+                        method.as_str()
+                    ));
+                }
+            }
+        }
+        match method {
+            TokenAuthMethod::ClientSecretBasic => Some(ClientAuth::ClientSecretBasic(secret?)),
+            TokenAuthMethod::ClientSecretPost => Some(ClientAuth::ClientSecretPost(secret?)),
+            TokenAuthMethod::PrivateKeyJwt => {
+                if secret.is_some() {
+                    self.problem(format!(
+                        "{secret_var} is set, but {method_var}=private_key_jwt authenticates \
+                         with {key_file_var} and sends no secret: remove the secret"
+                    ));
+                }
+                let Some(path) = key_file else {
+                    self.problem(format!(
+                        "{key_file_var} is required with {method_var}=private_key_jwt: the path \
+                         of a PKCS#8 PEM private key; make one with: {}",
+                        crate::oidc::KEY_HOWTO
+                    ));
+                    return None;
+                };
+                let key = self.client_key(&key_file_var, &path, key_id)?;
+                secret
+                    .is_none()
+                    .then(|| ClientAuth::PrivateKeyJwt(Box::new(key)))
+            }
+        }
+    }
+
+    /// The private key of `private_key_jwt` from its file. Problems say what the file is, never
+    /// what it holds.
+    fn client_key(&mut self, var: &str, path: &str, kid: Option<String>) -> Option<ClientKey> {
+        let pem = match std::fs::read(path) {
+            Ok(pem) => pem,
+            Err(err) => {
+                self.problem(format!("{var}: cannot read {path}: {err}"));
+                return None;
+            }
+        };
+        match ClientKey::from_pem(&pem, kid) {
+            Ok(key) => Some(key),
+            Err(err) => {
+                self.problem(format!("{var}: {path} is {err}"));
+                None
+            }
+        }
+    }
+
+    fn token_auth_method(&mut self, var: &str) -> Option<TokenAuthMethod> {
+        match self.take(var).as_deref().map(str::trim) {
+            None => Some(DEFAULT_TOKEN_AUTH_METHOD),
+            Some("client_secret_basic") => Some(TokenAuthMethod::ClientSecretBasic),
+            Some("client_secret_post") => Some(TokenAuthMethod::ClientSecretPost),
+            Some("private_key_jwt") => Some(TokenAuthMethod::PrivateKeyJwt),
             Some(other) => {
                 self.problem(format!(
-                    "{var}: expected client_secret_basic or client_secret_post, got {other:?}"
+                    "{var}: expected client_secret_basic, client_secret_post or private_key_jwt, \
+                     got {other:?}"
                 ));
-                DEFAULT_TOKEN_AUTH_METHOD
+                None
             }
         }
     }
@@ -386,11 +502,10 @@ mod tests {
             display_name: String::new(),
             issuer_url: "https://idp.example.com".into(),
             client_id: "c".into(),
-            client_secret: Secret::new("s"),
+            client_auth: ClientAuth::ClientSecretBasic(Secret::new("s")),
             scopes: Vec::new(),
             username_claim: "sub".into(),
             groups_claim: "groups".into(),
-            token_auth_method: TokenAuthMethod::ClientSecretBasic,
             kind: ProviderKind::Generic,
             entra: None,
             group_map: None,

@@ -43,7 +43,7 @@ fn minimal_environment_gives_documented_defaults() {
     assert_eq!(config.first_provider().username_claim, "sub");
     assert_eq!(config.first_provider().groups_claim, "groups");
     assert_eq!(
-        config.first_provider().token_auth_method,
+        config.first_provider().client_auth.method(),
         TokenAuthMethod::ClientSecretBasic
     );
     assert_eq!(config.cookie_name, "_portcullis");
@@ -88,7 +88,7 @@ fn several_bad_values_are_all_reported() {
         ("SESSION_LIFETIME", "forever"),
         ("LISTEN_ADDR", "here"),
         ("LOG_FORMAT", "xml"),
-        ("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt"),
+        ("OIDC_TOKEN_AUTH_METHOD", "client_secret_jwt"),
         ("REQUIRE_GROUP", "^"),
         ("GROUP_MAP", "{not json"),
         ("TRUSTED_PROXIES", "10.0.0.0/33"),
@@ -283,10 +283,7 @@ fn env_variables_are_the_names_in_the_table() {
 
 /// What an unset variable with a value default became, written as the table writes it.
 fn unset_value(config: &Config, name: &str) -> String {
-    let method = match config.first_provider().token_auth_method {
-        TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
-        TokenAuthMethod::ClientSecretPost => "client_secret_post",
-    };
+    let method = config.first_provider().client_auth.method().as_str();
     let format = match config.log_format {
         LogFormat::Text => "text",
         LogFormat::Json => "json",
@@ -364,7 +361,8 @@ fn help_lists_every_variable_with_its_default() {
         );
     }
     assert!(help.contains("LISTEN_ADDR                    0.0.0.0:4180\n"));
-    assert!(help.contains("OIDC_CLIENT_SECRET             required (or _FILE)\n"));
+    assert!(help
+        .contains("OIDC_CLIENT_SECRET             required (or _FILE), unless private_key_jwt\n"));
     assert!(!help.contains('`'), "markdown in {help}");
 }
 
@@ -975,8 +973,14 @@ fn several_providers_each_read_their_own_variables() {
     );
     assert_eq!(google.name.as_deref(), Some("my-google"));
     assert_eq!(google.display_name, "Google Workspace");
-    assert_eq!(google.client_secret.expose(), "google-secret");
-    assert_eq!(google.token_auth_method, TokenAuthMethod::ClientSecretPost);
+    assert_eq!(
+        google.client_auth.secret().map(Secret::expose),
+        Some("google-secret")
+    );
+    assert_eq!(
+        google.client_auth.method(),
+        TokenAuthMethod::ClientSecretPost
+    );
     assert!(google.rules.group_map.contains("a@example.com"));
     assert!(config.rules.qualified_users);
     // No warning calls the prefixed variables unread.

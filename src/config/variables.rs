@@ -109,7 +109,8 @@ pub const VARIABLES: &[Variable] = &[
          characters), e.g. `keycloak,google`. Each is then configured by the provider \
          variables below with its upper-cased name after `OIDC_` (hyphens as underscores): \
          `OIDC_KEYCLOAK_ISSUER_URL`, `_CLIENT_ID`, `_CLIENT_SECRET(_FILE)`, `_SCOPES`, \
-         `_USERNAME_CLAIM`, `_GROUPS_CLAIM`, `_TOKEN_AUTH_METHOD`, `_PROVIDER_KIND`, plus \
+         `_USERNAME_CLAIM`, `_GROUPS_CLAIM`, `_TOKEN_AUTH_METHOD`, `_PRIVATE_KEY_FILE`, \
+         `_PRIVATE_KEY_ID`, `_PROVIDER_KIND`, plus \
          `OIDC_KEYCLOAK_DISPLAY_NAME` (sign-in page; default the name) and \
          `OIDC_KEYCLOAK_GROUP_MAP` (replaces `GROUP_MAP` for that provider); its callback is \
          `<OIDC_REDIRECT_URL>/keycloak`. Excludes the unprefixed provider variables.",
@@ -132,8 +133,8 @@ pub const VARIABLES: &[Variable] = &[
     var(
         Provider,
         "OIDC_CLIENT_SECRET",
-        Words("required (or `_FILE`)"),
-        "client secret",
+        Words("required (or `_FILE`), unless `private_key_jwt`"),
+        "client secret; not set with `OIDC_TOKEN_AUTH_METHOD=private_key_jwt`, which sends none",
     ),
     var(
         Provider,
@@ -179,7 +180,23 @@ pub const VARIABLES: &[Variable] = &[
         Provider,
         "OIDC_TOKEN_AUTH_METHOD",
         Value("client_secret_basic"),
-        "or `client_secret_post`",
+        "or `client_secret_post`, or `private_key_jwt`: a JWT signed with `OIDC_PRIVATE_KEY_FILE` \
+         instead of a secret (see [private_key_jwt](#private_key_jwt))",
+    ),
+    var(
+        Provider,
+        "OIDC_PRIVATE_KEY_FILE",
+        Words("required with `private_key_jwt`"),
+        "path of the client's private key, PEM PKCS#8 (`BEGIN PRIVATE KEY`): RSA of 2048 bits \
+         or more signs RS256, EC P-256 signs ES256; its public key, which `portcullis check` \
+         prints as a JWK, is registered at the IdP",
+    ),
+    var(
+        Provider,
+        "OIDC_PRIVATE_KEY_ID",
+        Words("unset: no `kid`"),
+        "the `kid` put in each client assertion's header and in the printed JWK, for IdPs that \
+         pick the client's key by it",
     ),
     var(
         Provider,

@@ -5,6 +5,7 @@
 //! fail a whole login over one claim of an unexpected type (Cognito's `"email_verified": "true"`).
 //! This module also adds the JWKS refresh on an unknown `kid` and merging userinfo.
 
+mod client_auth;
 mod entra;
 mod graph;
 mod id_token;
@@ -14,6 +15,7 @@ mod registry;
 mod types;
 mod userinfo;
 
+pub use client_auth::{ClientKey, ClientKeyError, KEY_HOWTO};
 pub use registry::Providers;
 
 pub use logout_token::{BackchannelSupport, LogoutToken, LogoutTokenError, MAX_TOKEN_BYTES};
@@ -31,7 +33,7 @@ use openidconnect::{
 use serde_json::Value;
 use url::Url;
 
-use crate::config::{EntraGraph, ProviderSettings, TokenAuthMethod};
+use crate::config::{ClientAuth, EntraGraph, ProviderSettings};
 use id_token::{SigningKeys, VerifyFailure};
 use types::OidcClient;
 
@@ -99,7 +101,10 @@ pub struct Oidc {
     name: Option<String>,
     issuer: String,
     client_id: String,
-    client_secret: String,
+    /// `None` with `private_key_jwt`, whose token requests carry a signed assertion instead.
+    client_secret: Option<String>,
+    /// The key each token request's client assertion is signed with (`private_key_jwt`).
+    assertion_key: Option<ClientKey>,
     redirect_url: String,
     scopes: Vec<String>,
     auth_type: AuthType,
@@ -136,12 +141,20 @@ impl Oidc {
             name: provider.name.clone(),
             issuer: provider.issuer_url.clone(),
             client_id: provider.client_id.clone(),
-            client_secret: provider.client_secret.expose().to_string(),
+            client_secret: provider
+                .client_auth
+                .secret()
+                .map(|secret| secret.expose().to_string()),
+            assertion_key: provider.client_auth.key().cloned(),
             redirect_url: provider.callback_url(redirect_url).to_string(),
             scopes: provider.scopes.clone(),
-            auth_type: match provider.token_auth_method {
-                TokenAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
-                TokenAuthMethod::ClientSecretPost => AuthType::RequestBody,
+            // With private_key_jwt the client id must be in the body (RFC 7523 allows it, and
+            // without a secret there is nothing to put in an Authorization header).
+            auth_type: match provider.client_auth {
+                ClientAuth::ClientSecretBasic(_) => AuthType::BasicAuth,
+                ClientAuth::ClientSecretPost(_) | ClientAuth::PrivateKeyJwt(_) => {
+                    AuthType::RequestBody
+                }
             },
             groups_claim: provider.groups_claim.clone(),
             entra: provider.entra.clone(),
@@ -174,7 +187,7 @@ impl Oidc {
         let client = OidcClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(self.client_id.clone()),
-            Some(ClientSecret::new(self.client_secret.clone())),
+            self.client_secret.clone().map(ClientSecret::new),
         )
         .set_redirect_uri(redirect)
         .set_auth_type(self.auth_type.clone());
@@ -225,6 +238,16 @@ impl Oidc {
                 .as_ref()
                 .map(|u| u.to_string()),
             signing_keys: provider.metadata.jwks().keys().len(),
+            token_auth_methods: provider
+                .metadata
+                .token_endpoint_auth_methods_supported()
+                .map(|methods| {
+                    methods
+                        .iter()
+                        .filter_map(|m| serde_json::to_value(m).ok())
+                        .filter_map(|m| m.as_str().map(str::to_string))
+                        .collect()
+                }),
         })
     }
 
@@ -286,11 +309,18 @@ impl Oidc {
         nonce: String,
     ) -> Result<VerifiedLogin, OidcError> {
         let provider = self.current().ok_or(OidcError::NotReady)?;
-        let response = provider
+        let mut request = provider
             .client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::Exchange(e.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier));
+        for (name, value) in self
+            .client_assertion(&provider, crate::http::unix_now())
+            .map_err(OidcError::Exchange)?
+        {
+            request = request.add_extra_param(name, value);
+        }
+        let response = request
             .request_async(&self.http)
             .await
             .map_err(|e| match e {
@@ -446,6 +476,42 @@ impl Oidc {
         Ok(BackchannelSupport::from_discovery(&document))
     }
 
+    /// The two body parameters of `private_key_jwt` for one token request at `now`, with a
+    /// fresh `jti` (256 random bits); none for the secret methods.
+    fn client_assertion(
+        &self,
+        provider: &LoadedProvider,
+        now: u64,
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        let Some(key) = &self.assertion_key else {
+            return Ok(Vec::new());
+        };
+        let token_endpoint = provider
+            .metadata
+            .token_endpoint()
+            .ok_or("the provider's discovery document has no token_endpoint")?;
+        let assertion = client_auth::client_assertion(
+            key,
+            &self.client_id,
+            token_endpoint.as_str(),
+            now,
+            &crate::crypto::random_id(),
+        )
+        .map_err(|err| err.to_string())?;
+        Ok(vec![
+            (
+                "client_assertion_type",
+                client_auth::ASSERTION_TYPE.to_string(),
+            ),
+            ("client_assertion", assertion),
+        ])
+    }
+
+    /// The public JWK to register at the provider, with `private_key_jwt`.
+    pub fn client_public_jwk(&self) -> Option<String> {
+        self.assertion_key.as_ref().map(ClientKey::public_jwk)
+    }
+
     async fn refetch_jwks(
         &self,
         provider: &LoadedProvider,
@@ -483,6 +549,9 @@ pub struct ProviderSummary {
     pub userinfo_endpoint: Option<String>,
     pub end_session_endpoint: Option<String>,
     pub signing_keys: usize,
+    /// `token_endpoint_auth_methods_supported` as discovery lists it (`None`: not listed, which
+    /// means `client_secret_basic` only).
+    pub token_auth_methods: Option<Vec<String>>,
 }
 
 fn discovery_error<E: std::error::Error>(

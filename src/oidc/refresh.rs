@@ -87,10 +87,20 @@ impl Oidc {
             ));
         };
         let refresh_token = RefreshToken::new(refresh_token.to_string());
-        let request = match provider.client.exchange_refresh_token(&refresh_token) {
+        let mut request = match provider.client.exchange_refresh_token(&refresh_token) {
             Ok(request) => request,
             Err(err) => return unchanged(RefreshOutcome::Unreachable(error_chain(&err))),
         };
+        // private_key_jwt: a fresh assertion for this request. One that cannot be made says
+        // nothing about the user: try again, never sign out.
+        match self.client_assertion(&provider, now) {
+            Ok(params) => {
+                for (name, value) in params {
+                    request = request.add_extra_param(name, value);
+                }
+            }
+            Err(err) => return unchanged(RefreshOutcome::Unreachable(err)),
+        }
         let response = match request.request_async(&self.http).await {
             Ok(response) => response,
             Err(err) => return unchanged(classify_token_error(&err)),

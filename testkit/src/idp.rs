@@ -42,11 +42,25 @@ pub struct ExtraClient {
     pub redirect_uris: Vec<String>,
 }
 
-/// What the bench's OP has beyond the tests' (tests/idp/README.md).
+/// A client of the OP that authenticates with `private_key_jwt` and has no secret
+/// (tests/idp/README.md, `PRIVATE_KEY_JWT_CLIENTS`), with the OP's redirect URIs.
+#[derive(Debug, Clone)]
+pub struct JwtClient {
+    pub id: String,
+    /// The public keys it may sign its client assertions with: `{"keys": [<JWK>, ...]}`.
+    pub jwks: serde_json::Value,
+    /// `token_endpoint_auth_signing_alg`: `RS256`, `ES256`...
+    pub alg: String,
+}
+
+/// What an OP has beyond the tests' usual one: the bench's third client and session lifetime,
+/// clients that authenticate with `private_key_jwt` (tests/idp/README.md).
 #[derive(Debug, Clone, Default)]
 pub struct Extras {
     /// A third client, for another relying party (`EXTRA_CLIENT_*`).
     pub client: Option<ExtraClient>,
+    /// Clients without a secret that sign a client assertion (`PRIVATE_KEY_JWT_CLIENTS`).
+    pub private_key_jwt_clients: Vec<JwtClient>,
     /// How long sessions, grants and refresh tokens last, in seconds (`SESSION_LIFETIME`; the
     /// OP's default of 600 is shorter than a bench run, and a refresh grant with an expired
     /// refresh token ends portcullis' session).
@@ -104,6 +118,21 @@ impl Idp {
             post_logout,
             None,
             Extras::default(),
+        )
+    }
+
+    /// [`Idp::start`] with [`Extras`] (e.g. `private_key_jwt` clients).
+    pub fn start_with_extras(
+        redirect_uris: &[String],
+        post_logout: &[String],
+        extras: Extras,
+    ) -> Idp {
+        Self::start_with(
+            Workdir::temp("idp"),
+            redirect_uris,
+            post_logout,
+            None,
+            extras,
         )
     }
 
@@ -240,7 +269,22 @@ impl Idp {
         }
     }
 
-    /// TEST ONLY: sets every [`Counters`] member back to 0.
+    /// TEST ONLY: the OP's record of its last token requests, oldest first
+    /// (tests/idp/README.md, `GET /test/token-requests`): per request `grant_type`, `client_id`,
+    /// whether an `Authorization` header or a `client_secret` came, the `client_assertion_type`,
+    /// the `client_assertion` decoded (`{"header", "claims"}`), and the answer's `status` and
+    /// `error`. Emptied by [`Idp::reset_counters`].
+    pub async fn token_requests(&self) -> Vec<serde_json::Value> {
+        let answer = self
+            .test_request(Method::GET, "/test/token-requests", None)
+            .await;
+        answer
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("/test/token-requests is not a list: {answer}"))
+    }
+
+    /// TEST ONLY: sets every [`Counters`] member back to 0 (and forgets the token requests).
     pub async fn reset_counters(&self) {
         self.test_request(Method::POST, "/test/counters/reset", None)
             .await;
@@ -366,6 +410,24 @@ impl Idp {
                 .env("EXTRA_CLIENT_ID", &extra.id)
                 .env("EXTRA_CLIENT_SECRET", &extra.secret)
                 .env("EXTRA_REDIRECT_URIS", extra.redirect_uris.join(","));
+        }
+        if !self.extras.private_key_jwt_clients.is_empty() {
+            let clients: Vec<serde_json::Value> = self
+                .extras
+                .private_key_jwt_clients
+                .iter()
+                .map(|client| {
+                    serde_json::json!({
+                        "client_id": client.id,
+                        "jwks": client.jwks,
+                        "token_endpoint_auth_signing_alg": client.alg,
+                    })
+                })
+                .collect();
+            command.env(
+                "PRIVATE_KEY_JWT_CLIENTS",
+                serde_json::Value::Array(clients).to_string(),
+            );
         }
         if let Some(seconds) = self.extras.session_lifetime_s {
             command.env("SESSION_LIFETIME", seconds.to_string());

@@ -22,6 +22,7 @@ pub mod env;
 pub mod graph;
 pub mod html;
 pub mod idp;
+pub mod keys;
 pub mod paths;
 pub mod ports;
 pub mod process;

@@ -16,13 +16,18 @@
 //                              a third confidential client (client_secret_basic) with its own
 //                              secret and redirect_uris, for another relying party (the bench's
 //                              Apache mod_auth_openidc); optional, all three or none
+//   PRIVATE_KEY_JWT_CLIENTS    JSON list of clients that authenticate with private_key_jwt, each
+//                              {"client_id": "...", "jwks": {"keys": [<public JWK>]},
+//                               "token_endpoint_auth_signing_alg": "RS256" | "ES256",
+//                               "redirect_uris": [...] (optional, default REDIRECT_URIS)}:
+//                              no client secret, same grants as the others (optional)
 //   SESSION_LIFETIME           seconds that sessions, grants and refresh tokens last (default
 //                              600: tests run for seconds; the bench runs for half an hour)
 //   BACKCHANNEL_LOGOUT_URI     the clients' backchannel_logout_uri (optional; unset: the
 //                              OP sends no logout tokens and ID tokens carry no sid)
 //   TEST_SIGN_ENDPOINT         "1" turns on POST /test/sign (TEST ONLY, see below)
-//   TEST_CONTROL_ENDPOINTS     "1" turns on /test/accounts/..., /test/counters, /test/pause
-//                              (TEST ONLY, see below)
+//   TEST_CONTROL_ENDPOINTS     "1" turns on /test/accounts/..., /test/counters, /test/pause,
+//                              /test/token-requests (TEST ONLY, see below)
 //
 // Accounts are listed in README.md next to this file. The `entra` account's ID token carries
 // Entra ID's groups overage marker (`_claim_names.groups` with `_claim_sources`) and no `groups`:
@@ -66,10 +71,35 @@ if (EXTRA_CLIENT_ID && !(process.env.EXTRA_CLIENT_SECRET && process.env.EXTRA_RE
   console.error('idp: EXTRA_CLIENT_ID needs EXTRA_CLIENT_SECRET and EXTRA_REDIRECT_URIS');
   process.exit(2);
 }
+const PRIVATE_KEY_JWT_CLIENTS = parseJwtClients(process.env.PRIVATE_KEY_JWT_CLIENTS);
 const TEST_SIGN_ENDPOINT = process.env.TEST_SIGN_ENDPOINT === '1';
 const TEST_CONTROL_ENDPOINTS = process.env.TEST_CONTROL_ENDPOINTS === '1';
 
 const PASSWORD = 'password';
+
+// PRIVATE_KEY_JWT_CLIENTS: checked here so that a test's typo stops the IdP with a reason
+// instead of failing a sign-in later.
+function parseJwtClients(value) {
+  if (!value) return [];
+  const fail = (why) => {
+    console.error(`idp: PRIVATE_KEY_JWT_CLIENTS: ${why}`);
+    process.exit(2);
+  };
+  let clients;
+  try {
+    clients = JSON.parse(value);
+  } catch (err) {
+    fail(`not JSON: ${err.message}`);
+  }
+  if (!Array.isArray(clients)) fail('expected a JSON list of {client_id, jwks, token_endpoint_auth_signing_alg}');
+  for (const client of clients) {
+    if (typeof client?.client_id !== 'string' || !client.client_id) fail('every client needs a client_id');
+    if (!Array.isArray(client.jwks?.keys) || client.jwks.keys.length === 0) fail(`${client.client_id}: jwks must be {"keys": [<public JWK>, ...]}`);
+    if (typeof client.token_endpoint_auth_signing_alg !== 'string') fail(`${client.client_id}: token_endpoint_auth_signing_alg is required (RS256, ES256, ...)`);
+    if (client.redirect_uris !== undefined && !Array.isArray(client.redirect_uris)) fail(`${client.client_id}: redirect_uris must be a list`);
+  }
+  return clients;
+}
 
 // Claims per account. `sub` is the username. carol deliberately has no
 // `groups` key at all (not an empty list), bob has a group containing a comma.
@@ -225,6 +255,18 @@ const provider = new Provider(ISSUER, {
       post_logout_redirect_uris: [],
       token_endpoint_auth_method: 'client_secret_basic',
     }] : []),
+    // private_key_jwt clients have no secret at all: a request that brought one could not pass.
+    ...PRIVATE_KEY_JWT_CLIENTS.map((client) => {
+      const { client_secret: _secret, ...withoutSecret } = baseClient;
+      return {
+        ...withoutSecret,
+        client_id: client.client_id,
+        redirect_uris: client.redirect_uris || REDIRECT_URIS,
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: client.token_endpoint_auth_signing_alg,
+        jwks: client.jwks,
+      };
+    }),
   ],
   jwks: { keys: [signingKey] },
   cookies: {
@@ -383,6 +425,8 @@ async function handleTestSign(req, res) {
 //   POST /test/counters/reset           sets them to 0
 //   POST /test/pause {"ms": n}          holds the answers of the token and userinfo endpoints
 //                                       until n ms from now (0 ends a pause at once)
+//   GET  /test/token-requests           the last token requests, oldest first: how each client
+//                                       authenticated, its client assertion decoded, the answer
 // All of it is in memory: a restart of the IdP starts from the accounts above, none disabled,
 // counters at 0, no pause.
 const RELEASED_CLAIMS = new Set(Object.values(CLAIMS_BY_SCOPE).flat());
@@ -392,6 +436,38 @@ const RELEASED_CLAIMS = new Set(Object.values(CLAIMS_BY_SCOPE).flat());
 const counters = { refresh: 0, userinfo: 0, authorization_code: 0 };
 
 const pause = { until: 0, timer: undefined, held: new Set() };
+
+// The last token requests (at most TOKEN_REQUESTS_KEPT), for tests of client authentication:
+// which credentials came, and the client assertion's header and claims as sent (decoded, not
+// verified here: oidc-provider verified it, or refused the request).
+const TOKEN_REQUESTS_KEPT = 50;
+const tokenRequests = [];
+
+function decodeJwtPart(part) {
+  try {
+    return JSON.parse(Buffer.from(part || '', 'base64url').toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function recordTokenRequest(ctx) {
+  const params = ctx.oidc.params || {};
+  const [header, claims] = typeof params.client_assertion === 'string'
+    ? params.client_assertion.split('.').slice(0, 2).map(decodeJwtPart)
+    : [null, null];
+  tokenRequests.push({
+    grant_type: params.grant_type ?? null,
+    client_id: params.client_id ?? null,
+    authorization_header: Boolean(ctx.headers.authorization),
+    client_secret: Boolean(params.client_secret),
+    client_assertion_type: params.client_assertion_type ?? null,
+    client_assertion: params.client_assertion ? { header, claims } : null,
+    status: ctx.status,
+    error: ctx.body?.error ?? null,
+  });
+  if (tokenRequests.length > TOKEN_REQUESTS_KEPT) tokenRequests.shift();
+}
 
 function setPause(ms) {
   clearTimeout(pause.timer);
@@ -483,8 +559,12 @@ async function handleTestControl(req, res, path) {
   } else if (path === '/test/counters/reset') {
     if (req.method !== 'POST') throw new HttpError(405, 'method not allowed');
     for (const name of Object.keys(counters)) counters[name] = 0;
+    tokenRequests.length = 0;
     console.log('idp: TEST counters reset');
     answer = { ...counters };
+  } else if (path === '/test/token-requests' || path === '/test/token-requests/') {
+    if (req.method !== 'GET') throw new HttpError(405, 'method not allowed');
+    answer = tokenRequests;
   } else if (path === '/test/pause') {
     if (req.method !== 'POST') throw new HttpError(405, 'method not allowed');
     const { ms } = (await readJson(req)) || {};
@@ -600,6 +680,7 @@ if (TEST_CONTROL_ENDPOINTS) {
     await next();
     const route = ctx.oidc?.route;
     if (route === 'token') {
+      recordTokenRequest(ctx);
       const grantType = ctx.oidc.params?.grant_type;
       if (grantType === 'refresh_token') counters.refresh += 1;
       if (grantType === 'authorization_code') counters.authorization_code += 1;
@@ -663,6 +744,7 @@ provider.on('userinfo.error', (_ctx, err) => console.error(`idp: userinfo.error:
 server.listen(PORT, '127.0.0.1', () => {
   console.log(`idp: listening on 127.0.0.1:${PORT}, issuer ${ISSUER}, client ${CLIENT_ID}`
     + `${EXTRA_CLIENT_ID ? `, extra client ${EXTRA_CLIENT_ID}` : ''}`
+    + `${PRIVATE_KEY_JWT_CLIENTS.length ? `, private_key_jwt clients ${PRIVATE_KEY_JWT_CLIENTS.map((c) => c.client_id).join(' ')}` : ''}`
     + `${SESSION_LIFETIME !== 600 ? `, sessions and refresh tokens last ${SESSION_LIFETIME} s` : ''}`
     + `${BACKCHANNEL_LOGOUT_URI ? `, back-channel logout to ${BACKCHANNEL_LOGOUT_URI}` : ''}`
     + `${TEST_SIGN_ENDPOINT ? ', TEST signing endpoint on' : ''}`

@@ -23,6 +23,7 @@ mod backchannel;
 mod entra;
 mod observability;
 mod own_sessions;
+mod private_key_jwt;
 mod providers;
 mod replicas;
 mod revalidation;

@@ -16,7 +16,7 @@ use url::Url;
 use crate::stack::seen_headers;
 use crate::support::browser::{describe, Hop, API_ACCEPT, MAX_HOPS};
 use crate::support::html::decode_entities;
-use crate::support::idp::PASSWORD;
+use crate::support::idp::{Extras, PASSWORD};
 use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME, COOKIE_SECRET};
 use crate::support::process::run_with_timeout;
 use crate::support::{
@@ -63,6 +63,8 @@ pub struct ProviderOptions<'a> {
     /// (a fixture derived from the example, that one rule changed); `None`: the example.
     pub ops_rule: Option<&'a str>,
     pub env: &'a [(&'a str, &'a str)],
+    /// More clients at the `corp` IdP (e.g. a `private_key_jwt` one).
+    pub corp_extras: Extras,
 }
 
 impl Default for ProviderOptions<'_> {
@@ -71,6 +73,7 @@ impl Default for ProviderOptions<'_> {
             proxy: ProxyKind::Traefik,
             ops_rule: None,
             env: &[],
+            corp_extras: Extras::default(),
         }
     }
 }
@@ -134,7 +137,11 @@ impl ProviderStack {
         let post_logout = [format!("{base}/oauth2/signed_out")];
         // Each IdP knows only its own callback: a response of one can never be sent by the IdP
         // itself to the other's.
-        let corp = Idp::start(&[format!("{base}/oauth2/callback/{CORP}")], &post_logout);
+        let corp = Idp::start_with_extras(
+            &[format!("{base}/oauth2/callback/{CORP}")],
+            &post_logout,
+            options.corp_extras,
+        );
         let partner = Idp::start(&[format!("{base}/oauth2/callback/{PARTNER}")], &post_logout);
         assert_ne!(corp.issuer(), partner.issuer(), "two IdPs, two issuers");
         let redis = RedisServer::start();

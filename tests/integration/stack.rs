@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::support::idp::Extras;
 use crate::support::idp::PASSWORD;
 use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME};
 use crate::support::Browser;
@@ -35,6 +36,8 @@ pub struct Options<'a> {
     /// The IdP's client registers portcullis' `/oauth2/backchannel-logout` (reached directly,
     /// not through the proxy) with "session required", so its ID tokens carry `sid`.
     pub backchannel_logout: bool,
+    /// More clients at the IdP (e.g. `private_key_jwt` ones); not with `backchannel_logout`.
+    pub idp_extras: Extras,
 }
 
 impl Default for Options<'_> {
@@ -47,6 +50,7 @@ impl Default for Options<'_> {
             client_secret_post: false,
             idp_logout: false,
             backchannel_logout: false,
+            idp_extras: Extras::default(),
         }
     }
 }
@@ -67,13 +71,21 @@ impl Stack {
         let post_logout = format!("{}/oauth2/signed_out", proxy.base_url());
         let callbacks = [format!("{}/oauth2/callback", proxy.base_url())];
         let idp = if options.backchannel_logout {
+            assert!(
+                options.idp_extras.private_key_jwt_clients.is_empty(),
+                "Stack: idp_extras are not passed with backchannel_logout"
+            );
             Idp::start_with_backchannel_logout(
                 &callbacks,
                 std::slice::from_ref(&post_logout),
                 &format!("{}/oauth2/backchannel-logout", portcullis.base_url()),
             )
         } else {
-            Idp::start(&callbacks, std::slice::from_ref(&post_logout))
+            Idp::start_with_extras(
+                &callbacks,
+                std::slice::from_ref(&post_logout),
+                options.idp_extras,
+            )
         };
         let redis = (options.store == StoreKind::Redis).then(RedisServer::start);
         let mut env = test_env(

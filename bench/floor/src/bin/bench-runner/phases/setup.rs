@@ -101,6 +101,7 @@ pub fn start_servers(cx: &Context) -> anyhow::Result<(Processes, Servers)> {
         // portcullis refreshes alice's sessions every SESSION_REFRESH_INTERVAL (5 minutes) for
         // the whole run; past the IdP's default 10 minutes a refresh would end them.
         session_lifetime_s: Some(IDP_SESSION_LIFETIME_S),
+        ..Extras::default()
     };
     let idp = caught("starting the test IdP", || {
         Idp::start_in_with(cx.dir, &redirect_uris, extras)
