@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::support::idp::PASSWORD;
+use crate::support::idp::{ResourceServer, PASSWORD};
 use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME};
 use crate::support::Browser;
 use crate::support::{Caddy, Idp, Nginx, Proxy, ProxyKind, RedisServer, Traefik, Upstream};
@@ -35,6 +35,8 @@ pub struct Options<'a> {
     /// The IdP's client registers portcullis' `/oauth2/backchannel-logout` (reached directly,
     /// not through the proxy) with "session required", so its ID tokens carry `sid`.
     pub backchannel_logout: bool,
+    /// The IdP issues JWT access tokens for this API (and has a machine client for it).
+    pub resource_server: Option<ResourceServer>,
 }
 
 impl Default for Options<'_> {
@@ -47,6 +49,7 @@ impl Default for Options<'_> {
             client_secret_post: false,
             idp_logout: false,
             backchannel_logout: false,
+            resource_server: None,
         }
     }
 }
@@ -66,7 +69,9 @@ impl Stack {
         };
         let post_logout = format!("{}/oauth2/signed_out", proxy.base_url());
         let callbacks = [format!("{}/oauth2/callback", proxy.base_url())];
-        let idp = if options.backchannel_logout {
+        let idp = if let Some(resource) = options.resource_server {
+            Idp::start_with_resource(&callbacks, std::slice::from_ref(&post_logout), resource)
+        } else if options.backchannel_logout {
             Idp::start_with_backchannel_logout(
                 &callbacks,
                 std::slice::from_ref(&post_logout),
