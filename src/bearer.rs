@@ -84,7 +84,15 @@ pub fn identity_from_claims(
         allow_unverified_email,
     )
     .map_err(|err| RefusedToken::new(TokenRefusal::NoUser, err.to_string()))?;
-    let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+    // Verified to be a NumericDate; fractions are dropped, as the verification does. Without
+    // one the identity is not kept in the cache (0).
+    let expires_at = claims
+        .get("exp")
+        .and_then(|exp| {
+            exp.as_u64()
+                .or_else(|| exp.as_f64().map(|seconds| seconds as u64))
+        })
+        .unwrap_or(0);
     Ok(BearerIdentity {
         provider: provider.name.clone(),
         person,

@@ -200,7 +200,13 @@ async fn answer<'r>(
     let now = unix_now();
     if let Some(token) = bearer::offered(req, &state.config)? {
         checked.bearer = true;
-        return bearer_answer(req, state, &original, &route, token, now, checked).await;
+        let visit = Visit {
+            req,
+            state,
+            original: &original,
+            route: &route,
+        };
+        return bearer_answer(&visit, token, now, checked).await;
     }
     let (result, outcome, user) = signed_in::with_session(req, state, now, |session| {
         // A session of a provider no longer configured is nobody's (and a `sub` of one
@@ -227,16 +233,13 @@ async fn answer<'r>(
         };
         let page = mode == Mode::Redirect;
         let shown = Shown::from(&session);
-        let (answer, outcome) = judged(
+        let visit = Visit {
             req,
             state,
-            &original,
-            &route,
-            &provider.rules,
-            &identity,
-            shown,
-            page,
-        );
+            original: &original,
+            route: &route,
+        };
+        let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, page);
         (answer, outcome, user)
     })
     .await?;
@@ -245,19 +248,24 @@ async fn answer<'r>(
     result
 }
 
+/// The request being checked, as the decision's answer needs it.
+struct Visit<'v, 'r> {
+    req: &'r HttpRequest,
+    state: &'v AppState,
+    original: &'v OriginalRequest<'r>,
+    route: &'v RouteRules,
+}
+
 /// An API client's check (`BEARER_TOKENS`): its token is the identity, through the same rules
 /// and headers as a session. A refused token is a 401 `invalid_token` in both modes, never a
 /// sign-in; a denial is a plain 403 (an API client reads no page).
-#[allow(clippy::too_many_arguments)]
 async fn bearer_answer<'r>(
-    req: &'r HttpRequest,
-    state: &AppState,
-    original: &OriginalRequest<'r>,
-    route: &RouteRules,
+    visit: &Visit<'_, 'r>,
     token: &str,
     now: u64,
     checked: &mut Checked<'r>,
 ) -> Result<HttpResponse, AppError> {
+    let state = visit.state;
     let cached = bearer::identify(state, token, now).await?;
     let who = &cached.identity;
     let provider =
@@ -282,16 +290,7 @@ async fn bearer_answer<'r>(
         preferred_username: who.person.preferred_username.as_deref(),
         provider: who.provider.as_deref(),
     };
-    let (answer, outcome) = judged(
-        req,
-        state,
-        original,
-        route,
-        &provider.rules,
-        &identity,
-        shown,
-        false,
-    );
+    let (answer, outcome) = judged(visit, &provider.rules, &identity, shown, false);
     checked.outcome = outcome;
     checked.user = state.config.access_log.then(|| who.person.user.clone());
     answer
@@ -299,17 +298,19 @@ async fn bearer_answer<'r>(
 
 /// The rules' decision for `identity` and its answer: the identity headers of `shown`, or a
 /// 403 (`page`: the "Access denied" page, else plain text).
-#[allow(clippy::too_many_arguments)]
 fn judged(
-    req: &HttpRequest,
-    state: &AppState,
-    original: &OriginalRequest<'_>,
-    route: &RouteRules,
+    visit: &Visit<'_, '_>,
     rules: &GlobalRules,
     identity: &Identity<'_>,
     shown: Shown<'_>,
     page: bool,
 ) -> (Result<HttpResponse, AppError>, AuthOutcome) {
+    let Visit {
+        req,
+        state,
+        original,
+        route,
+    } = *visit;
     match policy::decide(rules, route, identity) {
         Decision::Allow { upstream_groups } => {
             let answer = identity_headers::allowed(

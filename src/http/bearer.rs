@@ -95,3 +95,63 @@ pub async fn identify(state: &AppState, token: &str, now: u64) -> Result<Arc<Cac
     .map_err(refused)?;
     Ok(state.bearer_tokens.insert(token, identity, now))
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+    use crate::config;
+
+    fn offered_by(
+        env: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Result<Option<String>, String> {
+        let config = config::for_tests(env);
+        let mut req = TestRequest::default();
+        for (name, value) in headers {
+            req = req.append_header((*name, *value));
+        }
+        let req = req.to_http_request();
+        match offered(&req, &config) {
+            Ok(token) => Ok(token.map(str::to_owned)),
+            Err(AppError::InvalidToken { refused }) => Err(refused.kind.as_str().to_string()),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_token_is_used_only_with_bearer_tokens_on_and_without_the_session_cookie() {
+        let on: &[(&str, &str)] = &[
+            ("BEARER_TOKENS", "true"),
+            ("BEARER_AUDIENCES", "https://api.example.com"),
+        ];
+        let bearer = ("authorization", "Bearer a.b.c");
+        type Pairs<'a> = &'a [(&'a str, &'a str)];
+        type Offered<'a> = Result<Option<&'a str>, &'a str>;
+        let cases: &[(Pairs<'_>, Pairs<'_>, Offered<'_>)] = &[
+            // Off: the header changes nothing, even a malformed one.
+            (&[], &[bearer], Ok(None)),
+            (&[], &[("authorization", "Bearer")], Ok(None)),
+            (on, &[bearer], Ok(Some("a.b.c"))),
+            (on, &[], Ok(None)),
+            (on, &[("authorization", "Basic YTpi")], Ok(None)),
+            (on, &[("authorization", "Bearer")], Err("not_jwt")),
+            // The session cookie wins, whatever it is worth.
+            (on, &[bearer, ("cookie", "_portcullis=x")], Ok(None)),
+            (on, &[bearer, ("cookie", "a=1; _portcullis=")], Ok(None)),
+            // Another cookie is no session cookie.
+            (
+                on,
+                &[bearer, ("cookie", "_portcullis_login_abc=1; app=2")],
+                Ok(Some("a.b.c")),
+            ),
+        ];
+        for (env, headers, expected) in cases {
+            let expected = expected
+                .map(|token| token.map(str::to_owned))
+                .map_err(str::to_owned);
+            assert_eq!(offered_by(env, headers), expected, "{env:?} {headers:?}");
+        }
+    }
+}
