@@ -395,3 +395,95 @@ async fn without_bearer_tokens_the_authorization_header_is_ignored() {
     let hop = with_token(&stack, "/api/items", &machine, BROWSER_ACCEPT).await;
     assert_eq!(hop.status, 302, "{}", hop.body);
 }
+
+/// A token signed with a key the IdP rotated to after portcullis loaded its JWKS: fetched on
+/// first use, as for ID tokens.
+#[tokio::test]
+async fn a_rotated_signing_key_is_fetched_for_a_token() {
+    let mut stack = bearer_stack(ProxyKind::Traefik, StoreKind::Memory);
+    let before = machine_token(&stack).await;
+    stack.idp.restart();
+    let after = machine_token(&stack).await;
+    assert_ne!(header_of(&before)["kid"], header_of(&after)["kid"]);
+    let hop = with_token(&stack, "/api/items", &after, API_ACCEPT).await;
+    assert_eq!(hop.status, 200, "{}", hop.body);
+}
+
+/// With several providers, a token is checked with the keys of the provider its `iss` names,
+/// and the identity records that provider; one provider's key never vouches for the other.
+#[tokio::test]
+async fn each_providers_tokens_are_checked_with_its_own_keys() {
+    use crate::providers::{two_provider_env, CORP, PARTNER};
+    use crate::support::portcullis::Portcullis;
+    use crate::support::{Traefik, Upstream};
+
+    let upstream = Upstream::start();
+    let mut portcullis = Portcullis::reserve();
+    let proxy = Traefik::start(&portcullis.base_url(), &upstream.url());
+    let base = proxy.base_url();
+    let corp = crate::support::Idp::start_with_resource(
+        &[format!("{base}/oauth2/callback/{CORP}")],
+        &[],
+        resource_server(),
+    );
+    let partner = crate::support::Idp::start_with_resource(
+        &[format!("{base}/oauth2/callback/{PARTNER}")],
+        &[],
+        resource_server(),
+    );
+    let mut env = two_provider_env(&corp, &partner, &base, None);
+    for (name, value) in bearer_env() {
+        env.insert(name.to_string(), value.to_string());
+    }
+    portcullis.start(env);
+
+    let get = |token: String| {
+        let url = format!("{base}/api/items");
+        async move {
+            Browser::new()
+                .get_with_headers(
+                    &url,
+                    &[
+                        ("accept", API_ACCEPT),
+                        ("authorization", &format!("Bearer {token}")),
+                    ],
+                )
+                .await
+        }
+    };
+    for (name, idp) in [(CORP, &corp), (PARTNER, &partner)] {
+        let answer = http()
+            .post(idp.token_url())
+            .basic_auth(MACHINE_ID, Some(MACHINE_SECRET))
+            .form(&[("grant_type", "client_credentials"), ("resource", API)])
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let token = answer["access_token"].as_str().unwrap().to_string();
+        let hop = get(token).await;
+        assert_eq!(hop.status, 200, "{name}: {}", hop.body);
+        let seen = seen_headers(&hop.json());
+        assert_eq!(seen["x-auth-request-provider"], name);
+        assert_eq!(seen["x-auth-request-user"], MACHINE_ID);
+    }
+    // partner's key, corp's issuer: checked with corp's keys, which do not have it.
+    let now = now();
+    let forged = partner
+        .sign(
+            &json!({"iss": corp.issuer(), "sub": "alice", "aud": API, "iat": now, "exp": now + 300}),
+            &json!({"typ": "at+jwt"}),
+        )
+        .await;
+    assert_refused(&get(forged).await, "partner's key for corp's issuer");
+    // An issuer neither provider has.
+    let stranger = partner
+        .sign(
+            &json!({"iss": "https://idp.elsewhere.test", "sub": "alice", "aud": API, "iat": now, "exp": now + 300}),
+            &json!({"typ": "at+jwt"}),
+        )
+        .await;
+    assert_refused(&get(stranger).await, "an unknown issuer");
+}
