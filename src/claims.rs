@@ -142,6 +142,35 @@ pub fn username(
     Ok(user)
 }
 
+/// Who the claims say the user is: what a session keeps and the identity headers show. A login
+/// reads it from the ID token (merged with userinfo), a bearer check from the access token, with
+/// the same provider settings, so the two name a user alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub user: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub preferred_username: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// The [`Person`] of `claims`: the username from `username_claim` (see [`username`]) and the
+/// groups from `groups_claim` (see [`groups`]).
+pub fn person(
+    claims: &Value,
+    username_claim: &str,
+    groups_claim: &str,
+    allow_unverified_email: bool,
+) -> Result<Person, UsernameError> {
+    Ok(Person {
+        user: username(claims, username_claim, allow_unverified_email)?,
+        email: string_claim(claims, "email"),
+        email_verified: bool_claim(claims, "email_verified"),
+        preferred_username: string_claim(claims, "preferred_username"),
+        groups: groups(claims, groups_claim),
+    })
+}
+
 /// Adds userinfo claims to the ID token claims. Userinfo is fresher for profile data
 /// (groups, email) so it wins on conflicts. Protocol claims (`iss`, `aud`, `sub`,
 /// `nonce`, ...) are taken only from the signed ID token: userinfo's copies are ignored

@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod admin;
+pub mod bearer;
 pub mod claims;
 pub mod config;
 pub mod crypto;
@@ -111,6 +112,7 @@ pub async fn build_state_with(
         past_grace_logged: Mutex::new(std::collections::HashMap::new()),
         refresh_tried: Mutex::new(std::collections::HashMap::new()),
         metrics,
+        bearer_tokens: bearer::TokenCache::new(),
         shutting_down: std::sync::atomic::AtomicBool::new(false),
     }))
 }

@@ -296,20 +296,21 @@ pub fn session_from_claims(
     now: u64,
     client: Client,
 ) -> Result<Session, SessionRefusal> {
-    let user = claims::username(
+    let person = claims::person(
         claims,
         &provider.username_claim,
+        &provider.groups_claim,
         config.allow_unverified_email,
     )
     .map_err(SessionRefusal::Username)?;
     let session = Session {
-        email: claims::string_claim(claims, "email"),
-        email_verified: claims::bool_claim(claims, "email_verified"),
-        preferred_username: claims::string_claim(claims, "preferred_username"),
-        groups: claims::groups(claims, &provider.groups_claim),
+        email: person.email,
+        email_verified: person.email_verified,
+        preferred_username: person.preferred_username,
+        groups: person.groups,
         created_at: now,
         expires_at: now.saturating_add(config.session_lifetime.as_secs()),
-        user,
+        user: person.user,
         // The ID token was verified to have a `sub`; `sid` is optional (OIDC Core, Front- and
         // Back-Channel Logout).
         subject: claims::string_claim(claims, "sub").unwrap_or_default(),

@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::{
 use crate::http::signed_in::NotSignedIn;
 use crate::lifecycle::EndReason;
 use crate::login::CallbackFailure;
+use crate::oidc::TokenRefusal;
 use crate::policy::DenyReason;
 
 pub const AUTH_DECISIONS: &str = "portcullis_auth_decisions_total";
@@ -83,12 +84,14 @@ pub enum AuthOutcome {
     Allow,
     Deny(DenyReason),
     NotSignedIn(NotSignedIn),
+    /// A bearer token (`BEARER_TOKENS`) refused: 401 `invalid_token`.
+    InvalidToken(TokenRefusal),
     Error(CheckError),
 }
 
 impl AuthOutcome {
     /// Every outcome, in the order of [`AuthOutcome::index`].
-    pub const ALL: [AuthOutcome; 22] = [
+    pub const ALL: [AuthOutcome; 29] = [
         AuthOutcome::Allow,
         AuthOutcome::Deny(DenyReason::NotInRequiredGroup),
         AuthOutcome::Deny(DenyReason::NoGroups),
@@ -111,6 +114,13 @@ impl AuthOutcome {
         AuthOutcome::Error(CheckError::Store),
         AuthOutcome::Error(CheckError::BadRequest),
         AuthOutcome::Error(CheckError::Provider),
+        AuthOutcome::InvalidToken(TokenRefusal::NotJwt),
+        AuthOutcome::InvalidToken(TokenRefusal::NotAccessToken),
+        AuthOutcome::InvalidToken(TokenRefusal::Signature),
+        AuthOutcome::InvalidToken(TokenRefusal::Issuer),
+        AuthOutcome::InvalidToken(TokenRefusal::Expired),
+        AuthOutcome::InvalidToken(TokenRefusal::Audience),
+        AuthOutcome::InvalidToken(TokenRefusal::NoUser),
     ];
 
     pub fn outcome(self) -> &'static str {
@@ -118,6 +128,7 @@ impl AuthOutcome {
             AuthOutcome::Allow => "allow",
             AuthOutcome::Deny(_) => "deny",
             AuthOutcome::NotSignedIn(_) => "not_signed_in",
+            AuthOutcome::InvalidToken(_) => "invalid_token",
             AuthOutcome::Error(_) => "error",
         }
     }
@@ -129,6 +140,7 @@ impl AuthOutcome {
             AuthOutcome::Allow => "none",
             AuthOutcome::Deny(rule) => rule.as_str(),
             AuthOutcome::NotSignedIn(why) => not_signed_in_label(why),
+            AuthOutcome::InvalidToken(kind) => kind.as_str(),
             AuthOutcome::Error(CheckError::Store) => "store",
             AuthOutcome::Error(CheckError::BadRequest) => "bad_request",
             AuthOutcome::Error(CheckError::Provider) => "provider",
@@ -172,6 +184,17 @@ impl AuthOutcome {
                     CheckError::Store => 0,
                     CheckError::BadRequest => 1,
                     CheckError::Provider => 2,
+                }
+            }
+            AuthOutcome::InvalidToken(kind) => {
+                22 + match kind {
+                    TokenRefusal::NotJwt => 0,
+                    TokenRefusal::NotAccessToken => 1,
+                    TokenRefusal::Signature => 2,
+                    TokenRefusal::Issuer => 3,
+                    TokenRefusal::Expired => 4,
+                    TokenRefusal::Audience => 5,
+                    TokenRefusal::NoUser => 6,
                 }
             }
         }
@@ -495,7 +518,7 @@ fn labels<T: Copy>(all: &[T], label: fn(T) -> &'static str) -> Vec<&'static str>
 fn describe() {
     describe_counter!(
         AUTH_DECISIONS,
-        "Auth checks by endpoint (auth, forward-auth), outcome (allow, deny, not_signed_in, error) and reason."
+        "Auth checks by endpoint (auth, forward-auth), outcome (allow, deny, not_signed_in, invalid_token, error) and reason."
     );
     describe_histogram!(
         AUTH_CHECK_DURATION,

@@ -92,6 +92,16 @@ fn auth_outcomes_are_labelled_as_documented() {
             "error",
             "provider",
         ),
+        (
+            AuthOutcome::InvalidToken(TokenRefusal::Audience),
+            "invalid_token",
+            "audience",
+        ),
+        (
+            AuthOutcome::InvalidToken(TokenRefusal::NotAccessToken),
+            "invalid_token",
+            "not_access_token",
+        ),
     ];
     for (outcome, label, reason) in cases {
         assert_eq!((outcome.outcome(), outcome.reason()), (label, reason));

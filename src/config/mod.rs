@@ -106,6 +106,9 @@ pub struct Config {
     /// One info line per auth check.
     pub access_log: bool,
     pub rules: GlobalRules,
+    /// `BEARER_TOKENS`: API clients' access tokens are accepted too (`None`: off, and an
+    /// `Authorization` header changes nothing).
+    pub bearer: Option<BearerSettings>,
     /// Things that work but deserve the operator's attention, logged once at startup.
     pub warnings: Vec<String>,
 }
@@ -115,6 +118,13 @@ pub struct Config {
 pub struct SignInPage {
     pub title: String,
     pub logo_url: Option<Url>,
+}
+
+/// Bearer tokens for API clients (`BEARER_TOKENS=true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerSettings {
+    /// `BEARER_AUDIENCES`: a token's `aud` must contain one of these. Never empty.
+    pub audiences: Vec<String>,
 }
 
 /// Where the admin API listens and the bearer token it requires (always both).
@@ -242,6 +252,7 @@ impl Findings {
         let admin = self.admin(network.listen_addr);
         let logging = self.logging();
         let rules = self.rules();
+        let bearer = self.bearer();
         let several = providers.len() > 1;
         let provider_names: Vec<&str> = providers
             .iter()
@@ -306,6 +317,7 @@ impl Findings {
             log_claims: logging.claims,
             access_log: logging.access,
             rules,
+            bearer,
             warnings: Vec::new(),
         })
     }

@@ -16,7 +16,7 @@ use super::variables::{
     DEFAULT_SESSION_LIFETIME, DEFAULT_SESSION_REFRESH_GRACE, DEFAULT_SESSION_REFRESH_INTERVAL,
     DEFAULT_SHUTDOWN_DELAY,
 };
-use super::{AdminListener, Findings, LogFormat, SignInPage};
+use super::{AdminListener, BearerSettings, Findings, LogFormat, SignInPage};
 use crate::forwarded::TrustedProxies;
 use crate::lifecycle::RefreshTiming;
 use crate::policy::{self, GlobalRules};
@@ -415,6 +415,34 @@ impl Findings {
                 .parsed("ALLOWED_EMAIL_DOMAINS", policy::parse_email_domains),
             // Set once the providers are known.
             qualified_users: false,
+        }
+    }
+
+    /// Bearer tokens for API clients: off unless `BEARER_TOKENS=true`, and then only with the
+    /// audiences a token must be for. Audiences without the switch are a problem rather than
+    /// ignored: whoever set them meant tokens to be accepted, and should learn they are not.
+    pub(super) fn bearer(&mut self) -> Option<BearerSettings> {
+        let enabled = self.boolean("BEARER_TOKENS", false);
+        let audiences = comma_list(self.take("BEARER_AUDIENCES").as_deref());
+        match (enabled, audiences.is_empty()) {
+            (true, false) => Some(BearerSettings { audiences }),
+            (true, true) => {
+                self.problem(
+                    "BEARER_AUDIENCES is required with BEARER_TOKENS=true: the audience(s) a \
+                     token must be issued for (e.g. the API's resource indicator at the IdP)"
+                        .to_string(),
+                );
+                None
+            }
+            (false, false) => {
+                self.problem(
+                    "BEARER_AUDIENCES is set but BEARER_TOKENS is not true: bearer tokens are \
+                     not accepted; set BEARER_TOKENS=true, or unset BEARER_AUDIENCES"
+                        .to_string(),
+                );
+                None
+            }
+            (false, true) => None,
         }
     }
 

@@ -281,6 +281,53 @@ fn env_variables_are_the_names_in_the_table() {
     }
 }
 
+#[test]
+fn bearer_tokens_need_their_audiences_and_audiences_need_bearer_tokens() {
+    let config = Config::from_env_map(minimal()).expect("valid");
+    assert_eq!(config.bearer, None);
+    let config = Config::from_env_map(with(&[
+        ("BEARER_TOKENS", "true"),
+        ("BEARER_AUDIENCES", " https://api.example.com , billing ,"),
+    ]))
+    .expect("valid");
+    assert_eq!(
+        config.bearer.map(|b| b.audiences),
+        Some(vec![
+            "https://api.example.com".to_string(),
+            "billing".to_string()
+        ])
+    );
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("BEARER_TOKENS", "true")], "BEARER_AUDIENCES is required"),
+        (
+            &[("BEARER_TOKENS", "true"), ("BEARER_AUDIENCES", " , ")],
+            "BEARER_AUDIENCES is required",
+        ),
+        (
+            &[("BEARER_AUDIENCES", "https://api.example.com")],
+            "BEARER_TOKENS is not true",
+        ),
+        (
+            &[
+                ("BEARER_TOKENS", "false"),
+                ("BEARER_AUDIENCES", "https://api.example.com"),
+            ],
+            "BEARER_TOKENS is not true",
+        ),
+        (
+            &[("BEARER_TOKENS", "maybe")],
+            "BEARER_TOKENS: expected true or false",
+        ),
+    ];
+    for (env, expected) in cases {
+        let found = problems(with(env));
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "{env:?}: {found:?}"
+        );
+    }
+}
+
 /// What an unset variable with a value default became, written as the table writes it.
 fn unset_value(config: &Config, name: &str) -> String {
     let method = config.first_provider().client_auth.method().as_str();
@@ -328,6 +375,7 @@ fn unset_value(config: &Config, name: &str) -> String {
                 _ => graph.group_names.to_string(),
             }
         }
+        "BEARER_TOKENS" => config.bearer.is_some().to_string(),
         other => panic!("{other} has a value default: add it here"),
     }
 }

@@ -529,6 +529,25 @@ pub const VARIABLES: &[Variable] = &[
         Words("unset: no restriction"),
         "comma list; `.example.com` also matches subdomains; the email must be verified",
     ),
+    var(
+        Rules,
+        "BEARER_TOKENS",
+        Value("false"),
+        "also accept API clients: a request without the session cookie but with \
+         `Authorization: Bearer <JWT>` is checked as an access token of the configured \
+         provider(s) and, when valid, passes the same rules with the token's claims; no session \
+         is created. A refused token answers 401 with `WWW-Authenticate: Bearer \
+         error=\"invalid_token\"`, never a redirect (see [Bearer tokens for API \
+         clients](#bearer-tokens-for-api-clients))",
+    ),
+    var(
+        Rules,
+        "BEARER_AUDIENCES",
+        Words("required with `BEARER_TOKENS`"),
+        "comma list: a bearer token's `aud` must contain at least one of these (the API's \
+         resource indicator or audience at the IdP). Set without `BEARER_TOKENS=true`: a \
+         configuration error",
+    ),
 ];
 
 /// The names of [`VARIABLES`], for code that only needs those.

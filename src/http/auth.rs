@@ -9,12 +9,13 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::AppError;
+use super::identity_headers::{self, Shown};
 use super::signed_in::{self, NotSignedIn};
-use super::{identity_headers, login, unix_now, AppState};
+use super::{bearer, login, unix_now, AppState};
 use crate::forwarded::{self, OriginalRequest};
 use crate::metrics::{AuthOutcome, CheckError, Endpoint};
 use crate::negotiation;
-use crate::policy::{self, Decision, Identity, RouteRules};
+use crate::policy::{self, Decision, GlobalRules, Identity, RouteRules};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -53,6 +54,8 @@ struct Checked<'r> {
     original: Option<OriginalRequest<'r>>,
     /// Copied only for the access log.
     user: Option<String>,
+    /// Whether a bearer token (not a session) was checked.
+    bearer: bool,
 }
 
 /// The check, counted and timed, and with `ACCESS_LOG` logged.
@@ -68,6 +71,7 @@ async fn checked(
         outcome: AuthOutcome::Error(CheckError::Store),
         original: None,
         user: None,
+        bearer: false,
     };
     let result = answer(req, state, mode, &mut checked).await;
     if let Err(err) = &result {
@@ -87,6 +91,7 @@ async fn checked(
 fn outcome_of_error(err: &AppError, otherwise: AuthOutcome) -> AuthOutcome {
     match err {
         AppError::NotSignedIn { reason } => AuthOutcome::NotSignedIn(*reason),
+        AppError::InvalidToken { refused } => AuthOutcome::InvalidToken(refused.kind),
         AppError::Forbidden { rule, .. } => AuthOutcome::Deny(*rule),
         AppError::BadRequest(_) => AuthOutcome::Error(CheckError::BadRequest),
         AppError::StoreUnavailable(_) => AuthOutcome::Error(CheckError::Store),
@@ -116,6 +121,7 @@ fn access_log(
         outcome = checked.outcome.outcome(),
         reason = checked.outcome.reason(),
         user = checked.user.as_deref(),
+        bearer = checked.bearer,
         duration_us = took.as_micros() as u64,
         "auth check"
     );
@@ -191,7 +197,18 @@ async fn answer<'r>(
         }
     };
     let access_log = state.config.access_log;
-    let (result, outcome, user) = signed_in::with_session(req, state, unix_now(), |session| {
+    let now = unix_now();
+    if let Some(token) = bearer::offered(req, &state.config)? {
+        checked.bearer = true;
+        let visit = Visit {
+            req,
+            state,
+            original: &original,
+            route: &route,
+        };
+        return bearer_answer(&visit, token, now, checked).await;
+    }
+    let (result, outcome, user) = signed_in::with_session(req, state, now, |session| {
         // A session of a provider no longer configured is nobody's (and a `sub` of one
         // provider never stands for a user of another).
         let session = session.and_then(|session| match state.config.provider(session.provider) {
@@ -214,33 +231,108 @@ async fn answer<'r>(
             email_verified: session.email_verified,
             idp_groups: &session.groups,
         };
-        match policy::decide(&provider.rules, &route, &identity) {
-            Decision::Allow { upstream_groups } => {
-                let answer = identity_headers::allowed(
-                    &session,
-                    &upstream_groups,
-                    state.config.allow_unverified_email,
-                );
-                (Ok(answer), AuthOutcome::Allow, user)
-            }
-            Decision::Deny(rule) => {
-                if !route.is_empty() {
-                    hint_if_query_copied(req, state, &original);
-                }
-                let denied = AppError::Forbidden {
-                    user: session.user.to_owned(),
-                    rule,
-                    route: original.page(),
-                    page: mode == Mode::Redirect,
-                };
-                (Err(denied), AuthOutcome::Deny(rule), user)
-            }
-        }
+        let page = mode == Mode::Redirect;
+        let shown = Shown::from(&session);
+        let visit = Visit {
+            req,
+            state,
+            original: &original,
+            route: &route,
+        };
+        let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, page);
+        (answer, outcome, user)
     })
     .await?;
     checked.outcome = outcome;
     checked.user = user;
     result
+}
+
+/// The request being checked, as the decision's answer needs it.
+struct Visit<'v, 'r> {
+    req: &'r HttpRequest,
+    state: &'v AppState,
+    original: &'v OriginalRequest<'r>,
+    route: &'v RouteRules,
+}
+
+/// An API client's check (`BEARER_TOKENS`): its token is the identity, through the same rules
+/// and headers as a session. A refused token is a 401 `invalid_token` in both modes, never a
+/// sign-in; a denial is a plain 403 (an API client reads no page).
+async fn bearer_answer<'r>(
+    visit: &Visit<'_, 'r>,
+    token: &str,
+    now: u64,
+    checked: &mut Checked<'r>,
+) -> Result<HttpResponse, AppError> {
+    let state = visit.state;
+    let cached = bearer::identify(state, token, now).await?;
+    let who = &cached.identity;
+    let provider =
+        state
+            .config
+            .provider(who.provider.as_deref())
+            .ok_or(AppError::ProviderUnavailable(
+                "the token's provider is no longer configured".to_string(),
+            ))?;
+    let groups: Vec<&str> = who.person.groups.iter().map(String::as_str).collect();
+    let identity = Identity {
+        provider: who.provider.as_deref(),
+        username: &who.person.user,
+        email: who.person.email.as_deref(),
+        email_verified: who.person.email_verified,
+        idp_groups: &groups,
+    };
+    let shown = Shown {
+        user: &who.person.user,
+        email: who.person.email.as_deref(),
+        email_verified: who.person.email_verified,
+        preferred_username: who.person.preferred_username.as_deref(),
+        provider: who.provider.as_deref(),
+    };
+    let (answer, outcome) = judged(visit, &provider.rules, &identity, shown, false);
+    checked.outcome = outcome;
+    checked.user = state.config.access_log.then(|| who.person.user.clone());
+    answer
+}
+
+/// The rules' decision for `identity` and its answer: the identity headers of `shown`, or a
+/// 403 (`page`: the "Access denied" page, else plain text).
+fn judged(
+    visit: &Visit<'_, '_>,
+    rules: &GlobalRules,
+    identity: &Identity<'_>,
+    shown: Shown<'_>,
+    page: bool,
+) -> (Result<HttpResponse, AppError>, AuthOutcome) {
+    let Visit {
+        req,
+        state,
+        original,
+        route,
+    } = *visit;
+    match policy::decide(rules, route, identity) {
+        Decision::Allow { upstream_groups } => {
+            let answer = identity_headers::allowed(
+                shown,
+                &upstream_groups,
+                state.config.allow_unverified_email,
+            );
+            (Ok(answer), AuthOutcome::Allow)
+        }
+        Decision::Deny(rule) => {
+            if !route.is_empty() {
+                hint_if_query_copied(req, state, original);
+            }
+            let denied = AppError::Forbidden {
+                user: identity.username.to_owned(),
+                rule,
+                route: original.page(),
+                page,
+            };
+            (Err(denied), AuthOutcome::Deny(rule))
+        }
+    }
 }
 
 /// No session: a browser navigation in redirect mode starts a login; anything else is 401.

@@ -3,12 +3,14 @@
 //! Every denial is one of these variants, logged once here with its reason, and answered with a
 //! plain message or an escaped page: never a token, a stack trace or an internal error text.
 
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::pages::{self, html, plain};
 use super::signed_in::NotSignedIn;
 use crate::metrics::LoginOutcome;
+use crate::oidc::RefusedToken;
 use crate::policy::DenyReason;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,10 @@ pub enum AppError {
     /// No valid session: missing, forged, unknown or expired cookie.
     #[error("not signed in ({reason})")]
     NotSignedIn { reason: NotSignedIn },
+    /// A bearer token (`BEARER_TOKENS`) that is not a valid access token for this deployment:
+    /// 401 with `WWW-Authenticate: Bearer error="invalid_token"`, never a sign-in.
+    #[error("bearer token refused ({}): {}", refused.kind.as_str(), refused.detail)]
+    InvalidToken { refused: RefusedToken },
     /// Signed in, but a rule denies this route.
     #[error("access denied for {user}: {}", rule.as_str())]
     Forbidden {
@@ -48,7 +54,9 @@ pub enum AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::NotSignedIn { .. } => StatusCode::UNAUTHORIZED,
+            AppError::NotSignedIn { .. } | AppError::InvalidToken { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             AppError::Forbidden { .. } | AppError::LoginRefused { .. } => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::LoginFailed { status, .. } => *status,
@@ -63,6 +71,14 @@ impl ResponseError for AppError {
         let status = self.status_code();
         match self {
             AppError::NotSignedIn { .. } => plain(status, "not signed in"),
+            AppError::InvalidToken { refused } => {
+                let mut response = plain(status, "invalid bearer token");
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge(refused.kind.description()),
+                );
+                response
+            }
             AppError::Forbidden {
                 user, page: true, ..
             } => html(status, pages::forbidden(user)),
@@ -88,6 +104,13 @@ impl AppError {
             AppError::NotSignedIn { reason } => {
                 tracing::debug!(reason = reason.as_str(), "not signed in")
             }
+            // Debug, like a missing session: a client retrying a stale token is routine. The
+            // detail names claims at most, never the token.
+            AppError::InvalidToken { refused } => tracing::debug!(
+                reason = refused.kind.as_str(),
+                detail = refused.detail,
+                "bearer token refused"
+            ),
             AppError::Forbidden {
                 user, rule, route, ..
             } => tracing::info!(user, rule = rule.as_str(), route, "access denied"),
@@ -106,6 +129,14 @@ impl AppError {
             }
         }
     }
+}
+
+/// `Bearer error="invalid_token", error_description="..."` (RFC 6750 section 3). The
+/// description is one of fixed words (`TokenRefusal::description`), quoted as they are.
+fn bearer_challenge(description: &'static str) -> HeaderValue {
+    let value = format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
+    HeaderValue::from_str(&value)
+        .unwrap_or(HeaderValue::from_static("Bearer error=\"invalid_token\""))
 }
 
 impl From<crate::session::StoreError> for AppError {

@@ -49,24 +49,42 @@ pub const DISPLAY_NAMES: [&str; 9] = [
     "Remote-Groups",
 ];
 
+/// Who an allowed request is for, as the headers show it: a session's user, or a bearer token's.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    pub user: &'a str,
+    pub email: Option<&'a str>,
+    pub email_verified: bool,
+    pub preferred_username: Option<&'a str>,
+    pub provider: Option<&'a str>,
+}
+
+impl<'a> From<&'a SessionView<'a>> for Shown<'a> {
+    fn from(session: &'a SessionView<'a>) -> Shown<'a> {
+        Shown {
+            user: session.user,
+            email: session.email,
+            email_verified: session.email_verified,
+            preferred_username: session.preferred_username,
+            provider: session.provider,
+        }
+    }
+}
+
 /// The 200 of an allowed request: `Cache-Control: no-store` and every identity header.
 pub fn allowed(
-    session: &SessionView,
+    shown: Shown<'_>,
     upstream_groups: &[&str],
     allow_unverified_email: bool,
 ) -> HttpResponse {
     let groups = encode_groups(upstream_groups);
-    let email = claims::forwarded_email(
-        session.email,
-        session.email_verified,
-        allow_unverified_email,
-    );
+    let email = claims::forwarded_email(shown.email, shown.email_verified, allow_unverified_email);
     let values = [
-        session.user,
+        shown.user,
         email.unwrap_or(""),
-        session.preferred_username.unwrap_or(""),
+        shown.preferred_username.unwrap_or(""),
         groups.as_str(),
-        session.provider.unwrap_or(""),
+        shown.provider.unwrap_or(""),
     ];
     // The four values in one buffer that all eight headers share: two allocations where one
     // per header would be eight (this runs on every allowed request).

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod backchannel;
+pub mod bearer;
 pub mod error;
 pub mod health;
 pub mod identity_headers;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub refresh_tried: Mutex<HashMap<String, Instant>>,
     /// Counters and histograms, rendered at the admin listener's `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Bearer tokens verified in the last minute (`BEARER_TOKENS`), by their hash.
+    pub bearer_tokens: crate::bearer::TokenCache,
     /// Set at SIGTERM or SIGINT: `/readyz` answers 503 from then on, and every answer closes
     /// its connection, so that proxies move to the other replicas before the listeners close.
     pub shutting_down: AtomicBool,

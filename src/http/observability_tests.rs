@@ -454,3 +454,60 @@ async fn an_idle_session_is_counted_once_as_ended() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn refused_bearer_tokens_are_counted_and_never_redirected() {
+    let state = counted_state(&[
+        ("BEARER_TOKENS", "true"),
+        ("BEARER_AUDIENCES", "https://api.example.com"),
+    ])
+    .await;
+    let bearer = |token: &str| (header::AUTHORIZATION, format!("Bearer {token}"));
+    // An opaque token, for a browser navigation in redirect mode: 401, never a sign-in.
+    let req = redirect_check("", "/reports")
+        .insert_header((header::ACCEPT, BROWSER_ACCEPT))
+        .insert_header(bearer("2YotnFZFEjr1zCsicMWpAA"));
+    let (status, headers, body) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(headers.get(header::LOCATION).is_none());
+    assert_eq!(
+        header(&headers, "www-authenticate"),
+        "Bearer error=\"invalid_token\", error_description=\"the token is not a signed JWT\""
+    );
+    assert!(!body.contains("2YotnFZFEjr1zCsicMWpAA"), "{body}");
+    // `Bearer` without a token, in status mode.
+    let req = status_check("").insert_header((header::AUTHORIZATION, "Bearer"));
+    assert_eq!(send(&state, req).await.status(), StatusCode::UNAUTHORIZED);
+    // A JWT while the provider's keys are not loaded: 503, fail closed, not the token's fault.
+    let req = status_check("").insert_header(bearer("e30.e30.c2ln"));
+    assert_eq!(
+        send(&state, req).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // Without a token, as always: not signed in, and no bearer challenge (nginx's example
+    // tells the two 401s apart by it).
+    let req = redirect_check("", "/api").insert_header((header::ACCEPT, "application/json"));
+    let response = send(&state, req).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get("www-authenticate").is_none());
+
+    let text = scraped(&state).await;
+    assert_eq!(
+        decisions(&text, "forward-auth", "invalid_token", "not_jwt"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        decisions(&text, "auth", "invalid_token", "not_jwt"),
+        Some(1.0)
+    );
+    assert_eq!(decisions(&text, "auth", "error", "provider"), Some(1.0));
+    assert_eq!(
+        decisions(&text, "forward-auth", "not_signed_in", "no_cookie"),
+        Some(1.0)
+    );
+    assert_eq!(
+        decisions(&text, "forward-auth", "invalid_token", "audience"),
+        Some(0.0)
+    );
+}

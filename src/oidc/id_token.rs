@@ -239,7 +239,7 @@ pub(crate) fn verify_signature(
 
 /// The decoded JOSE header, read before any key is chosen (its `alg` and `kid` pick the key; the
 /// signature check then proves the header was not altered).
-fn read_header(token: &str) -> Result<Map<String, Value>, VerifyFailure> {
+pub(crate) fn read_header(token: &str) -> Result<Map<String, Value>, VerifyFailure> {
     let parts = token.split('.').count();
     if parts == 5 {
         return Err(invalid("encrypted ID tokens (JWE) are not supported"));

@@ -8,6 +8,7 @@
 mod client_auth;
 mod entra;
 mod graph;
+mod access_token;
 mod id_token;
 mod logout_token;
 mod refresh;
@@ -18,6 +19,7 @@ mod userinfo;
 pub use client_auth::{ClientKey, ClientKeyError, KEY_HOWTO};
 pub use registry::Providers;
 
+pub use access_token::{RefusedToken, TokenRefusal};
 pub use logout_token::{BackchannelSupport, LogoutToken, LogoutTokenError, MAX_TOKEN_BYTES};
 pub use refresh::Refreshed;
 
@@ -30,7 +32,7 @@ use openidconnect::{
     LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
     PostLogoutRedirectUrl, ProviderMetadataWithLogout as ProviderMetadata, RedirectUrl, Scope,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::{ClientAuth, EntraGraph, ProviderSettings};
@@ -66,6 +68,14 @@ pub enum OidcError {
     /// An Entra ID user's groups (the overage marker) could not be read from Microsoft Graph.
     #[error("the groups could not be read: {0}")]
     Groups(String),
+}
+
+/// Why an access token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessTokenError {
+    /// The provider's discovery document (and so its keys) is not loaded: not the token's fault.
+    NotReady,
+    Refused(RefusedToken),
 }
 
 /// A started login: where to send the browser, and what to remember until the callback.
@@ -446,6 +456,43 @@ impl Oidc {
             other => other,
         };
         verified.map_err(|failure| LogoutTokenError::Invalid(failure.to_string()))
+    }
+
+    /// Verifies an API client's access token (`BEARER_TOKENS`) with the provider's keys,
+    /// refetching its JWKS once on an unknown `kid` (rate-limited, as for ID tokens), and returns
+    /// its claims. `now` is unix seconds.
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+        now: u64,
+    ) -> Result<Map<String, Value>, AccessTokenError> {
+        let provider = self.current().ok_or(AccessTokenError::NotReady)?;
+        let expected = access_token::Expected {
+            issuer: &self.issuer,
+            audiences,
+            now,
+        };
+        let verified = match access_token::verify(token, &provider.keys, &expected) {
+            Err(access_token::Failure::UnknownKey) => match self.refetch_jwks(&provider).await {
+                Ok(provider) => access_token::verify(token, &provider.keys, &expected),
+                Err(OidcError::NotReady) => return Err(AccessTokenError::NotReady),
+                Err(err) => {
+                    return Err(AccessTokenError::Refused(RefusedToken::new(
+                        TokenRefusal::Signature,
+                        format!("signed with an unknown key: {err}"),
+                    )))
+                }
+            },
+            other => other,
+        };
+        verified.map_err(|failure| match failure {
+            access_token::Failure::UnknownKey => AccessTokenError::Refused(RefusedToken::new(
+                TokenRefusal::Signature,
+                "signed with a key the provider does not list",
+            )),
+            access_token::Failure::Refused(refused) => AccessTokenError::Refused(refused),
+        })
     }
 
     /// What the provider's discovery document says about back-channel logout, for

@@ -67,6 +67,22 @@ pub struct Extras {
     pub session_lifetime_s: Option<u64>,
 }
 
+/// An API the OP issues JWT access tokens for (tests/idp/README.md, `RESOURCE_SERVER` and
+/// `MACHINE_CLIENT_*`): a user's through the code flow with `resource=`, and a machine client's
+/// through `client_credentials`.
+#[derive(Debug, Clone)]
+pub struct ResourceServer {
+    /// The resource indicator, e.g. `https://api.test/`.
+    pub indicator: String,
+    /// The tokens' `aud` (`None`: the indicator).
+    pub audience: Option<String>,
+    /// The machine client (`client_secret_basic`, grant `client_credentials` only).
+    pub machine_client_id: String,
+    pub machine_client_secret: String,
+    /// The `groups` of its tokens.
+    pub machine_groups: Vec<String>,
+}
+
 pub struct Idp {
     port: u16,
     client_secret: String,
@@ -75,6 +91,7 @@ pub struct Idp {
     /// The clients' `backchannel_logout_uri`, if any.
     backchannel_logout_uri: Option<String>,
     extras: Extras,
+    resource_server: Option<ResourceServer>,
     // Declared before `dir` so the OP stops before its folder goes away.
     child: Option<ChildGuard>,
     dir: Workdir,
@@ -108,6 +125,24 @@ impl Idp {
             Some(backchannel_logout_uri.to_string()),
             Extras::default(),
         )
+    }
+
+    /// The same, issuing JWT access tokens for `resource` (tests/idp/README.md).
+    pub fn start_with_resource(
+        redirect_uris: &[String],
+        post_logout: &[String],
+        resource: ResourceServer,
+    ) -> Idp {
+        let mut idp = Self::prepare(
+            Workdir::temp("idp"),
+            redirect_uris,
+            post_logout,
+            None,
+            Extras::default(),
+        );
+        idp.resource_server = Some(resource);
+        idp.launch();
+        idp
     }
 
     /// The same, with its log (`idp.log`) in `dir`, which is kept.
@@ -148,23 +183,50 @@ impl Idp {
         backchannel_logout_uri: Option<String>,
         extras: Extras,
     ) -> Idp {
+        let mut idp = Self::prepare(
+            dir,
+            redirect_uris,
+            post_logout,
+            backchannel_logout_uri,
+            extras,
+        );
+        idp.launch();
+        idp
+    }
+
+    fn prepare(
+        dir: Workdir,
+        redirect_uris: &[String],
+        post_logout: &[String],
+        backchannel_logout_uri: Option<String>,
+        extras: Extras,
+    ) -> Idp {
         assert!(
             !redirect_uris.is_empty(),
             "the IdP client needs at least one redirect URI"
         );
         let port = free_port();
-        let mut idp = Idp {
+        Idp {
             port,
             client_secret: format!("test-secret-{port}"),
             redirect_uris: redirect_uris.to_vec(),
             post_logout_redirect_uris: post_logout.to_vec(),
             backchannel_logout_uri,
             extras,
+            resource_server: None,
             child: None,
             dir,
-        };
-        idp.launch();
-        idp
+        }
+    }
+
+    /// The API this OP issues JWT access tokens for, if it was started with one.
+    pub fn resource_server(&self) -> Option<&ResourceServer> {
+        self.resource_server.as_ref()
+    }
+
+    /// The token endpoint (oidc-provider's `/token`).
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.issuer())
     }
 
     pub fn port(&self) -> u16 {
@@ -428,6 +490,16 @@ impl Idp {
                 "PRIVATE_KEY_JWT_CLIENTS",
                 serde_json::Value::Array(clients).to_string(),
             );
+        }
+        if let Some(resource) = &self.resource_server {
+            command
+                .env("RESOURCE_SERVER", &resource.indicator)
+                .env("MACHINE_CLIENT_ID", &resource.machine_client_id)
+                .env("MACHINE_CLIENT_SECRET", &resource.machine_client_secret)
+                .env("MACHINE_CLIENT_GROUPS", resource.machine_groups.join(","));
+            if let Some(audience) = &resource.audience {
+                command.env("RESOURCE_AUDIENCE", audience);
+            }
         }
         if let Some(seconds) = self.extras.session_lifetime_s {
             command.env("SESSION_LIFETIME", seconds.to_string());

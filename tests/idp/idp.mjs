@@ -25,6 +25,19 @@
 //                              600: tests run for seconds; the bench runs for half an hour)
 //   BACKCHANNEL_LOGOUT_URI     the clients' backchannel_logout_uri (optional; unset: the
 //                              OP sends no logout tokens and ID tokens carry no sid)
+//   RESOURCE_SERVER            a resource indicator (RFC 8707), e.g. https://api.test/ (optional):
+//                              access tokens asked for it with `resource=` (code flow or
+//                              client_credentials) are JWTs (RFC 9068, RS256, typ at+jwt, scope
+//                              api:read, aud RESOURCE_AUDIENCE); a user's carry the account's
+//                              preferred_username, email, email_verified and groups. Unset: no
+//                              resource, every `resource=` is invalid_target (as before)
+//   RESOURCE_AUDIENCE          the `aud` of those tokens (optional, default RESOURCE_SERVER)
+//   MACHINE_CLIENT_ID, MACHINE_CLIENT_SECRET
+//                              a client of grant client_credentials only (client_secret_basic),
+//                              for an API client without a user; its tokens' `sub` is its id
+//                              (optional, both or none; needs RESOURCE_SERVER)
+//   MACHINE_CLIENT_GROUPS      comma list put in the machine client's tokens as `groups`
+//                              (optional, default none)
 //   TEST_SIGN_ENDPOINT         "1" turns on POST /test/sign (TEST ONLY, see below)
 //   TEST_CONTROL_ENDPOINTS     "1" turns on /test/accounts/..., /test/counters, /test/pause,
 //                              /test/token-requests (TEST ONLY, see below)
@@ -39,7 +52,7 @@ import { createServer } from 'node:http';
 import {
   createPrivateKey, generateKeyPairSync, randomBytes, sign,
 } from 'node:crypto';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 function required(name) {
   const value = process.env[name];
@@ -72,6 +85,15 @@ if (EXTRA_CLIENT_ID && !(process.env.EXTRA_CLIENT_SECRET && process.env.EXTRA_RE
   process.exit(2);
 }
 const PRIVATE_KEY_JWT_CLIENTS = parseJwtClients(process.env.PRIVATE_KEY_JWT_CLIENTS);
+const RESOURCE_SERVER = process.env.RESOURCE_SERVER || '';
+const RESOURCE_AUDIENCE = process.env.RESOURCE_AUDIENCE || RESOURCE_SERVER;
+const RESOURCE_SCOPE = 'api:read';
+const MACHINE_CLIENT_ID = process.env.MACHINE_CLIENT_ID || '';
+const MACHINE_CLIENT_GROUPS = list(process.env.MACHINE_CLIENT_GROUPS);
+if (MACHINE_CLIENT_ID && !(process.env.MACHINE_CLIENT_SECRET && RESOURCE_SERVER)) {
+  console.error('idp: MACHINE_CLIENT_ID needs MACHINE_CLIENT_SECRET and RESOURCE_SERVER');
+  process.exit(2);
+}
 const TEST_SIGN_ENDPOINT = process.env.TEST_SIGN_ENDPOINT === '1';
 const TEST_CONTROL_ENDPOINTS = process.env.TEST_CONTROL_ENDPOINTS === '1';
 
@@ -233,6 +255,7 @@ async function loadExistingGrant(ctx) {
     });
   }
   grant.addOIDCScope(SUPPORTED_SCOPES);
+  addRequestedResource(grant, ctx.oidc.params?.resource);
   const requestedClaims = ctx.oidc.claims || {};
   const claimNames = [
     ...Object.keys(requestedClaims.id_token || {}),
@@ -243,10 +266,57 @@ async function loadExistingGrant(ctx) {
   return grant;
 }
 
+// The API of RESOURCE_SERVER, when an authorization request names it (`resource=`): granted
+// with its one scope, like the OIDC scopes, without consent.
+function addRequestedResource(grant, resource) {
+  const asked = Array.isArray(resource) ? resource : [resource];
+  if (RESOURCE_SERVER && asked.includes(RESOURCE_SERVER)) {
+    grant.addResourceScope(RESOURCE_SERVER, RESOURCE_SCOPE);
+  }
+}
+
+// RFC 8707 / RFC 9068: the one API this OP issues JWT access tokens for.
+async function getResourceServerInfo(_ctx, resourceIndicator) {
+  if (!RESOURCE_SERVER || resourceIndicator !== RESOURCE_SERVER) {
+    throw new errors.InvalidTarget();
+  }
+  return {
+    scope: RESOURCE_SCOPE,
+    audience: RESOURCE_AUDIENCE,
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: 300,
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
+// What an API reads from a JWT access token besides sub: a user's name, email and groups (as
+// their ID token has them), or the machine client's groups.
+async function extraTokenClaims(_ctx, token) {
+  if (token.kind === 'ClientCredentials') {
+    return MACHINE_CLIENT_GROUPS.length ? { groups: MACHINE_CLIENT_GROUPS } : undefined;
+  }
+  if (token.kind !== 'AccessToken' || !token.accountId || !RESOURCE_SERVER) return undefined;
+  const account = ACCOUNTS[token.accountId];
+  if (!account || DISABLED.has(token.accountId)) return undefined;
+  const extra = { preferred_username: token.accountId };
+  for (const name of ['email', 'email_verified', 'groups']) {
+    if (Object.hasOwn(account, name)) extra[name] = structuredClone(account[name]);
+  }
+  return extra;
+}
+
 const provider = new Provider(ISSUER, {
   clients: [
     { ...baseClient, client_id: CLIENT_ID, token_endpoint_auth_method: 'client_secret_basic' },
     { ...baseClient, client_id: `${CLIENT_ID}-post`, token_endpoint_auth_method: 'client_secret_post' },
+    ...(MACHINE_CLIENT_ID ? [{
+      client_id: MACHINE_CLIENT_ID,
+      client_secret: process.env.MACHINE_CLIENT_SECRET,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }] : []),
     ...(EXTRA_CLIENT_ID ? [{
       ...baseClient,
       client_id: EXTRA_CLIENT_ID,
@@ -304,7 +374,18 @@ const provider = new Provider(ISSUER, {
     // Discovery then says backchannel_logout_supported and _session_supported; clients
     // without a backchannel_logout_uri get no logout tokens.
     backchannelLogout: { enabled: true },
+    // RESOURCE_SERVER: JWT access tokens for one API (getResourceServerInfo), for a user through
+    // the code flow with `resource=`, or for the machine client (client_credentials).
+    resourceIndicators: {
+      enabled: true,
+      getResourceServerInfo,
+      // A code flow without `resource=` at the token endpoint still gets the userinfo token.
+      useGrantedResource: () => false,
+      defaultResource: () => undefined,
+    },
+    clientCredentials: { enabled: Boolean(MACHINE_CLIENT_ID) },
   },
+  extraTokenClaims,
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   loadExistingGrant,
   // Called for every sign-in, code and refresh grant and userinfo request, so claim changes
@@ -618,6 +699,7 @@ async function finishConsent(req, res, details) {
     clientId: details.params.client_id,
   });
   grant.addOIDCScope(SUPPORTED_SCOPES);
+  addRequestedResource(grant, details.params.resource);
   const grantId = await grant.save();
   await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 }
@@ -747,6 +829,8 @@ server.listen(PORT, '127.0.0.1', () => {
     + `${PRIVATE_KEY_JWT_CLIENTS.length ? `, private_key_jwt clients ${PRIVATE_KEY_JWT_CLIENTS.map((c) => c.client_id).join(' ')}` : ''}`
     + `${SESSION_LIFETIME !== 600 ? `, sessions and refresh tokens last ${SESSION_LIFETIME} s` : ''}`
     + `${BACKCHANNEL_LOGOUT_URI ? `, back-channel logout to ${BACKCHANNEL_LOGOUT_URI}` : ''}`
+    + `${RESOURCE_SERVER ? `, JWT access tokens for ${RESOURCE_SERVER} (aud ${RESOURCE_AUDIENCE})` : ''}`
+    + `${MACHINE_CLIENT_ID ? `, machine client ${MACHINE_CLIENT_ID}` : ''}`
     + `${TEST_SIGN_ENDPOINT ? ', TEST signing endpoint on' : ''}`
     + `${TEST_CONTROL_ENDPOINTS ? ', TEST control endpoints on' : ''}`);
 });

@@ -20,6 +20,7 @@ mod hardening;
 mod paths;
 
 mod backchannel;
+mod bearer;
 mod entra;
 mod observability;
 mod own_sessions;

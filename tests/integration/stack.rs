@@ -2,8 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::support::idp::Extras;
-use crate::support::idp::PASSWORD;
+use crate::support::idp::{Extras, ResourceServer, PASSWORD};
 use crate::support::portcullis::{test_env, Portcullis, COOKIE_NAME};
 use crate::support::Browser;
 use crate::support::{Caddy, Idp, Nginx, Proxy, ProxyKind, RedisServer, Traefik, Upstream};
@@ -38,6 +37,8 @@ pub struct Options<'a> {
     pub backchannel_logout: bool,
     /// More clients at the IdP (e.g. `private_key_jwt` ones); not with `backchannel_logout`.
     pub idp_extras: Extras,
+    /// The IdP issues JWT access tokens for this API (and has a machine client for it).
+    pub resource_server: Option<ResourceServer>,
 }
 
 impl Default for Options<'_> {
@@ -51,6 +52,7 @@ impl Default for Options<'_> {
             idp_logout: false,
             backchannel_logout: false,
             idp_extras: Extras::default(),
+            resource_server: None,
         }
     }
 }
@@ -70,7 +72,13 @@ impl Stack {
         };
         let post_logout = format!("{}/oauth2/signed_out", proxy.base_url());
         let callbacks = [format!("{}/oauth2/callback", proxy.base_url())];
-        let idp = if options.backchannel_logout {
+        let idp = if let Some(resource) = options.resource_server {
+            assert!(
+                options.idp_extras.private_key_jwt_clients.is_empty(),
+                "Stack: idp_extras are not passed with resource_server"
+            );
+            Idp::start_with_resource(&callbacks, std::slice::from_ref(&post_logout), resource)
+        } else if options.backchannel_logout {
             assert!(
                 options.idp_extras.private_key_jwt_clients.is_empty(),
                 "Stack: idp_extras are not passed with backchannel_logout"
