@@ -5,10 +5,10 @@
 //! fail a whole login over one claim of an unexpected type (Cognito's `"email_verified": "true"`).
 //! This module also adds the JWKS refresh on an unknown `kid` and merging userinfo.
 
+mod access_token;
 mod client_auth;
 mod entra;
 mod graph;
-mod access_token;
 mod id_token;
 mod logout_token;
 mod refresh;
