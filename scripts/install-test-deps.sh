@@ -12,6 +12,8 @@ apt_missing node nodejs npm
 apt_missing npm npm
 apt_missing wrk wrk
 apt_missing musl-gcc musl-tools
+# The private_key_jwt tests make their keys with `openssl genpkey` (testkit/src/keys.rs).
+apt_missing openssl openssl
 # The real-browser test drives Debian's Chromium (playwright-core downloads no browser).
 apt_missing_path /usr/bin/chromium chromium
 apt_install_queued
