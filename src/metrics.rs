@@ -75,6 +75,8 @@ pub enum CheckError {
     BadRequest,
     /// A sign-in had to start but the IdP's discovery is not loaded (503).
     Provider,
+    /// The signed identity assertion (`UPSTREAM_JWT`) could not be made (500).
+    Assertion,
 }
 
 /// What an auth check answered, as the `outcome` and `reason` labels say it.
@@ -88,7 +90,7 @@ pub enum AuthOutcome {
 
 impl AuthOutcome {
     /// Every outcome, in the order of [`AuthOutcome::index`].
-    pub const ALL: [AuthOutcome; 22] = [
+    pub const ALL: [AuthOutcome; 23] = [
         AuthOutcome::Allow,
         AuthOutcome::Deny(DenyReason::NotInRequiredGroup),
         AuthOutcome::Deny(DenyReason::NoGroups),
@@ -111,6 +113,7 @@ impl AuthOutcome {
         AuthOutcome::Error(CheckError::Store),
         AuthOutcome::Error(CheckError::BadRequest),
         AuthOutcome::Error(CheckError::Provider),
+        AuthOutcome::Error(CheckError::Assertion),
     ];
 
     pub fn outcome(self) -> &'static str {
@@ -132,6 +135,7 @@ impl AuthOutcome {
             AuthOutcome::Error(CheckError::Store) => "store",
             AuthOutcome::Error(CheckError::BadRequest) => "bad_request",
             AuthOutcome::Error(CheckError::Provider) => "provider",
+            AuthOutcome::Error(CheckError::Assertion) => "assertion",
         }
     }
 
@@ -172,6 +176,7 @@ impl AuthOutcome {
                     CheckError::Store => 0,
                     CheckError::BadRequest => 1,
                     CheckError::Provider => 2,
+                    CheckError::Assertion => 3,
                 }
             }
         }

@@ -92,6 +92,11 @@ fn auth_outcomes_are_labelled_as_documented() {
             "error",
             "provider",
         ),
+        (
+            AuthOutcome::Error(CheckError::Assertion),
+            "error",
+            "assertion",
+        ),
     ];
     for (outcome, label, reason) in cases {
         assert_eq!((outcome.outcome(), outcome.reason()), (label, reason));

@@ -9,6 +9,7 @@ mod providers;
 mod sections;
 mod store;
 mod suggest;
+mod upstream_jwt;
 mod values;
 mod variables;
 
@@ -25,6 +26,7 @@ use crate::redirect::AllowedRedirects;
 use crate::secret::Secret;
 
 pub use providers::{prefix as provider_prefix, ProviderSettings, PROVIDER_SUFFIXES};
+pub use upstream_jwt::UpstreamJwt;
 pub use store::{CacheSettings, NodeAddress, RedisSettings, RedisTopology, StoreSettings};
 
 pub use variables::{
@@ -91,6 +93,8 @@ pub struct Config {
     /// One info line per auth check.
     pub access_log: bool,
     pub rules: GlobalRules,
+    /// `UPSTREAM_JWT=true`: the keys of the signed identity assertion; `None`: off.
+    pub upstream_jwt: Option<UpstreamJwt>,
     /// Things that work but deserve the operator's attention, logged once at startup.
     pub warnings: Vec<String>,
 }
@@ -226,6 +230,7 @@ impl Findings {
         let admin = self.admin(network.listen_addr);
         let logging = self.logging();
         let rules = self.rules();
+        let upstream_jwt = self.upstream_jwt(cookie.secret.as_ref());
         let several = providers.len() > 1;
         let provider_names: Vec<&str> = providers
             .iter()
@@ -276,6 +281,7 @@ impl Findings {
             log_claims: logging.claims,
             access_log: logging.access,
             rules,
+            upstream_jwt,
             warnings: Vec::new(),
         })
     }

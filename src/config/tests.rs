@@ -319,6 +319,7 @@ fn unset_value(config: &Config, name: &str) -> String {
         "ACCESS_LOG" => config.access_log.to_string(),
         "ALLOW_LOGIN_WITHOUT_GROUPS" => config.rules.allow_login_without_groups.to_string(),
         "GROUP_MAP_STRICT" => config.rules.group_map_strict.to_string(),
+        "UPSTREAM_JWT" => config.upstream_jwt.is_some().to_string(),
         "SIGN_IN_TITLE" => config.sign_in.title.clone(),
         other => panic!("{other} has a value default: add it here"),
     }

@@ -9,8 +9,10 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::AppError;
-use super::signed_in::{self, NotSignedIn};
+use super::signed_in::{self, NotSignedIn, SignedIn};
 use super::{identity_headers, login, unix_now, AppState};
+use crate::assertion::Subject;
+use crate::claims;
 use crate::forwarded::{self, OriginalRequest};
 use crate::metrics::{AuthOutcome, CheckError, Endpoint};
 use crate::negotiation;
@@ -91,6 +93,7 @@ fn outcome_of_error(err: &AppError, otherwise: AuthOutcome) -> AuthOutcome {
         AppError::BadRequest(_) => AuthOutcome::Error(CheckError::BadRequest),
         AppError::StoreUnavailable(_) => AuthOutcome::Error(CheckError::Store),
         AppError::ProviderUnavailable(_) => AuthOutcome::Error(CheckError::Provider),
+        AppError::Internal(_) => AuthOutcome::Error(CheckError::Assertion),
         AppError::LoginFailed { .. } | AppError::LoginRefused { .. } => otherwise,
     }
 }
@@ -191,14 +194,17 @@ async fn answer<'r>(
         }
     };
     let access_log = state.config.access_log;
-    let (result, outcome, user) = signed_in::with_session(req, state, unix_now(), |session| {
+    let now = unix_now();
+    let (result, outcome, user) = signed_in::with_signed_in(req, state, now, |signed_in| {
         // A session of a provider no longer configured is nobody's (and a `sub` of one
         // provider never stands for a user of another).
-        let session = session.and_then(|session| match state.config.provider(session.provider) {
-            Some(provider) => Ok((session, provider)),
-            None => Err(NotSignedIn::UnknownSession),
+        let session = signed_in.and_then(|SignedIn { id, session }| {
+            match state.config.provider(session.provider) {
+                Some(provider) => Ok((id, session, provider)),
+                None => Err(NotSignedIn::UnknownSession),
+            }
         });
-        let (session, provider) = match session {
+        let (id, session, provider) = match session {
             Ok(found) => found,
             Err(reason) => {
                 state.metrics.not_signed_in(reason);
@@ -216,11 +222,31 @@ async fn answer<'r>(
         };
         match policy::decide(&provider.rules, &route, &identity) {
             Decision::Allow { upstream_groups } => {
-                let answer = identity_headers::allowed(
+                let mut answer = identity_headers::allowed(
                     &session,
                     &upstream_groups,
                     state.config.allow_unverified_email,
                 );
+                if let Some(assertions) = &state.assertions {
+                    let subject = Subject {
+                        username: session.user,
+                        // Verified only, whatever OIDC_ALLOW_UNVERIFIED_EMAIL says: a signed
+                        // claim must not vouch for an address nobody checked.
+                        email: claims::forwarded_email(session.email, session.email_verified, false),
+                        groups: &upstream_groups,
+                        provider: session.provider,
+                    };
+                    match assertions.header(id, &original.origin(), &subject, now) {
+                        Ok(value) => {
+                            answer.headers_mut().insert(identity_headers::JWT, value);
+                        }
+                        // Fail closed: never an allowed answer without the assertion.
+                        Err(err) => {
+                            let failed = AppError::Internal(format!("identity assertion: {err}"));
+                            return (Err(failed), AuthOutcome::Error(CheckError::Assertion), user);
+                        }
+                    }
+                }
                 (Ok(answer), AuthOutcome::Allow, user)
             }
             Decision::Deny(rule) => {

@@ -43,6 +43,10 @@ pub enum AppError {
     StoreUnavailable(String),
     #[error("identity provider not ready: {0}")]
     ProviderUnavailable(String),
+    /// Something portcullis itself could not do (signing the identity assertion): 500, never
+    /// an answer without it.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ResponseError for AppError {
@@ -55,6 +59,7 @@ impl ResponseError for AppError {
             AppError::StoreUnavailable(_) | AppError::ProviderUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -77,6 +82,7 @@ impl ResponseError for AppError {
                 status,
                 "identity provider not reachable yet, try again shortly",
             ),
+            AppError::Internal(_) => plain(status, "internal error"),
         }
     }
 }
@@ -104,6 +110,7 @@ impl AppError {
             AppError::ProviderUnavailable(detail) => {
                 tracing::warn!(detail, "identity provider unavailable")
             }
+            AppError::Internal(detail) => tracing::error!(detail, "internal error"),
         }
     }
 }

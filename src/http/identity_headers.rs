@@ -35,14 +35,19 @@ pub const NAMES: [[HeaderName; 2]; 4] = [
 /// Authelia has no `Remote-*` name for it.
 pub const PROVIDER: HeaderName = HeaderName::from_static("x-auth-request-provider");
 
+/// The signed identity assertion (`UPSTREAM_JWT=true` only; absent otherwise, so the proxy
+/// configurations drop a client-sent copy themselves).
+pub const JWT: HeaderName = HeaderName::from_static("x-auth-request-jwt");
+
 /// The names as the proxy snippets write them (`X-Auth-Request-User`, ...): first every
-/// `X-Auth-Request-*` (the provider last), then every `Remote-*`.
-pub const DISPLAY_NAMES: [&str; 9] = [
+/// `X-Auth-Request-*` (the provider, then the assertion, last), then every `Remote-*`.
+pub const DISPLAY_NAMES: [&str; 10] = [
     "X-Auth-Request-User",
     "X-Auth-Request-Email",
     "X-Auth-Request-Preferred-Username",
     "X-Auth-Request-Groups",
     "X-Auth-Request-Provider",
+    "X-Auth-Request-Jwt",
     "Remote-User",
     "Remote-Email",
     "Remote-Name",
@@ -77,7 +82,8 @@ pub fn allowed(
     let buffer = buffer.freeze();
     let mut response = HttpResponse::new(StatusCode::OK);
     let headers = response.headers_mut();
-    headers.reserve(2 + 2 * NAMES.len());
+    // One more for the assertion, which the auth check may add.
+    headers.reserve(3 + 2 * NAMES.len());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let mut start = 0;
     let mut next_value = |len: usize| {
@@ -148,7 +154,7 @@ mod tests {
         let pairs = NAMES;
         let column = |c: usize| pairs.iter().map(move |pair| pair[c].as_str().to_owned());
         let names: Vec<String> = column(0)
-            .chain([PROVIDER.as_str().to_owned()])
+            .chain([PROVIDER.as_str().to_owned(), JWT.as_str().to_owned()])
             .chain(column(1))
             .collect();
         assert_eq!(lower, names);

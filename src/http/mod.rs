@@ -5,6 +5,7 @@ pub mod backchannel;
 pub mod error;
 pub mod health;
 pub mod identity_headers;
+pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod own_sessions;
@@ -47,6 +48,8 @@ pub struct AppState {
     /// When this replica last tried to start each due session's refresh: while a refresh runs
     /// or pauses, the checks of that session ask the store's lock at most once a second.
     pub refresh_tried: Mutex<HashMap<String, Instant>>,
+    /// `UPSTREAM_JWT=true`: the signer of `X-Auth-Request-Jwt` and its JWKS; `None`: off.
+    pub assertions: Option<crate::assertion::Assertions>,
     /// Counters and histograms, rendered at the admin listener's `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Set at SIGTERM or SIGINT: `/readyz` answers 503 from then on, and every answer closes
@@ -108,6 +111,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(backchannel::logout),
     )
     .route("/oauth2/userinfo", web::get().to(userinfo::userinfo))
+    .route("/oauth2/jwks", web::get().to(jwks::jwks))
     .route("/oauth2/sessions", web::get().to(own_sessions::page))
     .route(
         "/oauth2/sessions/sign-out",
