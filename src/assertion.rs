@@ -102,8 +102,11 @@ impl SigningKey {
         let hkdf = Hkdf::<Sha256>::new(Some(b"portcullis v1"), secret);
         for attempt in 0u8..=u8::MAX {
             let mut scalar = [0u8; 32];
-            hkdf.expand_multi_info(&[b"upstream assertion signing key", &[attempt]], &mut scalar)
-                .map_err(|_| KeyError::Derivation)?;
+            hkdf.expand_multi_info(
+                &[b"upstream assertion signing key", &[attempt]],
+                &mut scalar,
+            )
+            .map_err(|_| KeyError::Derivation)?;
             if let Ok(secret) = p256::SecretKey::from_slice(&scalar) {
                 return Ok(SigningKey::from_secret(&secret));
             }
@@ -324,8 +327,8 @@ impl Assertions {
             .current
             .sign(&claims(&self.issuer, audience, subject, now, &jti))?;
         // base64url and dots only: always a valid header value.
-        let header =
-            HeaderValue::from_maybe_shared(Bytes::from(token)).map_err(|_| AssertionError::Signing)?;
+        let header = HeaderValue::from_maybe_shared(Bytes::from(token))
+            .map_err(|_| AssertionError::Signing)?;
         self.issued.insert(
             key,
             Issued {

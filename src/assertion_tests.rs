@@ -222,7 +222,10 @@ fn the_cache_keeps_one_assertion_per_session_audience_and_claims() {
     assert_eq!(header("s1", APP, &alice, 1029), first, "reused");
     let other_site = header("s1", "https://other.example.com", &alice, 1001);
     assert_ne!(other_site, first);
-    assert_eq!(verify(&key, &other_site, "https://other.example.com")["iat"], 1001);
+    assert_eq!(
+        verify(&key, &other_site, "https://other.example.com")["iat"],
+        1001
+    );
     assert_ne!(header("s2", APP, &alice, 1001), first, "another session");
     let fewer = Subject {
         groups: &[],
@@ -246,7 +249,12 @@ fn the_jwks_lists_the_current_key_then_the_previous_one() {
     let only = Assertions::new(current.clone(), None, ISSUER.to_string(), 1);
     let jwks: serde_json::Value = serde_json::from_slice(&only.jwks()).expect("json");
     assert_eq!(jwks, serde_json::json!({"keys": [current.public_jwk()]}));
-    let both = Assertions::new(current.clone(), Some(previous.clone()), ISSUER.to_string(), 1);
+    let both = Assertions::new(
+        current.clone(),
+        Some(previous.clone()),
+        ISSUER.to_string(),
+        1,
+    );
     let jwks: serde_json::Value = serde_json::from_slice(&both.jwks()).expect("json");
     assert_eq!(
         jwks,
@@ -256,6 +264,9 @@ fn the_jwks_lists_the_current_key_then_the_previous_one() {
     let groups = [];
     let token = both.header("s", APP, &subject(&groups), 5).expect("signed");
     let token = token.to_str().expect("ascii");
-    assert_eq!(decode_header(token).expect("header").kid.as_deref(), Some(current.kid()));
+    assert_eq!(
+        decode_header(token).expect("header").kid.as_deref(),
+        Some(current.kid())
+    );
     verify(&current, token, APP);
 }

@@ -26,8 +26,8 @@ use crate::redirect::AllowedRedirects;
 use crate::secret::Secret;
 
 pub use providers::{prefix as provider_prefix, ProviderSettings, PROVIDER_SUFFIXES};
-pub use upstream_jwt::UpstreamJwt;
 pub use store::{CacheSettings, NodeAddress, RedisSettings, RedisTopology, StoreSettings};
+pub use upstream_jwt::UpstreamJwt;
 
 pub use variables::{
     help as variables_help, Section, Unset, Variable, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE,

@@ -232,7 +232,11 @@ async fn answer<'r>(
                         username: session.user,
                         // Verified only, whatever OIDC_ALLOW_UNVERIFIED_EMAIL says: a signed
                         // claim must not vouch for an address nobody checked.
-                        email: claims::forwarded_email(session.email, session.email_verified, false),
+                        email: claims::forwarded_email(
+                            session.email,
+                            session.email_verified,
+                            false,
+                        ),
                         groups: &upstream_groups,
                         provider: session.provider,
                     };

@@ -15,7 +15,8 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
             .content_type("text/plain; charset=utf-8")
             .body("not found: UPSTREAM_JWT is off");
     };
-    let mut response = HttpResponse::with_body(StatusCode::OK, assertions.jwks()).map_into_boxed_body();
+    let mut response =
+        HttpResponse::with_body(StatusCode::OK, assertions.jwks()).map_into_boxed_body();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
