@@ -10,6 +10,8 @@ use crate::secret::Secret;
 pub struct UpstreamJwt {
     /// Signs every assertion.
     pub key: SigningKey,
+    /// From `UPSTREAM_JWT_KEY_FILE` (otherwise derived from `COOKIE_SECRET`).
+    pub key_from_file: bool,
     /// Listed in the JWKS beside `key` during a rotation; never signs.
     pub previous_key: Option<SigningKey>,
 }
@@ -58,6 +60,7 @@ impl Findings {
         }
         Some(UpstreamJwt {
             key: key?,
+            key_from_file: key_file.is_some(),
             previous_key,
         })
     }
