@@ -286,7 +286,8 @@ pub const VARIABLES: &[Variable] = &[
         Redis,
         "SESSION_CACHE_SIZE",
         Value("100000"),
-        "at most this many sessions in each replica's cache",
+        "at most this many sessions in each replica's cache (and, with `UPSTREAM_JWT=true`, at \
+         most this many signed assertions kept for reuse)",
     ),
     var(
         Cookie,
