@@ -436,3 +436,70 @@ fn bad_key_files_stop_the_binary_at_startup_naming_the_file() {
     let body = key_text.lines().nth(1).unwrap();
     assert!(!stderr.contains(body), "key material in {stderr}");
 }
+
+/// Every answer's assertion says the groups its `X-Auth-Request-Groups` says: a revalidation
+/// that changes them is never answered with the assertion kept from before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_changed_by_revalidation_are_in_the_next_assertion_at_once() {
+    let stack = Stack::start(Options {
+        env: &[("UPSTREAM_JWT", "true"), ("SESSION_REFRESH_INTERVAL", "1s")],
+        ..Options::default()
+    });
+    let browser = Browser::new();
+    browser
+        .sign_in_through(&stack.base(), "/", "alice", PASSWORD)
+        .await;
+    let cookie = browser.cookie(&stack.base(), COOKIE_NAME).expect("cookie");
+    let page = format!("{}/app", stack.base());
+    let check = || async {
+        let hop = Browser::new()
+            .get_with_headers(
+                &stack.direct("/oauth2/auth"),
+                &[
+                    ("X-Original-URL", page.as_str()),
+                    ("Cookie", &format!("{COOKIE_NAME}={cookie}")),
+                ],
+            )
+            .await;
+        assert_eq!(hop.status, 200, "{}", hop.body);
+        let groups = hop.header("x-auth-request-groups").unwrap_or_default();
+        let token = hop.header("x-auth-request-jwt").expect("an assertion");
+        let signed: Vec<String> = payload_of(&token)["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            signed.join(","),
+            groups,
+            "the assertion and the header disagree"
+        );
+        (groups, token)
+    };
+    let (before, first) = check().await;
+    assert_eq!(before, "admins,ops");
+
+    stack
+        .idp
+        .set_claims("alice", serde_json::json!({"groups": ["admins"]}))
+        .await;
+    let mut changed = None;
+    for _ in 0..100 {
+        let (groups, token) = check().await;
+        if groups == "admins" {
+            changed = Some(token);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let changed = changed.expect("the revalidation never changed the groups");
+    assert_ne!(payload_of(&changed)["jti"], payload_of(&first)["jti"]);
+    let seen = verified(
+        &stack.url("/oauth2/jwks"),
+        &changed,
+        &stack.base(),
+        &stack.base(),
+    );
+    assert_eq!(seen["payload"]["groups"], serde_json::json!(["admins"]));
+}
