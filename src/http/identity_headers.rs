@@ -35,8 +35,9 @@ pub const NAMES: [[HeaderName; 2]; 4] = [
 /// Authelia has no `Remote-*` name for it.
 pub const PROVIDER: HeaderName = HeaderName::from_static("x-auth-request-provider");
 
-/// The signed identity assertion (`UPSTREAM_JWT=true` only; absent otherwise, so the proxy
-/// configurations drop a client-sent copy themselves).
+/// The signed identity assertion. Without `UPSTREAM_JWT` it is sent empty like any unknown
+/// value: Caddy 2.6's `copy_headers` copies a header the answer lacks as the literal text of
+/// its placeholder (`{http.reverse_proxy.header.X-Auth-Request-Jwt}`), and skips an empty one.
 pub const JWT: HeaderName = HeaderName::from_static("x-auth-request-jwt");
 
 /// The names as the proxy snippets write them (`X-Auth-Request-User`, ...): first every
@@ -102,6 +103,8 @@ pub fn allowed(
         }
     }
     headers.insert(PROVIDER, next_value(values[NAMES.len()].len()));
+    // Replaced by the auth check with the assertion when UPSTREAM_JWT is on.
+    headers.insert(JWT, HeaderValue::from_static(""));
     response
 }
 
