@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -120,6 +122,16 @@ pub struct Cached {
     pub identity: BearerIdentity,
     /// Unix seconds: from then on the entry is not used.
     until: u64,
+    /// What the token's signed identity assertions are reused by (`UPSTREAM_JWT`), as a
+    /// session's are by its id: a digest of the token, never the token.
+    holder: String,
+}
+
+impl Cached {
+    /// `bearer.` and the token's SHA-256 in base64url: never a session id (those have no `.`).
+    pub fn assertion_holder(&self) -> &str {
+        &self.holder
+    }
 }
 
 impl TokenCache {
@@ -143,9 +155,15 @@ impl TokenCache {
     /// Keeps `identity`, just verified at `now`, for `token`; returns it as the cache holds it.
     pub fn insert(&self, token: &str, identity: BearerIdentity, now: u64) -> Arc<Cached> {
         let until = cached_until(identity.expires_at, now);
-        let cached = Arc::new(Cached { identity, until });
+        let digest = digest(token);
+        let holder = format!("bearer.{}", URL_SAFE_NO_PAD.encode(digest));
+        let cached = Arc::new(Cached {
+            identity,
+            until,
+            holder,
+        });
         if until > now {
-            self.entries.insert(digest(token), cached.clone());
+            self.entries.insert(digest, cached.clone());
         }
         cached
     }

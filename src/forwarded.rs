@@ -149,6 +149,21 @@ impl OriginalRequest<'_> {
         self.authority
     }
 
+    /// `scheme://host[:port]` as a browser writes the page's origin: the host in lower case,
+    /// the port only when it is not the scheme's default. The signed assertion's `aud`.
+    pub fn origin(&self) -> String {
+        let mut origin = String::with_capacity(self.scheme.len() + 3 + self.authority.len());
+        origin.push_str(self.scheme);
+        origin.push_str("://");
+        origin.push_str(self.host);
+        origin.make_ascii_lowercase();
+        if let Some(port) = self.port.filter(|&p| Some(p) != default_port(self.scheme)) {
+            origin.push(':');
+            origin.push_str(&port.to_string());
+        }
+        origin
+    }
+
     /// The path without the query, which is what logs may show: a query can carry tokens.
     pub fn path(&self) -> &str {
         self.target

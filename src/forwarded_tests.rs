@@ -698,3 +698,36 @@ fn plain_dns_names_skip_the_url_parser_only_where_it_would_agree() {
         assert!(!is_plain_dns_name(name), "{name:?}");
     }
 }
+
+// ---------------------------------------------------------------- origin (the assertion's aud)
+
+#[test]
+fn origin_is_the_browsers_origin_of_the_original_request() {
+    let cases = [
+        ("https", "app.example.com", "https://app.example.com"),
+        ("https", "App.Example.COM", "https://app.example.com"),
+        ("https", "app.example.com:443", "https://app.example.com"),
+        (
+            "https",
+            "app.example.com:8443",
+            "https://app.example.com:8443",
+        ),
+        ("http", "app.example.com:80", "http://app.example.com"),
+        ("http", "app.example.com:443", "http://app.example.com:443"),
+        ("http", "127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("https", "[::1]:8443", "https://[::1]:8443"),
+    ];
+    for (proto, host, expected) in cases {
+        let parsed = from_forwarded_headers(
+            Some(proto),
+            Some(host),
+            Some("/p?q=1"),
+            Some("GET"),
+            PathRules::default(),
+        )
+        .expect("valid");
+        assert_eq!(parsed.origin(), expected, "{proto} {host}");
+    }
+    let status = original(Some("https://App.example.com:443/x"), None).expect("valid");
+    assert_eq!(status.origin(), "https://app.example.com");
+}

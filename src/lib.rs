@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod admin;
+pub mod assertion;
 pub mod bearer;
 pub mod claims;
 pub mod config;
@@ -103,7 +104,16 @@ pub async fn build_state_with(
             ),
         }
     }
+    let assertions = config.upstream_jwt.as_ref().map(|jwt| {
+        assertion::Assertions::new(
+            jwt.key.clone(),
+            jwt.previous_key.clone(),
+            assertion::origin_of(&config.redirect_url),
+            config.store.cache.size,
+        )
+    });
     Ok(web::Data::new(AppState {
+        assertions,
         config,
         keys,
         store,

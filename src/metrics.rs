@@ -76,6 +76,8 @@ pub enum CheckError {
     BadRequest,
     /// A sign-in had to start but the IdP's discovery is not loaded (503).
     Provider,
+    /// The signed identity assertion (`UPSTREAM_JWT`) could not be made (500).
+    Assertion,
 }
 
 /// What an auth check answered, as the `outcome` and `reason` labels say it.
@@ -91,7 +93,7 @@ pub enum AuthOutcome {
 
 impl AuthOutcome {
     /// Every outcome, in the order of [`AuthOutcome::index`].
-    pub const ALL: [AuthOutcome; 29] = [
+    pub const ALL: [AuthOutcome; 30] = [
         AuthOutcome::Allow,
         AuthOutcome::Deny(DenyReason::NotInRequiredGroup),
         AuthOutcome::Deny(DenyReason::NoGroups),
@@ -114,6 +116,7 @@ impl AuthOutcome {
         AuthOutcome::Error(CheckError::Store),
         AuthOutcome::Error(CheckError::BadRequest),
         AuthOutcome::Error(CheckError::Provider),
+        AuthOutcome::Error(CheckError::Assertion),
         AuthOutcome::InvalidToken(TokenRefusal::NotJwt),
         AuthOutcome::InvalidToken(TokenRefusal::NotAccessToken),
         AuthOutcome::InvalidToken(TokenRefusal::Signature),
@@ -144,6 +147,7 @@ impl AuthOutcome {
             AuthOutcome::Error(CheckError::Store) => "store",
             AuthOutcome::Error(CheckError::BadRequest) => "bad_request",
             AuthOutcome::Error(CheckError::Provider) => "provider",
+            AuthOutcome::Error(CheckError::Assertion) => "assertion",
         }
     }
 
@@ -184,10 +188,11 @@ impl AuthOutcome {
                     CheckError::Store => 0,
                     CheckError::BadRequest => 1,
                     CheckError::Provider => 2,
+                    CheckError::Assertion => 3,
                 }
             }
             AuthOutcome::InvalidToken(kind) => {
-                22 + match kind {
+                23 + match kind {
                     TokenRefusal::NotJwt => 0,
                     TokenRefusal::NotAccessToken => 1,
                     TokenRefusal::Signature => 2,

@@ -102,6 +102,11 @@ fn auth_outcomes_are_labelled_as_documented() {
             "invalid_token",
             "not_access_token",
         ),
+        (
+            AuthOutcome::Error(CheckError::Assertion),
+            "error",
+            "assertion",
+        ),
     ];
     for (outcome, label, reason) in cases {
         assert_eq!((outcome.outcome(), outcome.reason()), (label, reason));

@@ -99,6 +99,7 @@ pub async fn run(config: Config) -> Report {
         }
     }
 
+    text.push_str(&assertion_line(&config));
     for (settings, support) in config.providers.iter().zip(&supports) {
         text.push_str(&registration(&config, settings, support.as_ref()));
     }
@@ -109,6 +110,29 @@ pub async fn run(config: Config) -> Report {
         if ok { "check passed" } else { "check FAILED" }
     );
     Report { ok, text }
+}
+
+/// `UPSTREAM_JWT`: which key signs, and where apps find the JWKS.
+fn assertion_line(config: &Config) -> String {
+    match &config.upstream_jwt {
+        None => "signed identity assertion: off (UPSTREAM_JWT=false)\n".to_string(),
+        Some(jwt) => format!(
+            "signed identity assertion: on, X-Auth-Request-Jwt signed by kid {}{}; apps verify \
+             it with {}/oauth2/jwks (iss {}){}\n",
+            jwt.key.kid(),
+            if jwt.key_from_file {
+                " (UPSTREAM_JWT_KEY_FILE)"
+            } else {
+                " (derived from COOKIE_SECRET)"
+            },
+            origin(config),
+            origin(config),
+            jwt.previous_key
+                .as_ref()
+                .map(|k| format!("; previous key kid {} still listed", k.kid()))
+                .unwrap_or_default(),
+        ),
+    }
 }
 
 fn origin(config: &Config) -> String {
@@ -312,6 +336,36 @@ mod tests {
             if let Some(warning) = warning {
                 assert!(warning.contains(method.as_str()), "{warning}");
             }
+        }
+    }
+
+    #[test]
+    fn the_check_says_which_key_signs_assertions_and_the_snippets_pass_them() {
+        assert_eq!(
+            assertion_line(&config()),
+            "signed identity assertion: off (UPSTREAM_JWT=false)\n"
+        );
+        let on = crate::config::for_tests(&[("UPSTREAM_JWT", "true")]);
+        let kid = on.upstream_jwt.as_ref().map(|j| j.key.kid().to_string());
+        let line = assertion_line(&on);
+        assert!(
+            line.contains(&format!(
+                "kid {} (derived from COOKIE_SECRET)",
+                kid.unwrap_or_default()
+            )),
+            "{line}"
+        );
+        assert!(
+            line.contains("https://auth.example.com/oauth2/jwks"),
+            "{line}"
+        );
+        let snippets = snippets(&on);
+        for expected in [
+            "X-Auth-Request-Provider, X-Auth-Request-Jwt, Remote-User",
+            "proxy_set_header X-Auth-Request-Jwt $pc_x_auth_request_jwt;",
+            "request_header -X-Auth-Request-Jwt",
+        ] {
+            assert!(snippets.contains(expected), "{expected:?} in {snippets}");
         }
     }
 

@@ -18,6 +18,7 @@ const IDENTITY_HEADERS = [
   'X-Auth-Request-Preferred-Username',
   'X-Auth-Request-Groups',
   'X-Auth-Request-Provider',
+  'X-Auth-Request-Jwt',
   'Remote-User',
   'Remote-Email',
   'Remote-Name',

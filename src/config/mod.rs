@@ -10,6 +10,7 @@ mod providers;
 mod sections;
 mod store;
 mod suggest;
+mod upstream_jwt;
 mod values;
 mod variables;
 
@@ -28,6 +29,7 @@ use crate::secret::Secret;
 pub use entra::{EntraGraph, ProviderKind};
 pub use providers::{prefix as provider_prefix, ClientAuth, ProviderSettings, PROVIDER_SUFFIXES};
 pub use store::{CacheSettings, NodeAddress, RedisSettings, RedisTopology, StoreSettings};
+pub use upstream_jwt::UpstreamJwt;
 
 pub use variables::{
     help as variables_help, Section, Unset, Variable, DEFAULT_COOKIE_NAME, DEFAULT_COOKIE_SECURE,
@@ -109,6 +111,8 @@ pub struct Config {
     /// `BEARER_TOKENS`: API clients' access tokens are accepted too (`None`: off, and an
     /// `Authorization` header changes nothing).
     pub bearer: Option<BearerSettings>,
+    /// `UPSTREAM_JWT=true`: the keys of the signed identity assertion; `None`: off.
+    pub upstream_jwt: Option<UpstreamJwt>,
     /// Things that work but deserve the operator's attention, logged once at startup.
     pub warnings: Vec<String>,
 }
@@ -253,6 +257,7 @@ impl Findings {
         let logging = self.logging();
         let rules = self.rules();
         let bearer = self.bearer();
+        let upstream_jwt = self.upstream_jwt(cookie.secret.as_ref());
         let several = providers.len() > 1;
         let provider_names: Vec<&str> = providers
             .iter()
@@ -318,6 +323,7 @@ impl Findings {
             access_log: logging.access,
             rules,
             bearer,
+            upstream_jwt,
             warnings: Vec::new(),
         })
     }

@@ -363,6 +363,7 @@ fn unset_value(config: &Config, name: &str) -> String {
         "ACCESS_LOG" => config.access_log.to_string(),
         "ALLOW_LOGIN_WITHOUT_GROUPS" => config.rules.allow_login_without_groups.to_string(),
         "GROUP_MAP_STRICT" => config.rules.group_map_strict.to_string(),
+        "UPSTREAM_JWT" => config.upstream_jwt.is_some().to_string(),
         "SIGN_IN_TITLE" => config.sign_in.title.clone(),
         // Read for every configuration, kept only by Entra providers.
         "ENTRA_GRAPH_URL" | "ENTRA_GROUP_NAMES" => {
@@ -408,9 +409,13 @@ fn help_lists_every_variable_with_its_default() {
             "{line:?} lacks its default"
         );
     }
-    assert!(help.contains("LISTEN_ADDR                    0.0.0.0:4180\n"));
-    assert!(help
-        .contains("OIDC_CLIENT_SECRET             required (or _FILE), unless private_key_jwt\n"));
+    // Names padded to the longest one, then the default.
+    let width = VARIABLES.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    assert!(help.contains(&format!("{:width$}  0.0.0.0:4180\n", "LISTEN_ADDR")));
+    assert!(help.contains(&format!(
+        "{:width$}  required (or _FILE), unless private_key_jwt\n",
+        "OIDC_CLIENT_SECRET"
+    )));
     assert!(!help.contains('`'), "markdown in {help}");
 }
 
@@ -1270,5 +1275,127 @@ fn entra_settings_that_cannot_work_are_problems_and_unused_ones_warn() {
             .any(|w| w.contains("ENTRA_GRAPH_URL http://graph.example is plain http")),
         "{:?}",
         config.warnings
+    );
+}
+
+/// The test keys of `src/assertion_testdata/`, by file name.
+fn assertion_key(name: &str) -> String {
+    format!(
+        "{}/src/assertion_testdata/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn upstream_jwt_is_off_unless_set_and_derives_its_key_from_the_cookie_secret() {
+    let off = Config::from_env_map(minimal()).expect("valid");
+    assert!(off.upstream_jwt.is_none());
+    let on = Config::from_env_map(with(&[("UPSTREAM_JWT", "true")])).expect("valid");
+    let again = Config::from_env_map(with(&[("UPSTREAM_JWT", "yes")])).expect("valid");
+    let other = Config::from_env_map(with(&[
+        ("UPSTREAM_JWT", "true"),
+        ("COOKIE_SECRET", "another secret, another secret!!"),
+    ]))
+    .expect("valid");
+    let kid = |config: &Config| {
+        let jwt = config.upstream_jwt.as_ref().expect("on");
+        assert!(jwt.previous_key.is_none());
+        jwt.key.kid().to_string()
+    };
+    assert_eq!(kid(&on), kid(&again), "every replica signs alike");
+    assert_ne!(kid(&on), kid(&other));
+
+    let from_files = Config::from_env_map(with(&[
+        ("UPSTREAM_JWT", "true"),
+        ("UPSTREAM_JWT_KEY_FILE", &assertion_key("p256-sec1.pem")),
+        ("UPSTREAM_JWT_PREVIOUS_KEY_FILE", ""),
+    ]))
+    .expect("valid");
+    let jwt = from_files.upstream_jwt.expect("on");
+    assert_ne!(jwt.key.kid(), kid(&on));
+    assert!(jwt.previous_key.is_none(), "empty means unset");
+    let rotating = Config::from_env_map(with(&[
+        ("UPSTREAM_JWT", "true"),
+        (
+            "UPSTREAM_JWT_PREVIOUS_KEY_FILE",
+            &assertion_key("p256-pkcs8.pem"),
+        ),
+    ]))
+    .expect("valid")
+    .upstream_jwt
+    .expect("on");
+    assert_eq!(rotating.key.kid(), kid(&on));
+    assert_eq!(rotating.previous_key.as_ref(), Some(&jwt.key));
+}
+
+#[test]
+fn bad_upstream_jwt_key_files_are_startup_problems_naming_the_file() {
+    let missing = assertion_key("no-such-key.pem");
+    let p384 = assertion_key("p384-pkcs8.pem");
+    let rsa = format!(
+        "{}/src/oidc/testdata/rsa-test-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let public = assertion_key("p256-public.pem");
+    let cases = [
+        (&missing, "cannot read"),
+        (&p384, "is not a P-256 private key"),
+        (&rsa, "is not a P-256 private key"),
+        (&public, "holds no PEM private key"),
+    ];
+    for (path, says) in cases {
+        for name in ["UPSTREAM_JWT_KEY_FILE", "UPSTREAM_JWT_PREVIOUS_KEY_FILE"] {
+            let found = problems(with(&[("UPSTREAM_JWT", "true"), (name, path.as_str())]));
+            assert_eq!(found.len(), 1, "{found:?}");
+            let problem = &found[0];
+            assert!(problem.starts_with(name), "{problem}");
+            assert!(problem.contains(path.as_str()), "{problem}");
+            assert!(problem.contains(says), "{problem}");
+            assert!(!problem.contains("MII"), "key material in {problem}");
+        }
+    }
+    // Both at once, with every other problem.
+    let found = problems(with(&[
+        ("UPSTREAM_JWT", "true"),
+        ("UPSTREAM_JWT_KEY_FILE", &p384),
+        ("UPSTREAM_JWT_PREVIOUS_KEY_FILE", &missing),
+        ("COOKIE_NAME", "bad name"),
+    ]));
+    assert_eq!(found.len(), 3, "{found:?}");
+}
+
+#[test]
+fn upstream_jwt_key_files_need_upstream_jwt_and_two_different_keys() {
+    let key = assertion_key("p256-pkcs8.pem");
+    for flag in [None, Some("false")] {
+        let mut env = with(&[
+            ("UPSTREAM_JWT_KEY_FILE", &key),
+            ("UPSTREAM_JWT_PREVIOUS_KEY_FILE", &key),
+        ]);
+        if let Some(flag) = flag {
+            env.insert("UPSTREAM_JWT".into(), flag.into());
+        }
+        let found = problems(env);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found
+            .iter()
+            .all(|p| p.contains("is set but UPSTREAM_JWT is not true")));
+    }
+    let found = problems(with(&[
+        ("UPSTREAM_JWT", "true"),
+        ("UPSTREAM_JWT_KEY_FILE", &key),
+        (
+            "UPSTREAM_JWT_PREVIOUS_KEY_FILE",
+            &assertion_key("p256-sec1.pem"),
+        ),
+    ]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("holds the current signing key"),
+        "{found:?}"
+    );
+    assert_eq!(
+        problems(with(&[("UPSTREAM_JWT", "maybe")])),
+        vec!["UPSTREAM_JWT: expected true or false, got \"maybe\"".to_string()]
     );
 }

@@ -18,6 +18,7 @@ pub enum Section {
     Admin,
     Logging,
     Rules,
+    Assertion,
 }
 
 /// In the README's order, which `--help` follows.
@@ -29,6 +30,7 @@ pub const SECTIONS: &[Section] = &[
     Section::Admin,
     Section::Logging,
     Section::Rules,
+    Section::Assertion,
 ];
 
 impl Section {
@@ -41,6 +43,7 @@ impl Section {
             Section::Admin => "Admin API",
             Section::Logging => "Logging",
             Section::Rules => "Who gets in",
+            Section::Assertion => "Signed identity assertion",
         }
     }
 }
@@ -81,7 +84,7 @@ pub const DEFAULT_SESSION_CACHE_SIZE: u64 = 100_000;
 pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(2);
 pub const DEFAULT_ENTRA_GRAPH_URL: &str = "https://graph.microsoft.com";
 
-use Section::{Admin, Cookie, Logging, Network, Provider, Redis, Rules};
+use Section::{Admin, Assertion, Cookie, Logging, Network, Provider, Redis, Rules};
 use Unset::{Value, Words};
 
 const fn var(
@@ -326,7 +329,8 @@ pub const VARIABLES: &[Variable] = &[
         Redis,
         "SESSION_CACHE_SIZE",
         Value("100000"),
-        "at most this many sessions in each replica's cache",
+        "at most this many sessions in each replica's cache (and, with `UPSTREAM_JWT=true`, at \
+         most this many signed assertions kept for reuse)",
     ),
     var(
         Cookie,
@@ -547,6 +551,32 @@ pub const VARIABLES: &[Variable] = &[
         "comma list: a bearer token's `aud` must contain at least one of these (the API's \
          resource indicator or audience at the IdP). Set without `BEARER_TOKENS=true`: a \
          configuration error",
+    ),
+    var(
+        Assertion,
+        "UPSTREAM_JWT",
+        Value("false"),
+        "every 2xx of the auth endpoints also carries `X-Auth-Request-Jwt`, an ES256 JWT of \
+         the user for the app to verify against `GET /oauth2/jwks` (see [The signed identity \
+         assertion](#the-signed-identity-assertion)); `false`: no such header, and \
+         `/oauth2/jwks` answers 404",
+    ),
+    var(
+        Assertion,
+        "UPSTREAM_JWT_KEY_FILE",
+        Words("unset: derived from `COOKIE_SECRET`"),
+        "path of a PEM P-256 private key (PKCS#8 or SEC1) that signs the assertions. Make one: \
+         `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out upstream-jwt.pem`. \
+         Unset: a key derived from `COOKIE_SECRET`, the same on every replica (rotating the \
+         secret rotates it too). Set while `UPSTREAM_JWT` is not `true`: a configuration error",
+    ),
+    var(
+        Assertion,
+        "UPSTREAM_JWT_PREVIOUS_KEY_FILE",
+        Words("unset"),
+        "during a key rotation, the key signed with before (same format): listed in the JWKS \
+         beside the current one so that assertions it signed still verify; it never signs. \
+         Needs `UPSTREAM_JWT=true`",
     ),
 ];
 

@@ -10,8 +10,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::AppError;
 use super::identity_headers::{self, Shown};
-use super::signed_in::{self, NotSignedIn};
+use super::signed_in::{self, NotSignedIn, SignedIn};
 use super::{bearer, login, unix_now, AppState};
+use crate::assertion::Subject;
+use crate::claims;
 use crate::forwarded::{self, OriginalRequest};
 use crate::metrics::{AuthOutcome, CheckError, Endpoint};
 use crate::negotiation;
@@ -96,6 +98,7 @@ fn outcome_of_error(err: &AppError, otherwise: AuthOutcome) -> AuthOutcome {
         AppError::BadRequest(_) => AuthOutcome::Error(CheckError::BadRequest),
         AppError::StoreUnavailable(_) => AuthOutcome::Error(CheckError::Store),
         AppError::ProviderUnavailable(_) => AuthOutcome::Error(CheckError::Provider),
+        AppError::Internal(_) => AuthOutcome::Error(CheckError::Assertion),
         AppError::LoginFailed { .. } | AppError::LoginRefused { .. } => otherwise,
     }
 }
@@ -205,17 +208,20 @@ async fn answer<'r>(
             state,
             original: &original,
             route: &route,
+            now,
         };
-        return bearer_answer(&visit, token, now, checked).await;
+        return bearer_answer(&visit, token, checked).await;
     }
-    let (result, outcome, user) = signed_in::with_session(req, state, now, |session| {
+    let (result, outcome, user) = signed_in::with_signed_in(req, state, now, |signed_in| {
         // A session of a provider no longer configured is nobody's (and a `sub` of one
         // provider never stands for a user of another).
-        let session = session.and_then(|session| match state.config.provider(session.provider) {
-            Some(provider) => Ok((session, provider)),
-            None => Err(NotSignedIn::UnknownSession),
+        let session = signed_in.and_then(|SignedIn { id, session }| {
+            match state.config.provider(session.provider) {
+                Some(provider) => Ok((id, session, provider)),
+                None => Err(NotSignedIn::UnknownSession),
+            }
         });
-        let (session, provider) = match session {
+        let (id, session, provider) = match session {
             Ok(found) => found,
             Err(reason) => {
                 state.metrics.not_signed_in(reason);
@@ -238,8 +244,9 @@ async fn answer<'r>(
             state,
             original: &original,
             route: &route,
+            now,
         };
-        let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, page);
+        let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, id, page);
         (answer, outcome, user)
     })
     .await?;
@@ -254,6 +261,7 @@ struct Visit<'v, 'r> {
     state: &'v AppState,
     original: &'v OriginalRequest<'r>,
     route: &'v RouteRules,
+    now: u64,
 }
 
 /// An API client's check (`BEARER_TOKENS`): its token is the identity, through the same rules
@@ -262,11 +270,10 @@ struct Visit<'v, 'r> {
 async fn bearer_answer<'r>(
     visit: &Visit<'_, 'r>,
     token: &str,
-    now: u64,
     checked: &mut Checked<'r>,
 ) -> Result<HttpResponse, AppError> {
     let state = visit.state;
-    let cached = bearer::identify(state, token, now).await?;
+    let cached = bearer::identify(state, token, visit.now).await?;
     let who = &cached.identity;
     let provider =
         state
@@ -290,19 +297,22 @@ async fn bearer_answer<'r>(
         preferred_username: who.person.preferred_username.as_deref(),
         provider: who.provider.as_deref(),
     };
-    let (answer, outcome) = judged(visit, &provider.rules, &identity, shown, false);
+    let holder = cached.assertion_holder();
+    let (answer, outcome) = judged(visit, &provider.rules, &identity, shown, holder, false);
     checked.outcome = outcome;
     checked.user = state.config.access_log.then(|| who.person.user.clone());
     answer
 }
 
-/// The rules' decision for `identity` and its answer: the identity headers of `shown`, or a
-/// 403 (`page`: the "Access denied" page, else plain text).
+/// The rules' decision for `identity` and its answer: the identity headers of `shown` (and,
+/// with `UPSTREAM_JWT`, the signed assertion, reused per `holder` and origin), or a 403
+/// (`page`: the "Access denied" page, else plain text).
 fn judged(
     visit: &Visit<'_, '_>,
     rules: &GlobalRules,
     identity: &Identity<'_>,
     shown: Shown<'_>,
+    holder: &str,
     page: bool,
 ) -> (Result<HttpResponse, AppError>, AuthOutcome) {
     let Visit {
@@ -310,14 +320,35 @@ fn judged(
         state,
         original,
         route,
+        now,
     } = *visit;
     match policy::decide(rules, route, identity) {
         Decision::Allow { upstream_groups } => {
-            let answer = identity_headers::allowed(
+            let mut answer = identity_headers::allowed(
                 shown,
                 &upstream_groups,
                 state.config.allow_unverified_email,
             );
+            if let Some(assertions) = &state.assertions {
+                let subject = Subject {
+                    username: identity.username,
+                    // Verified only, whatever OIDC_ALLOW_UNVERIFIED_EMAIL says: a signed claim
+                    // must not vouch for an address nobody checked.
+                    email: claims::forwarded_email(identity.email, identity.email_verified, false),
+                    groups: &upstream_groups,
+                    provider: identity.provider,
+                };
+                match assertions.header(holder, &original.origin(), &subject, now) {
+                    Ok(value) => {
+                        answer.headers_mut().insert(identity_headers::JWT, value);
+                    }
+                    // Fail closed: never an allowed answer without the assertion.
+                    Err(err) => {
+                        let failed = AppError::Internal(format!("identity assertion: {err}"));
+                        return (Err(failed), AuthOutcome::Error(CheckError::Assertion));
+                    }
+                }
+            }
             (Ok(answer), AuthOutcome::Allow)
         }
         Decision::Deny(rule) => {

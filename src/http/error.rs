@@ -49,6 +49,10 @@ pub enum AppError {
     StoreUnavailable(String),
     #[error("identity provider not ready: {0}")]
     ProviderUnavailable(String),
+    /// Something portcullis itself could not do (signing the identity assertion): 500, never
+    /// an answer without it.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ResponseError for AppError {
@@ -63,6 +67,7 @@ impl ResponseError for AppError {
             AppError::StoreUnavailable(_) | AppError::ProviderUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -93,6 +98,7 @@ impl ResponseError for AppError {
                 status,
                 "identity provider not reachable yet, try again shortly",
             ),
+            AppError::Internal(_) => plain(status, "internal error"),
         }
     }
 }
@@ -127,6 +133,7 @@ impl AppError {
             AppError::ProviderUnavailable(detail) => {
                 tracing::warn!(detail, "identity provider unavailable")
             }
+            AppError::Internal(detail) => tracing::error!(detail, "internal error"),
         }
     }
 }

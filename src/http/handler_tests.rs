@@ -1371,3 +1371,109 @@ async fn a_replica_asks_for_a_sessions_refresh_lock_at_most_once_a_second() {
         );
     }
 }
+
+// ---- the signed identity assertion (UPSTREAM_JWT) ----
+
+/// The claims of `token`, verified by jsonwebtoken with the JWKS `/oauth2/jwks` served.
+async fn verified_claims(
+    state: &web::Data<AppState>,
+    token: &str,
+    audience: &str,
+) -> serde_json::Value {
+    let (status, headers, body) =
+        read(send(state, TestRequest::get().uri("/oauth2/jwks")).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "content-type"), "application/json");
+    assert_eq!(header(&headers, "cache-control"), "max-age=300");
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&body).unwrap();
+    let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let jwk = jwks.find(&kid).expect("the kid is in the JWKS");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&["https://auth.example.com"]);
+    jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims
+}
+
+#[actix_web::test]
+async fn with_upstream_jwt_both_checks_carry_a_verifiable_assertion() {
+    let state = state_with(&[("UPSTREAM_JWT", "true")]).await;
+    let cookie = sign_in(&state, &alice()).await;
+    for (check, audience) in [
+        (status_check(""), "https://app.example.com"),
+        (redirect_check("", "/dashboard"), "https://app.example.com"),
+    ] {
+        let (status, headers, _) = read(send(&state, with_cookie(check, &cookie)).await).await;
+        assert_eq!(status, StatusCode::OK);
+        let token = header(&headers, "x-auth-request-jwt").to_string();
+        let claims = verified_claims(&state, &token, audience).await;
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["email"], "alice@example.com");
+        assert_eq!(
+            claims["groups"],
+            serde_json::json!(["ops", "Engineering, EMEA"])
+        );
+        assert!(claims.get("provider").is_none(), "one unnamed provider");
+        assert_eq!(
+            claims["exp"].as_u64().unwrap(),
+            claims["iat"].as_u64().unwrap() + 60
+        );
+    }
+    // Denied (a route rule) and not signed in: no assertion.
+    let (status, headers, _) = read(
+        send(
+            &state,
+            with_cookie(status_check("?require_group=nobody"), &cookie),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers.get("x-auth-request-jwt").is_none());
+    let (status, headers, _) = read(send(&state, status_check("")).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers.get("x-auth-request-jwt").is_none());
+}
+
+#[actix_web::test]
+async fn an_unverified_email_is_never_in_the_assertion() {
+    let state = state_with(&[
+        ("UPSTREAM_JWT", "true"),
+        ("OIDC_ALLOW_UNVERIFIED_EMAIL", "true"),
+    ])
+    .await;
+    let unverified = Session {
+        email_verified: false,
+        ..alice()
+    };
+    let cookie = sign_in(&state, &unverified).await;
+    let (status, headers, _) =
+        read(send(&state, with_cookie(status_check(""), &cookie)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    // The plain header carries it, as OIDC_ALLOW_UNVERIFIED_EMAIL says; the signed one does not.
+    assert_eq!(
+        header(&headers, "x-auth-request-email"),
+        "alice@example.com"
+    );
+    let token = header(&headers, "x-auth-request-jwt").to_string();
+    let claims = verified_claims(&state, &token, "https://app.example.com").await;
+    assert!(claims.get("email").is_none(), "{claims}");
+}
+
+#[actix_web::test]
+async fn without_upstream_jwt_there_is_no_assertion_and_no_jwks() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let (status, headers, _) =
+        read(send(&state, with_cookie(status_check(""), &cookie)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    // Empty, like every unknown identity value: never a client's copy, never an assertion.
+    assert_eq!(header(&headers, "x-auth-request-jwt"), "");
+    let (status, _, _) = read(send(&state, TestRequest::get().uri("/oauth2/jwks")).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

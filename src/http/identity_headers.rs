@@ -35,14 +35,20 @@ pub const NAMES: [[HeaderName; 2]; 4] = [
 /// Authelia has no `Remote-*` name for it.
 pub const PROVIDER: HeaderName = HeaderName::from_static("x-auth-request-provider");
 
+/// The signed identity assertion. Without `UPSTREAM_JWT` it is sent empty like any unknown
+/// value: Caddy 2.6's `copy_headers` copies a header the answer lacks as the literal text of
+/// its placeholder (`{http.reverse_proxy.header.X-Auth-Request-Jwt}`), and skips an empty one.
+pub const JWT: HeaderName = HeaderName::from_static("x-auth-request-jwt");
+
 /// The names as the proxy snippets write them (`X-Auth-Request-User`, ...): first every
-/// `X-Auth-Request-*` (the provider last), then every `Remote-*`.
-pub const DISPLAY_NAMES: [&str; 9] = [
+/// `X-Auth-Request-*` (the provider, then the assertion, last), then every `Remote-*`.
+pub const DISPLAY_NAMES: [&str; 10] = [
     "X-Auth-Request-User",
     "X-Auth-Request-Email",
     "X-Auth-Request-Preferred-Username",
     "X-Auth-Request-Groups",
     "X-Auth-Request-Provider",
+    "X-Auth-Request-Jwt",
     "Remote-User",
     "Remote-Email",
     "Remote-Name",
@@ -95,7 +101,8 @@ pub fn allowed(
     let buffer = buffer.freeze();
     let mut response = HttpResponse::new(StatusCode::OK);
     let headers = response.headers_mut();
-    headers.reserve(2 + 2 * NAMES.len());
+    // One more for the assertion, which the auth check may add.
+    headers.reserve(3 + 2 * NAMES.len());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let mut start = 0;
     let mut next_value = |len: usize| {
@@ -114,6 +121,8 @@ pub fn allowed(
         }
     }
     headers.insert(PROVIDER, next_value(values[NAMES.len()].len()));
+    // Replaced by the auth check with the assertion when UPSTREAM_JWT is on.
+    headers.insert(JWT, HeaderValue::from_static(""));
     response
 }
 
@@ -166,7 +175,7 @@ mod tests {
         let pairs = NAMES;
         let column = |c: usize| pairs.iter().map(move |pair| pair[c].as_str().to_owned());
         let names: Vec<String> = column(0)
-            .chain([PROVIDER.as_str().to_owned()])
+            .chain([PROVIDER.as_str().to_owned(), JWT.as_str().to_owned()])
             .chain(column(1))
             .collect();
         assert_eq!(lower, names);

@@ -258,9 +258,10 @@ fn login_outcome(err: &AppError) -> LoginOutcome {
         AppError::ProviderUnavailable(_) => LoginOutcome::Provider,
         AppError::StoreUnavailable(_) => LoginOutcome::Store,
         // Not answered by a callback; counted as what would come closest.
-        AppError::NotSignedIn { .. } | AppError::InvalidToken { .. } | AppError::BadRequest(_) => {
-            LoginOutcome::State
-        }
+        AppError::NotSignedIn { .. }
+        | AppError::InvalidToken { .. }
+        | AppError::BadRequest(_)
+        | AppError::Internal(_) => LoginOutcome::State,
         AppError::Forbidden { .. } => LoginOutcome::Denied,
     }
 }

@@ -6,6 +6,7 @@ pub mod bearer;
 pub mod error;
 pub mod health;
 pub mod identity_headers;
+pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod own_sessions;
@@ -48,6 +49,8 @@ pub struct AppState {
     /// When this replica last tried to start each due session's refresh: while a refresh runs
     /// or pauses, the checks of that session ask the store's lock at most once a second.
     pub refresh_tried: Mutex<HashMap<String, Instant>>,
+    /// `UPSTREAM_JWT=true`: the signer of `X-Auth-Request-Jwt` and its JWKS; `None`: off.
+    pub assertions: Option<crate::assertion::Assertions>,
     /// Counters and histograms, rendered at the admin listener's `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Bearer tokens verified in the last minute (`BEARER_TOKENS`), by their hash.
@@ -111,6 +114,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(backchannel::logout),
     )
     .route("/oauth2/userinfo", web::get().to(userinfo::userinfo))
+    .route("/oauth2/jwks", web::get().to(jwks::jwks))
     .route("/oauth2/sessions", web::get().to(own_sessions::page))
     .route(
         "/oauth2/sessions/sign-out",

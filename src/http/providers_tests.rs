@@ -349,3 +349,22 @@ async fn the_sessions_page_shows_and_ends_only_the_providers_own_user() {
     let (status, _, _) = read(send(&state, with_cookie(status_check(""), &google)).await).await;
     assert_eq!(status, StatusCode::OK, "google's alice was signed out");
 }
+
+#[actix_web::test]
+async fn the_assertion_names_the_provider_and_its_mapped_groups() {
+    let state = two_providers(&[
+        ("UPSTREAM_JWT", "true"),
+        ("OIDC_KEYCLOAK_GROUP_MAP", r#"{"ops": ["Operations"]}"#),
+        ("GROUP_MAP_STRICT", "true"),
+    ])
+    .await;
+    let cookie = sign_in(&state, &of("keycloak", alice())).await;
+    let (status, headers, _) =
+        read(send(&state, with_cookie(status_check(""), &cookie)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "x-auth-request-groups"), "Operations");
+    let token = header(&headers, "x-auth-request-jwt").to_string();
+    let claims = verified_claims(&state, &token, "https://app.example.com").await;
+    assert_eq!(claims["provider"], "keycloak");
+    assert_eq!(claims["groups"], serde_json::json!(["Operations"]));
+}

@@ -10,6 +10,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::assertion::verified;
 use crate::stack::{seen_headers, signed_in, Options, Stack, StoreKind};
 use crate::support::browser::API_ACCEPT;
 use crate::support::idp::{ResourceServer, PASSWORD};
@@ -486,4 +487,52 @@ async fn each_providers_tokens_are_checked_with_its_own_keys() {
         )
         .await;
     assert_refused(&get(stranger).await, "an unknown issuer");
+}
+
+/// With `UPSTREAM_JWT`, an API client's answer carries the signed assertion too: npm `jose`
+/// verifies it with the JWKS the proxy serves, it names the token's user and groups, the same
+/// token gets the same assertion again, and another token (alice's) gets its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_client_gets_the_signed_assertion_of_its_token() {
+    let mut env = bearer_env().to_vec();
+    env.push(("UPSTREAM_JWT", "true"));
+    let stack = Stack::start(Options {
+        proxy: ProxyKind::Nginx,
+        store: StoreKind::Memory,
+        env: &env,
+        resource_server: Some(resource_server()),
+        ..Options::default()
+    });
+    let (site, jwks) = (stack.base(), stack.url("/oauth2/jwks"));
+    let assertion_of = |hop: &Hop| {
+        assert_eq!(hop.status, 200, "{}", hop.body);
+        seen_headers(&hop.json())
+            .get("x-auth-request-jwt")
+            .cloned()
+            .filter(|value| !value.is_empty())
+            .expect("the app got an assertion")
+    };
+
+    let machine = machine_token(&stack).await;
+    let first = assertion_of(&with_token(&stack, "/api/items", &machine, API_ACCEPT).await);
+    let seen = verified(&jwks, &first, &site, &site);
+    let claims = &seen["payload"];
+    assert_eq!(claims["sub"], MACHINE_ID);
+    assert_eq!(claims["groups"], json!(["robots"]));
+    assert!(claims.get("email").is_none(), "{claims}");
+    let again = assertion_of(&with_token(&stack, "/api/other", &machine, API_ACCEPT).await);
+    if payload(&again)["iat"].as_u64().unwrap()
+        < claims["iat"].as_u64().unwrap() + portcullis::assertion::REUSE_SECS
+    {
+        assert_eq!(again, first, "the same token's assertion is reused");
+    }
+
+    let tokens = user_tokens(&stack, "alice").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let alices = assertion_of(&with_token(&stack, "/api/items", access, API_ACCEPT).await);
+    assert_ne!(alices, first);
+    let seen = verified(&jwks, &alices, &site, &site);
+    assert_eq!(seen["payload"]["sub"], "alice");
+    assert_eq!(seen["payload"]["email"], "alice@example.com");
+    assert_eq!(seen["payload"]["groups"], json!(["admins", "ops"]));
 }

@@ -30,6 +30,7 @@ mod replicas;
 mod revalidation;
 mod revocation;
 
+mod assertion;
 mod browser;
 mod cli;
 mod examples;

@@ -13,6 +13,8 @@ pub struct Scenario {
     pub watch: Vec<(String, u32)>,
     /// For 2xx scenarios through portcullis: the user its identity header must name.
     pub user: Option<String>,
+    /// The answer must carry the signed identity assertion (`UPSTREAM_JWT=true`).
+    pub assertion: bool,
 }
 
 impl Scenario {
@@ -33,6 +35,15 @@ impl Scenario {
             },
             watch,
             user: user.map(str::to_string),
+            assertion: false,
+        }
+    }
+
+    /// The same, whose answers must carry `X-Auth-Request-Jwt`.
+    pub fn with_assertion(self) -> Scenario {
+        Scenario {
+            assertion: true,
+            ..self
         }
     }
 }
@@ -92,6 +103,9 @@ pub async fn preflight(client: &reqwest::Client, scenario: &Scenario) -> anyhow:
             scenario.target.expect,
             body.chars().take(200).collect::<String>()
         );
+    }
+    if scenario.assertion && response.headers().get("x-auth-request-jwt").is_none() {
+        bail!("preflight {}: no X-Auth-Request-Jwt", scenario.name);
     }
     if let Some(user) = &scenario.user {
         let seen = response

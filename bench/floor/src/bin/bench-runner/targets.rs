@@ -45,6 +45,7 @@ pub fn evaluate_targets(
         vs_b.map_or("missing".into(), |v| format!("{v:.2}x")),
         vs_b.map(|v| v > 1.0),
     ));
+    goals.extend(assertion_cost(rows, c, &note));
     for scenario in ["memory/forward-auth", "memory/auth"] {
         let row = report::find(rows, &main, scenario, c);
         let v = row.and_then(|r| r.vs_floor_a);
@@ -133,6 +134,45 @@ pub fn evaluate_targets(
     goals.extend(flat(options, rows));
     goals.extend(end_to_end(rows, c, &note));
     goals
+}
+
+/// The signed identity assertion (UPSTREAM_JWT=true) costs the cached Redis-backed check at
+/// most 10 %: req/s with it divided by req/s without it, measured in the same rounds.
+fn assertion_cost(rows: &[Row], c: u32, note: &str) -> Vec<Goal> {
+    ["forward-auth", "auth"]
+        .iter()
+        .map(|endpoint| {
+            let with = report::find(rows, "main", &format!("redis-jwt/{endpoint}"), c);
+            let without = report::find(rows, "main", &format!("redis/{endpoint}"), c);
+            let ratio = match (with, without) {
+                (Some(w), Some(o)) if o.rps_mean > 0.0 => Some(w.rps_mean / o.rps_mean),
+                _ => None,
+            };
+            Goal::new(
+                &format!(
+                    "redis-jwt/{endpoint} (UPSTREAM_JWT=true) vs redis/{endpoint}, 64 conns{note}"
+                ),
+                ">= 0.90x",
+                match (ratio, with, without) {
+                    (Some(v), Some(w), Some(o)) => format!(
+                        "{v:.2}x ({:.0} / {:.0} req/s; portcullis CPU {:.1} / {:.1} µs/req)",
+                        w.rps_mean,
+                        o.rps_mean,
+                        w.cpu_us_per_request
+                            .get("portcullis-redis-jwt")
+                            .copied()
+                            .unwrap_or(f64::NAN),
+                        o.cpu_us_per_request
+                            .get("portcullis-redis")
+                            .copied()
+                            .unwrap_or(f64::NAN)
+                    ),
+                    _ => "missing".into(),
+                },
+                ratio.map(|v| v >= 0.90),
+            )
+        })
+        .collect()
 }
 
 /// The check costs the same from the first to the last level of sessions in Redis, with and

@@ -96,6 +96,9 @@ fn scenarios(
     let pc_memory_port = servers.pc_memory_port;
     let pc_redis_host = servers.pc_redis_host();
     let pc_memory_host = servers.pc_memory_host();
+    let pc_jwt_port = servers.pc_jwt_port;
+    let pc_jwt_host = servers.pc_jwt_host();
+    let jwt_watch = vec![pid("portcullis-redis-jwt"), pid("redis")];
     let cookie_redis = logins.cookie_redis.as_str();
     let cookie_memory = logins.cookie_memory.as_str();
     let redis_watch = vec![pid("portcullis-redis"), pid("redis")];
@@ -136,6 +139,26 @@ fn scenarios(
             redis_watch.clone(),
             Some(USER),
         ),
+        // The same cached checks with UPSTREAM_JWT=true, right after them in every repetition:
+        // their ratio is what the signed identity assertion costs.
+        Scenario::new(
+            "redis-jwt/forward-auth",
+            forward_auth_url(pc_jwt_port),
+            forward_auth_headers(&pc_jwt_host, Some(cookie_redis)),
+            200,
+            jwt_watch.clone(),
+            Some(USER),
+        )
+        .with_assertion(),
+        Scenario::new(
+            "redis-jwt/auth",
+            auth_url(pc_jwt_port),
+            auth_headers(&pc_jwt_host, Some(cookie_redis)),
+            200,
+            jwt_watch,
+            Some(USER),
+        )
+        .with_assertion(),
         Scenario::new(
             "redis-nocache/forward-auth",
             forward_auth_url(pc_nocache_port),

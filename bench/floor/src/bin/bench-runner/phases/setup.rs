@@ -31,6 +31,9 @@ pub struct Servers {
     /// both, as on two replicas.
     pub pc_nocache_port: u16,
     pub pc_memory_port: u16,
+    /// portcullis-redis again with `UPSTREAM_JWT=true` (same Redis, cookie secret and cache):
+    /// what the signed identity assertion adds to the cached check.
+    pub pc_jwt_port: u16,
     /// The ports of the two Apache instances (their redirect URIs are registered at the IdP).
     pub apache_redis_port: u16,
     pub apache_shm_port: u16,
@@ -43,6 +46,10 @@ impl Servers {
 
     pub fn pc_nocache_host(&self) -> String {
         format!("127.0.0.1:{}", self.pc_nocache_port)
+    }
+
+    pub fn pc_jwt_host(&self) -> String {
+        format!("127.0.0.1:{}", self.pc_jwt_port)
     }
 
     pub fn pc_memory_host(&self) -> String {
@@ -82,6 +89,7 @@ pub fn start_servers(cx: &Context) -> anyhow::Result<(Processes, Servers)> {
         pc_redis_port: free_port(),
         pc_nocache_port: free_port(),
         pc_memory_port: free_port(),
+        pc_jwt_port: free_port(),
         apache_redis_port: free_port(),
         apache_shm_port: free_port(),
     };
@@ -89,6 +97,7 @@ pub fn start_servers(cx: &Context) -> anyhow::Result<(Processes, Servers)> {
         servers.pc_redis_port,
         servers.pc_nocache_port,
         servers.pc_memory_port,
+        servers.pc_jwt_port,
     ]
     .iter()
     .map(|p| format!("http://127.0.0.1:{p}/oauth2/callback"))
@@ -108,22 +117,41 @@ pub fn start_servers(cx: &Context) -> anyhow::Result<(Processes, Servers)> {
     })?;
     let mut live = Processes::new(redis, idp);
     let redis_url = Some(servers.redis_url.as_str());
-    for (name, port, redis, cache) in [
+    for (name, port, redis, cache, jwt) in [
         (
             "portcullis-redis",
             servers.pc_redis_port,
             redis_url,
             Some(SESSION_CACHE_ON),
+            false,
         ),
         (
             "portcullis-redis-nocache",
             servers.pc_nocache_port,
             redis_url,
             Some(SESSION_CACHE_OFF),
+            false,
         ),
-        ("portcullis-memory", servers.pc_memory_port, None, None),
+        (
+            "portcullis-memory",
+            servers.pc_memory_port,
+            None,
+            None,
+            false,
+        ),
+        (
+            "portcullis-redis-jwt",
+            servers.pc_jwt_port,
+            redis_url,
+            Some(SESSION_CACHE_ON),
+            true,
+        ),
     ] {
         let mut env = portcullis_env(&live.idp, port, redis);
+        if jwt {
+            // The key derived from COOKIE_SECRET, as a deployment without a key file signs.
+            env.insert("UPSTREAM_JWT".into(), "true".into());
+        }
         if let Some(ttl) = cache {
             // Set explicitly in both, whatever the default.
             env.insert("SESSION_CACHE_TTL".into(), ttl.into());
