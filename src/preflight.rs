@@ -100,6 +100,7 @@ pub async fn run(config: Config) -> Report {
     }
 
     text.push_str(&assertion_line(&config));
+    text.push_str(&bearer_line(&config));
     for (settings, support) in config.providers.iter().zip(&supports) {
         text.push_str(&registration(&config, settings, support.as_ref()));
     }
@@ -132,6 +133,29 @@ fn assertion_line(config: &Config) -> String {
                 .map(|k| format!("; previous key kid {} still listed", k.kid()))
                 .unwrap_or_default(),
         ),
+    }
+}
+
+/// `BEARER_TOKENS`: whose access tokens pass, for which audiences, and what the proxy must do.
+fn bearer_line(config: &Config) -> String {
+    match &config.bearer {
+        None => "bearer tokens: off (BEARER_TOKENS=false; an Authorization header changes \
+                 nothing)\n"
+            .to_string(),
+        Some(bearer) => {
+            let issuers: Vec<&str> = config
+                .providers
+                .iter()
+                .map(|p| p.issuer_url.as_str())
+                .collect();
+            format!(
+                "bearer tokens: on, JWT access tokens of {} with aud one of {} pass without a \
+                 session (refused: 401 invalid_token); the proxies pass Authorization on the auth \
+                 request by default; the nginx snippet below keeps a refused token's 401 a 401\n",
+                issuers.join(", "),
+                bearer.audiences.join(", "),
+            )
+        }
     }
 }
 
@@ -274,9 +298,10 @@ Traefik (dynamic configuration):
 nginx (inside your server block):
   location /oauth2/ {{ proxy_pass http://{upstream}; proxy_set_header Host $host; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; }}
   location = /_oauth2_auth {{ internal; proxy_pass http://{upstream}/oauth2/auth; proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_set_header X-Original-URL $scheme://$http_host$request_uri; proxy_set_header X-Original-Method $request_method; }}
-  location @oauth2_signin {{ return 302 /oauth2/start?rd=$scheme://$http_host$request_uri; }}
+  location @oauth2_signin {{ if ($auth_www_authenticate) {{ return 401 "invalid bearer token\n"; }} return 302 /oauth2/start?rd=$scheme://$http_host$request_uri; }}
   location / {{
     auth_request /_oauth2_auth;
+    auth_request_set $auth_www_authenticate $upstream_http_www_authenticate;
     error_page 401 = @oauth2_signin;{nginx_headers}
     proxy_pass http://your-app;
   }}
@@ -336,6 +361,26 @@ mod tests {
             if let Some(warning) = warning {
                 assert!(warning.contains(method.as_str()), "{warning}");
             }
+        }
+    }
+
+    #[test]
+    fn the_check_says_whether_bearer_tokens_pass_and_for_which_audiences() {
+        assert!(bearer_line(&config()).starts_with("bearer tokens: off"));
+        let on = crate::config::for_tests(&[
+            ("BEARER_TOKENS", "true"),
+            ("BEARER_AUDIENCES", "https://api.example.com/,billing"),
+        ]);
+        let line = bearer_line(&on);
+        let issuer = &on.providers[0].issuer_url;
+        for expected in [
+            "bearer tokens: on",
+            issuer.as_str(),
+            "aud one of https://api.example.com/, billing",
+            "pass Authorization",
+            "refused token's 401",
+        ] {
+            assert!(line.contains(expected), "{expected:?} in {line}");
         }
     }
 

@@ -410,3 +410,83 @@ async fn a_second_sigterm_ends_the_delay() {
         instance.log()
     );
 }
+
+/// Tokens are credentials: with every log line on (`RUST_LOG=debug`, `ACCESS_LOG=true`), the
+/// real binary's log has a line for each API client's check and a refusal reason, yet none of
+/// the bearer tokens it was shown (accepted, refused, opaque), nor the session cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_or_cookie_reaches_the_log_even_at_debug() {
+    let (idp, instance) = start(&[
+        ("BEARER_TOKENS", "true"),
+        ("BEARER_AUDIENCES", "https://api.test/"),
+        ("ACCESS_LOG", "true"),
+        ("RUST_LOG", "debug"),
+    ]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |aud: &str, exp: u64| {
+        serde_json::json!({
+            "iss": idp.issuer(), "sub": "alice", "aud": aud, "iat": now, "exp": exp,
+            "jti": format!("jti-{aud}-{exp}"), "groups": ["ops"],
+        })
+    };
+    let header = serde_json::json!({"typ": "at+jwt"});
+    let valid = idp
+        .sign(&claims("https://api.test/", now + 300), &header)
+        .await;
+    let wrong_audience = idp
+        .sign(&claims("https://other.test/", now + 300), &header)
+        .await;
+    let expired = idp
+        .sign(&claims("https://api.test/", now - 600), &header)
+        .await;
+    let opaque = "opaque-access-token-0123456789abcdefghijklmnopqrstuvwxyz".to_string();
+    let cases = [
+        (&valid, 200),
+        (&wrong_audience, 401),
+        (&expired, 401),
+        (&opaque, 401),
+    ];
+    for (token, status) in cases {
+        let hop = Browser::new()
+            .get_with_headers(
+                &format!("{}/oauth2/auth", instance.base()),
+                &[
+                    ("X-Original-URL", &format!("{}/api/items", instance.base())),
+                    ("Authorization", &format!("Bearer {token}")),
+                    ("Accept", API_ACCEPT),
+                ],
+            )
+            .await;
+        assert_eq!(hop.status, status, "{}", hop.body);
+    }
+    let browser = Browser::new();
+    browser
+        .sign_in_trace(&instance.base(), "/oauth2/start?rd=/", "alice", PASSWORD)
+        .await;
+    let cookie = browser
+        .cookie(&instance.base(), COOKIE_NAME)
+        .expect("session cookie");
+    assert_eq!(auth_check(&instance, "", Some(&cookie)).await, 200);
+
+    let log = instance.log();
+    let bearer_lines = log.lines().filter(|l| l.contains("bearer=true")).count();
+    assert!(
+        bearer_lines >= 4,
+        "no access log line per token check:\n{log}"
+    );
+    assert!(log.contains("audience"), "no refusal reason logged:\n{log}");
+    for (what, secret) in [
+        ("valid token", valid.as_str()),
+        ("wrong-audience token", wrong_audience.as_str()),
+        ("expired token", expired.as_str()),
+        ("opaque token", opaque.as_str()),
+        ("session cookie", cookie.as_str()),
+    ] {
+        // A JWT's signature is what makes it a credential; the whole value for the others.
+        let tail = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(!log.contains(tail), "the {what} is in the log:\n{log}");
+    }
+}
