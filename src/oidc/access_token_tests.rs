@@ -2,40 +2,16 @@
 //! (as `id_token_tests.rs`; they sign nothing but tests).
 
 use super::*;
+use crate::oidc::test_tokens::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-const NOW: u64 = 1_700_000_000;
-const ISSUER: &str = "https://idp.example.com/realms/demo";
 const API: &str = "https://api.example.com";
 
 fn audiences() -> Vec<String> {
     vec!["other-api".to_string(), API.to_string()]
-}
-
-fn rsa_key() -> EncodingKey {
-    EncodingKey::from_rsa_pem(include_bytes!("testdata/rsa-test-key.pem")).unwrap()
-}
-
-fn ec_key() -> EncodingKey {
-    EncodingKey::from_ec_pem(include_bytes!("testdata/ec-p256-test-key.pem")).unwrap()
-}
-
-fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Value {
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, alg).unwrap()).unwrap();
-    jwk["kid"] = json!(kid);
-    jwk["use"] = json!("sig");
-    jwk
-}
-
-fn keys() -> SigningKeys {
-    SigningKeys::from_jwks(&json!({"keys": [
-        jwk(&rsa_key(), Algorithm::RS256, "rsa-1"),
-        jwk(&ec_key(), Algorithm::ES256, "ec-1"),
-    ]}))
 }
 
 /// What oidc-provider 8 puts in a JWT access token for a resource (RFC 9068), at NOW.
@@ -53,30 +29,15 @@ fn valid_claims() -> Value {
     })
 }
 
-fn sign_with(header: Header, claims: &Value, key: &EncodingKey) -> String {
-    jsonwebtoken::encode(&header, claims, key).unwrap()
-}
-
-fn header(alg: Algorithm, kid: &str, typ: Option<&str>) -> Header {
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.to_owned());
-    header.typ = typ.map(str::to_owned);
-    header
+fn token_header(alg: Algorithm, kid: &str, typ: Option<&str>) -> Header {
+    header(alg, Some(kid), typ)
 }
 
 fn sign_rs256(claims: &Value) -> String {
     sign_with(
-        header(Algorithm::RS256, "rsa-1", Some("at+jwt")),
+        token_header(Algorithm::RS256, "rsa-1", Some("at+jwt")),
         claims,
         &rsa_key(),
-    )
-}
-
-fn unsigned(header: &Value, claims: &Value, signature: &str) -> String {
-    format!(
-        "{}.{}.{signature}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
     )
 }
 
@@ -105,17 +66,17 @@ fn kind(result: Result<Map<String, Value>, Failure>) -> Option<TokenRefusal> {
     }
 }
 
-fn remove(claims: &mut Value, name: &str) {
-    claims.as_object_mut().unwrap().remove(name);
-}
-
 #[test]
 fn a_valid_token_gives_all_its_claims() {
     for (alg, kid, key) in [
         (Algorithm::RS256, "rsa-1", rsa_key()),
         (Algorithm::ES256, "ec-1", ec_key()),
     ] {
-        let token = sign_with(header(alg, kid, Some("at+jwt")), &valid_claims(), &key);
+        let token = sign_with(
+            token_header(alg, kid, Some("at+jwt")),
+            &valid_claims(),
+            &key,
+        );
         let claims = check(&token, NOW).unwrap();
         assert_eq!(Value::Object(claims), valid_claims(), "{alg:?}");
     }
@@ -137,7 +98,7 @@ fn the_header_type_must_be_an_access_tokens() {
     ];
     for (typ, expected) in cases {
         let token = sign_with(
-            header(Algorithm::RS256, "rsa-1", *typ),
+            token_header(Algorithm::RS256, "rsa-1", *typ),
             &valid_claims(),
             &rsa_key(),
         );
@@ -319,21 +280,21 @@ fn only_asymmetric_signatures_by_the_providers_keys_pass() {
     }
     // HS256 with the public key's bytes as the secret (the classic confusion attack), or any.
     let hs = sign_with(
-        header(Algorithm::HS256, "rsa-1", Some("at+jwt")),
+        token_header(Algorithm::HS256, "rsa-1", Some("at+jwt")),
         &claims,
         &EncodingKey::from_secret(b"the client secret").unwrap(),
     );
     assert_eq!(kind(check(&hs, NOW)), Some(TokenRefusal::Signature));
     // A kid the provider does not list: the caller may refetch its JWKS.
     let unknown = sign_with(
-        header(Algorithm::RS256, "rsa-2", Some("at+jwt")),
+        token_header(Algorithm::RS256, "rsa-2", Some("at+jwt")),
         &claims,
         &rsa_key(),
     );
     assert_eq!(check(&unknown, NOW), Err(Failure::UnknownKey));
     // The RSA key's kid with the EC key's signature.
     let wrong_key = sign_with(
-        header(Algorithm::ES256, "rsa-1", Some("at+jwt")),
+        token_header(Algorithm::ES256, "rsa-1", Some("at+jwt")),
         &claims,
         &ec_key(),
     );

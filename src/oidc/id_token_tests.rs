@@ -2,42 +2,13 @@
 //! (generated with `openssl genpkey`; they sign nothing but these tests).
 
 use super::*;
+use crate::oidc::test_tokens::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::EncodingKey;
 use serde_json::json;
 
-const NOW: u64 = 1_700_000_000;
-const ISSUER: &str = "https://idp.example.com/realms/demo";
 const CLIENT_ID: &str = "portcullis";
 const NONCE: &str = "nonce-of-this-login";
-
-fn rsa_key() -> EncodingKey {
-    EncodingKey::from_rsa_pem(include_bytes!("testdata/rsa-test-key.pem")).unwrap()
-}
-
-fn ec_key() -> EncodingKey {
-    EncodingKey::from_ec_pem(include_bytes!("testdata/ec-p256-test-key.pem")).unwrap()
-}
-
-/// The public JWK of `key`, as a provider would publish it.
-fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Value {
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, alg).unwrap()).unwrap();
-    jwk["kid"] = json!(kid);
-    jwk["use"] = json!("sig");
-    jwk
-}
-
-/// The provider's JWKS: one RSA key (`rsa-1`, alg RS256) and one P-256 key (`ec-1`).
-fn jwks() -> Value {
-    json!({"keys": [
-        jwk(&rsa_key(), Algorithm::RS256, "rsa-1"),
-        jwk(&ec_key(), Algorithm::ES256, "ec-1"),
-    ]})
-}
-
-fn keys() -> SigningKeys {
-    SigningKeys::from_jwks(&jwks())
-}
 
 fn expected() -> Expected<'static> {
     Expected {
@@ -61,22 +32,11 @@ fn valid_claims() -> Value {
 }
 
 fn sign(alg: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
-    let mut header = Header::new(alg);
-    header.kid = kid.map(str::to_owned);
-    jsonwebtoken::encode(&header, claims, key).unwrap()
+    sign_with(header(alg, kid, None), claims, key)
 }
 
 fn sign_es256(claims: &Value) -> String {
     sign(Algorithm::ES256, Some("ec-1"), claims, &ec_key())
-}
-
-/// A token with any header and no valid signature (jsonwebtoken will not make `alg: none`).
-fn unsigned(header: &Value, claims: &Value, signature: &str) -> String {
-    format!(
-        "{}.{}.{signature}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
 }
 
 fn failure(result: Result<Map<String, Value>, VerifyFailure>) -> String {
@@ -262,10 +222,6 @@ fn claims_are_checked_against_this_login() {
             }
         }
     }
-}
-
-fn remove(claims: &mut Value, name: &str) {
-    claims.as_object_mut().unwrap().remove(name);
 }
 
 #[test]

@@ -2,39 +2,13 @@
 //! (as `id_token_tests.rs`; they sign nothing but tests).
 
 use super::*;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use crate::oidc::test_tokens::*;
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
-const NOW: u64 = 1_700_000_000;
-const ISSUER: &str = "https://idp.example.com/realms/demo";
 const CLIENT_ID: &str = "portcullis";
 /// MAX_TOKEN_AGE plus the clock skew, in seconds.
 const BOUND: u64 = 600 + 120;
-
-fn rsa_key() -> EncodingKey {
-    EncodingKey::from_rsa_pem(include_bytes!("testdata/rsa-test-key.pem")).unwrap()
-}
-
-fn ec_key() -> EncodingKey {
-    EncodingKey::from_ec_pem(include_bytes!("testdata/ec-p256-test-key.pem")).unwrap()
-}
-
-fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Value {
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, alg).unwrap()).unwrap();
-    jwk["kid"] = json!(kid);
-    jwk["use"] = json!("sig");
-    jwk
-}
-
-fn keys() -> SigningKeys {
-    SigningKeys::from_jwks(&json!({"keys": [
-        jwk(&rsa_key(), Algorithm::RS256, "rsa-1"),
-        jwk(&ec_key(), Algorithm::ES256, "ec-1"),
-    ]}))
-}
 
 fn expected() -> Expected<'static> {
     Expected {
@@ -59,22 +33,11 @@ fn valid_claims() -> Value {
 }
 
 fn sign(alg: Algorithm, kid: &str, claims: &Value, key: &EncodingKey) -> String {
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.to_owned());
-    header.typ = Some("logout+jwt".to_owned());
-    jsonwebtoken::encode(&header, claims, key).unwrap()
+    sign_with(header(alg, Some(kid), Some("logout+jwt")), claims, key)
 }
 
 fn sign_rs256(claims: &Value) -> String {
     sign(Algorithm::RS256, "rsa-1", claims, &rsa_key())
-}
-
-fn unsigned(header: &Value, claims: &Value, signature: &str) -> String {
-    format!(
-        "{}.{}.{signature}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
 }
 
 fn failure(result: Result<LogoutToken, VerifyFailure>) -> String {
@@ -83,10 +46,6 @@ fn failure(result: Result<LogoutToken, VerifyFailure>) -> String {
         Err(VerifyFailure::Invalid(reason)) => reason,
         Err(VerifyFailure::UnknownKey) => "unknown key".to_string(),
     }
-}
-
-fn remove(claims: &mut Value, name: &str) {
-    claims.as_object_mut().unwrap().remove(name);
 }
 
 #[test]

@@ -13,6 +13,8 @@ mod id_token;
 mod logout_token;
 mod refresh;
 mod registry;
+#[cfg(test)]
+mod test_tokens;
 mod types;
 mod userinfo;
 
