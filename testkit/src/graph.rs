@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use reqwest::Method;
 
@@ -18,8 +17,6 @@ use crate::workdir::Workdir;
 
 /// Groups per page unless a test says otherwise: small, so that a few groups take several.
 pub const DEFAULT_PAGE_SIZE: usize = 2;
-
-const TEST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the stand-in has answered since it started (or since [`Graph::reset_counters`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,26 +116,7 @@ impl Graph {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> serde_json::Value {
-        let url = format!("{}{path}", self.url());
-        let mut request = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(TEST_REQUEST_TIMEOUT)
-            .build()
-            .expect("build reqwest client")
-            .request(method.clone(), &url);
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.unwrap_or_else(|e| {
-            panic!("{method} {url} failed (is the Graph stand-in running?): {e}")
-        });
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "{method} {url} -> {status}: {text}");
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{method} {url} -> {status}: not JSON ({e}): {text}"))
+        crate::control::request("the Graph stand-in", &self.url(), method, path, body).await
     }
 
     fn launch(&mut self) {

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use reqwest::Method;
 
@@ -17,9 +16,6 @@ use crate::workdir::Workdir;
 pub const PASSWORD: &str = "password";
 
 const CLIENT_ID: &str = "portcullis-test";
-
-/// For the OP's test-only endpoints, which answer at once (a pause holds only token and userinfo).
-const TEST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the OP has served since it started (or since [`Idp::reset_counters`]), counted by the OP
 /// itself once it answered, errors included (tests/idp/README.md, `GET /test/counters`).
@@ -373,30 +369,7 @@ impl Idp {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> serde_json::Value {
-        let url = format!("{}{path}", self.issuer());
-        let mut request = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(TEST_REQUEST_TIMEOUT)
-            .build()
-            .expect("build reqwest client")
-            .request(method.clone(), &url);
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url} failed (is the IdP running?): {e}"));
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url}: reading the answer: {e}"));
-        assert!(status.is_success(), "{method} {url} -> {status}: {text}");
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{method} {url} -> {status}: not JSON ({e}): {text}"))
+        crate::control::request("the IdP", &self.issuer(), method, path, body).await
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
