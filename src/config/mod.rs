@@ -7,6 +7,7 @@
 
 mod entra;
 mod providers;
+mod redis_tls;
 mod sections;
 mod store;
 mod suggest;
@@ -28,6 +29,7 @@ use crate::secret::Secret;
 
 pub use entra::{EntraGraph, ProviderKind};
 pub use providers::{prefix as provider_prefix, ClientAuth, ProviderSettings, PROVIDER_SUFFIXES};
+pub use redis_tls::{ClientCertificate, RedisTls};
 pub use store::{CacheSettings, NodeAddress, RedisSettings, RedisTopology, StoreSettings};
 pub use upstream_jwt::UpstreamJwt;
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::redis_tls::RedisTls;
 use super::variables::{
     DEFAULT_REDIS_TIMEOUT, DEFAULT_SESSION_CACHE_SIZE, DEFAULT_SESSION_CACHE_TTL,
 };
@@ -38,6 +39,8 @@ pub struct RedisSettings {
     pub password: Option<Secret>,
     /// The longest any request waits for the store (`REDIS_TIMEOUT`).
     pub timeout: Duration,
+    /// `REDIS_CA_FILE` and the client certificate, for `rediss://` addresses.
+    pub tls: RedisTls,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +221,20 @@ impl Findings {
         let timeout = self
             .parsed("REDIS_TIMEOUT", parse_redis_timeout)
             .unwrap_or(DEFAULT_REDIS_TIMEOUT);
+        // A list that did not parse is a problem already; its TLS files are not one more.
+        let unparsed =
+            (sentinel_urls_set && sentinels.is_none()) || (cluster_set && seeds.is_none());
+        let tls_in_use = unparsed
+            || url.as_ref().is_some_and(|url| {
+                url.expose()
+                    .trim()
+                    .get(..9)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+            })
+            || [&sentinels, &seeds]
+                .iter()
+                .any(|nodes| nodes.iter().flatten().any(|node| node.tls));
+        let tls = self.redis_tls(tls_in_use);
         let cache_ttl = self.parsed("SESSION_CACHE_TTL", parse_cache_ttl);
         let cache_size = self.parsed("SESSION_CACHE_SIZE", parse_cache_size);
         let cache = CacheSettings {
@@ -308,6 +325,7 @@ impl Findings {
                 username,
                 password,
                 timeout,
+                tls,
             }),
             cache,
         }

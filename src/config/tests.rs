@@ -1399,3 +1399,103 @@ fn upstream_jwt_key_files_need_upstream_jwt_and_two_different_keys() {
         vec!["UPSTREAM_JWT: expected true or false, got \"maybe\"".to_string()]
     );
 }
+
+#[test]
+fn redis_tls_files_are_read_checked_and_need_a_rediss_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let ca = file(
+        "ca.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    );
+    let key = file(
+        "key.pem",
+        "-----BEGIN PRIVATE KEY-----\nsecret-key-bytes\n-----END PRIVATE KEY-----\n",
+    );
+    let missing = dir.path().join("nope.pem").to_str().unwrap().to_string();
+    let tls = "rediss://127.0.0.1:6380";
+
+    let config = Config::from_env_map(with(&[
+        ("REDIS_URL", tls),
+        ("REDIS_CA_FILE", &ca),
+        ("REDIS_CLIENT_CERT_FILE", &ca),
+        ("REDIS_CLIENT_KEY_FILE", &key),
+    ]))
+    .expect("valid");
+    let settings = config.store.redis.expect("redis").tls;
+    assert!(settings.ca.expect("ca").contains("BEGIN CERTIFICATE"));
+    let client = settings.client.expect("client certificate");
+    assert!(client.key.expose().contains("secret-key-bytes"));
+    assert!(!format!("{client:?}").contains("secret-key-bytes"));
+    // A sentinel or cluster list with a rediss:// node uses them too.
+    for (name, value) in [
+        (
+            "REDIS_CLUSTER_URLS",
+            "rediss://127.0.0.1:7000,rediss://127.0.0.1:7001",
+        ),
+        ("REDIS_SENTINEL_URLS", "rediss://127.0.0.1:26379"),
+    ] {
+        let mut env = with(&[(name, value), ("REDIS_CA_FILE", &ca)]);
+        env.insert("REDIS_SENTINEL_MASTER".into(), "main".into());
+        if name == "REDIS_CLUSTER_URLS" {
+            env.remove("REDIS_SENTINEL_MASTER");
+        }
+        let config = Config::from_env_map(env).expect("valid");
+        assert!(
+            config.store.redis.expect("redis").tls.ca.is_some(),
+            "{name}"
+        );
+    }
+
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (
+            &[("REDIS_URL", "redis://127.0.0.1:6379"), ("REDIS_CA_FILE", &ca)],
+            "REDIS_CA_FILE set, but no Redis address is rediss:// (TLS): they would never be used",
+        ),
+        (
+            &[("REDIS_CLIENT_CERT_FILE", &ca), ("REDIS_CLIENT_KEY_FILE", &key)],
+            "REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE set, but no Redis address is rediss://",
+        ),
+        (
+            &[("REDIS_URL", tls), ("REDIS_CA_FILE", &missing)],
+            "REDIS_CA_FILE: cannot read",
+        ),
+        (
+            &[("REDIS_URL", tls), ("REDIS_CA_FILE", &key)],
+            "REDIS_CA_FILE: ",
+        ),
+        (
+            &[("REDIS_URL", tls), ("REDIS_CLIENT_CERT_FILE", &ca)],
+            "REDIS_CLIENT_CERT_FILE is set without REDIS_CLIENT_KEY_FILE",
+        ),
+        (
+            &[("REDIS_URL", tls), ("REDIS_CLIENT_KEY_FILE", &key)],
+            "REDIS_CLIENT_KEY_FILE is set without REDIS_CLIENT_CERT_FILE",
+        ),
+        (
+            &[
+                ("REDIS_URL", tls),
+                ("REDIS_CLIENT_CERT_FILE", &ca),
+                ("REDIS_CLIENT_KEY_FILE", &ca),
+            ],
+            "REDIS_CLIENT_KEY_FILE: ",
+        ),
+    ];
+    for (env, expected) in cases {
+        let found = problems(with(env));
+        assert_eq!(found.len(), 1, "{env:?}: {found:?}");
+        assert!(found[0].starts_with(expected), "{env:?}: {found:?}");
+        assert!(!found[0].contains("secret-key-bytes"), "{found:?}");
+    }
+    // A file of the wrong kind is named with the block it lacks.
+    let found = problems(with(&[("REDIS_URL", tls), ("REDIS_CA_FILE", &key)]));
+    assert!(
+        found[0].contains("holds no PEM block \"BEGIN CERTIFICATE\""),
+        "{found:?}"
+    );
+}

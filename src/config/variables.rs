@@ -312,6 +312,27 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var(
         Redis,
+        "REDIS_CA_FILE",
+        Words("unset: the public web roots"),
+        "PEM file of the CA certificate(s) that `rediss://` connections (data nodes and \
+         sentinels) trust instead of the public web roots: a Redis with a certificate of a \
+         private CA. Set without any `rediss://` address: a configuration error",
+    ),
+    var(
+        Redis,
+        "REDIS_CLIENT_CERT_FILE",
+        Words("unset"),
+        "PEM client certificate presented on `rediss://` connections, for a Redis with \
+         `tls-auth-clients yes` (its default); needs `REDIS_CLIENT_KEY_FILE`",
+    ),
+    var(
+        Redis,
+        "REDIS_CLIENT_KEY_FILE",
+        Words("unset"),
+        "PEM private key (PKCS#8, SEC1 or PKCS#1, unencrypted) of `REDIS_CLIENT_CERT_FILE`",
+    ),
+    var(
+        Redis,
         "REDIS_TIMEOUT",
         Value("500ms"),
         "the longest a request waits for the store, reconnects included; past it the auth \

@@ -359,6 +359,7 @@ async fn a_redis_cluster_store_passes_the_shared_suite_without_crossing_slots() 
         username: None,
         password: None,
         timeout: Duration::from_secs(2),
+        tls: Default::default(),
     })
     .expect("cluster client");
     shared_suite(&cached(redis).await).await;

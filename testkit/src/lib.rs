@@ -34,6 +34,7 @@ pub mod redis_cli;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod scrape;
+pub mod tls;
 pub mod upstream;
 pub mod wait;
 pub mod workdir;

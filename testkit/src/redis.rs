@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::paths::require_program;
 use crate::ports::free_port;
 use crate::process::{run_with_timeout, ChildGuard};
+use crate::tls::TestPki;
 use crate::wait::{poll_until, STARTUP_TIMEOUT};
 use crate::workdir::Workdir;
 
@@ -15,6 +16,8 @@ const INSTALL_HINT: &str = "apt-get install redis-server";
 
 pub struct RedisServer {
     port: u16,
+    /// Served over TLS only (`--port 0`), with these certificates; clients must present one.
+    tls: Option<TlsFiles>,
     // Declared before `dir` so the server stops before its folder goes away.
     child: Option<ChildGuard>,
     dir: Workdir,
@@ -31,9 +34,29 @@ impl RedisServer {
         Self::start_with(Workdir::kept(dir))
     }
 
+    /// A server that speaks TLS only, with `pki`'s server certificate, and requires a client
+    /// certificate of `pki`'s CA (`tls-auth-clients yes`).
+    pub fn start_tls(pki: &TestPki) -> RedisServer {
+        let mut redis = RedisServer {
+            port: free_port(),
+            tls: Some(TlsFiles {
+                ca: pki.ca(),
+                cert: pki.server_cert(),
+                key: pki.server_key(),
+                client_cert: pki.client_cert(),
+                client_key: pki.client_key(),
+            }),
+            child: None,
+            dir: Workdir::temp("redis-tls"),
+        };
+        redis.launch();
+        redis
+    }
+
     fn start_with(dir: Workdir) -> RedisServer {
         let mut redis = RedisServer {
             port: free_port(),
+            tls: None,
             child: None,
             dir,
         };
@@ -45,9 +68,15 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT` (valid whether or not the server is running).
+    /// `redis://127.0.0.1:PORT` (`rediss://` over TLS; valid whether or not the server is
+    /// running).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -98,6 +127,7 @@ impl RedisServer {
         let mut command = Command::new(cli);
         command
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(self.cli_tls_args())
             .args(args);
         let output = run_with_timeout(command, Duration::from_secs(10));
         let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
@@ -118,11 +148,38 @@ impl RedisServer {
         self.dir.path().join("redis.log")
     }
 
+    /// What redis-cli needs to reach this server over TLS (nothing without TLS).
+    fn cli_tls_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.tls {
+            None => Vec::new(),
+            Some(tls) => vec![
+                "--tls".into(),
+                "--cacert".into(),
+                tls.ca.clone().into(),
+                "--cert".into(),
+                tls.client_cert.clone().into(),
+                "--key".into(),
+                tls.client_key.clone().into(),
+            ],
+        }
+    }
+
     fn launch(&mut self) {
         let binary = require_program("redis-server", INSTALL_HINT);
         let mut command = Command::new(binary);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(tls) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "yes"]),
+        };
         command
-            .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -136,7 +193,10 @@ impl RedisServer {
         child.wait_until("redis PING", STARTUP_TIMEOUT, || {
             let cli = require_program("redis-cli", "apt-get install redis-tools");
             let mut command = Command::new(cli);
-            command.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "PING"]);
+            command
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(self.cli_tls_args())
+                .arg("PING");
             let output = run_with_timeout(command, Duration::from_secs(5));
             let answer = String::from_utf8_lossy(&output.stdout).trim().to_string();
             if answer == "PONG" {
@@ -147,4 +207,13 @@ impl RedisServer {
         });
         self.child = Some(child);
     }
+}
+
+/// A TLS server's certificates, and the client certificate redis-cli presents to it.
+struct TlsFiles {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
 }

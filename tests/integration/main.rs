@@ -26,6 +26,7 @@ mod observability;
 mod own_sessions;
 mod private_key_jwt;
 mod providers;
+mod redis_tls;
 mod replicas;
 mod revalidation;
 mod revocation;

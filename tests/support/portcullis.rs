@@ -128,6 +128,18 @@ impl Portcullis {
         self.stop();
         self.launch();
     }
+
+    /// Restarts with `set` added to (or replacing in) its environment and `unset` removed.
+    pub fn restart_with(&mut self, set: &[(&str, &str)], unset: &[&str]) {
+        self.stop();
+        for name in unset {
+            self.env.remove(*name);
+        }
+        for (name, value) in set {
+            self.env.insert(name.to_string(), value.to_string());
+        }
+        self.launch();
+    }
 }
 
 impl Drop for Portcullis {

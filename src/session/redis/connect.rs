@@ -18,11 +18,12 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
-    Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture, ServerErrorKind, TlsMode, Value,
+    ClientTlsConfig, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture,
+    ServerErrorKind, TlsCertificates, TlsMode, Value,
 };
 use tokio::sync::{Mutex, OnceCell, RwLock};
 
-use crate::config::{NodeAddress, RedisSettings, RedisTopology};
+use crate::config::{NodeAddress, RedisSettings, RedisTls, RedisTopology};
 use crate::session::error::StoreError;
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {
@@ -150,10 +151,12 @@ impl Connector {
                 if let Some(password) = password {
                     redis_settings = redis_settings.set_password(password);
                 }
-                let client =
-                    redis::Client::open(info.set_redis_settings(redis_settings)).map_err(|_| {
-                        StoreError::Unavailable("REDIS_URL could not be used".to_string())
-                    })?;
+                let info = info.set_redis_settings(redis_settings);
+                let client = match certificates(&settings.tls) {
+                    Some(certs) => redis::Client::build_with_tls(info, certs),
+                    None => redis::Client::open(info),
+                }
+                .map_err(|_| StoreError::Unavailable("REDIS_URL could not be used".to_string()))?;
                 Ok(Connector::Single {
                     client,
                     manager: OnceCell::new(),
@@ -175,6 +178,11 @@ impl Connector {
                     builder = builder
                         .set_client_to_sentinel_tls_mode(TlsMode::Secure)
                         .set_client_to_redis_tls_mode(TlsMode::Secure);
+                    if let Some(certs) = certificates(&settings.tls) {
+                        builder = builder
+                            .set_client_to_sentinel_certificates(certs.clone())
+                            .set_client_to_redis_certificates(certs);
+                    }
                 }
                 if let Some(username) = username {
                     builder = builder.set_client_to_redis_username(username);
@@ -203,6 +211,9 @@ impl Connector {
                     .max_retry_wait(200);
                 if tls {
                     builder = builder.tls(TlsMode::Secure);
+                    if let Some(certs) = certificates(&settings.tls) {
+                        builder = builder.certs(certs);
+                    }
                 }
                 if let Some(username) = username {
                     builder = builder.username(username);
@@ -215,7 +226,7 @@ impl Connector {
                 })?;
                 let seeds = seeds
                     .iter()
-                    .filter_map(|node| plain_client(node, username, password))
+                    .filter_map(|node| plain_client(node, username, password, &settings.tls))
                     .collect();
                 Ok(Connector::Cluster {
                     client,
@@ -309,11 +320,23 @@ impl Connector {
     }
 }
 
-/// A client of one node with the data nodes' credentials.
+/// The certificates of `REDIS_CA_FILE` and the client certificate, when any is set.
+fn certificates(tls: &RedisTls) -> Option<TlsCertificates> {
+    tls.is_set().then(|| TlsCertificates {
+        client_tls: tls.client.as_ref().map(|client| ClientTlsConfig {
+            client_cert: client.certificate.as_bytes().to_vec(),
+            client_key: client.key.expose().as_bytes().to_vec(),
+        }),
+        root_cert: tls.ca.as_ref().map(|ca| ca.as_bytes().to_vec()),
+    })
+}
+
+/// A client of one node with the data nodes' credentials (and certificates, over TLS).
 fn plain_client(
     node: &NodeAddress,
     username: Option<&str>,
     password: Option<&str>,
+    tls: &RedisTls,
 ) -> Option<redis::Client> {
     let info = node_addr(node).into_connection_info().ok()?;
     let mut settings = info.redis_settings().clone();
@@ -323,7 +346,11 @@ fn plain_client(
     if let Some(password) = password {
         settings = settings.set_password(password);
     }
-    redis::Client::open(info.set_redis_settings(settings)).ok()
+    let info = info.set_redis_settings(settings);
+    match certificates(tls).filter(|_| node.tls) {
+        Some(certs) => redis::Client::build_with_tls(info, certs).ok(),
+        None => redis::Client::open(info).ok(),
+    }
 }
 
 /// Shared by the store's clones.

@@ -104,6 +104,7 @@ impl RedisStore {
             username: None,
             password: None,
             timeout: Duration::from_secs(2),
+            tls: Default::default(),
         })
     }
 

@@ -1,0 +1,112 @@
+//! Sessions in a Redis reached over TLS (`rediss://`), as production Redis often is: a real
+//! redis-server that speaks TLS only, with a certificate of a CA made for the test and
+//! `tls-auth-clients yes`, so portcullis must trust the CA (`REDIS_CA_FILE`) and present a
+//! client certificate (`REDIS_CLIENT_CERT_FILE`, `REDIS_CLIENT_KEY_FILE`). Without either, the
+//! store is unavailable and the auth endpoints fail closed (503), never open.
+
+use crate::stack::{signed_in, Options, Stack, StoreKind};
+use crate::support::portcullis::COOKIE_NAME;
+use crate::support::tls::TestPki;
+use crate::support::{Browser, RedisServer};
+
+fn path(p: std::path::PathBuf) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_live_in_a_tls_redis_with_a_private_ca_and_a_client_certificate() {
+    let pki = TestPki::generate();
+    let redis = RedisServer::start_tls(&pki);
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let (ca, cert, key) = (
+        path(pki.ca()),
+        path(pki.client_cert()),
+        path(pki.client_key()),
+    );
+    let stack = Stack::start(Options {
+        store: StoreKind::Memory,
+        env: &[
+            ("REDIS_URL", &url),
+            ("REDIS_CA_FILE", &ca),
+            ("REDIS_CLIENT_CERT_FILE", &cert),
+            ("REDIS_CLIENT_KEY_FILE", &key),
+            ("SESSION_CACHE_TTL", "0"),
+        ],
+        ..Options::default()
+    });
+    let ready = Browser::new().get(&stack.direct("/readyz")).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+
+    let (browser, cookie) = signed_in(&stack, "alice").await;
+    assert_eq!(check(&stack, &cookie).await, 200);
+    let page = browser.get(&stack.url("/app")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The session is in that Redis, read over TLS by redis-cli with the same certificates.
+    let keys: usize = redis.cli(&["DBSIZE"]).parse().unwrap();
+    assert!(keys >= 1, "no session key in the TLS Redis");
+    // And it is read from there: emptied, the session is gone (the cache is off).
+    redis.cli(&["FLUSHALL"]);
+    assert_eq!(check(&stack, &cookie).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_redis_without_its_ca_or_a_client_certificate_is_unavailable_and_fails_closed() {
+    let pki = TestPki::generate();
+    let redis = RedisServer::start_tls(&pki);
+    let url = redis.url();
+    let (ca, cert, key) = (
+        path(pki.ca()),
+        path(pki.client_cert()),
+        path(pki.client_key()),
+    );
+    let all: [(&str, &str); 5] = [
+        ("REDIS_URL", &url),
+        ("REDIS_CA_FILE", &ca),
+        ("REDIS_CLIENT_CERT_FILE", &cert),
+        ("REDIS_CLIENT_KEY_FILE", &key),
+        ("SESSION_CACHE_TTL", "0"),
+    ];
+    let mut stack = Stack::start(Options {
+        store: StoreKind::Memory,
+        env: &all,
+        ..Options::default()
+    });
+    let (_browser, cookie) = signed_in(&stack, "alice").await;
+    assert_eq!(check(&stack, &cookie).await, 200);
+
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "no CA: the public web roots do not know the test CA",
+            &["REDIS_CA_FILE"],
+        ),
+        (
+            "no client certificate: the server wants one",
+            &["REDIS_CLIENT_CERT_FILE", "REDIS_CLIENT_KEY_FILE"],
+        ),
+    ];
+    for (what, unset) in cases {
+        stack.portcullis.restart_with(&[], unset);
+        let ready = Browser::new().get(&stack.direct("/readyz")).await;
+        assert_eq!(ready.status, 503, "{what}: /readyz {}", ready.body);
+        // A validly signed cookie whose session cannot be read: 503, never 2xx, never 401.
+        assert_eq!(check(&stack, &cookie).await, 503, "{what}");
+    }
+    // With both again, the session (still in Redis) works: nothing had to be repaired.
+    stack.portcullis.restart_with(&all, &[]);
+    assert_eq!(check(&stack, &cookie).await, 200);
+}
+
+/// The status-mode check of the stack's `/app` with the session `cookie`, asked directly.
+async fn check(stack: &Stack, cookie: &str) -> u16 {
+    Browser::new()
+        .get_with_headers(
+            &stack.direct("/oauth2/auth"),
+            &[
+                ("X-Original-URL", &stack.url("/app")),
+                ("Cookie", &format!("{COOKIE_NAME}={cookie}")),
+            ],
+        )
+        .await
+        .status
+}
