@@ -263,7 +263,17 @@ or a JWKS (a JWKS is {{\"keys\": [<the JWK>]}}); docs/providers/ says where for 
             .map(|kid| format!(", kid {kid:?}"))
             .unwrap_or_default(),
         jwk = key.public_jwk(),
-    )
+    ) + &key
+        .certificate()
+        .map(|c| {
+            format!(
+                "  with its certificate ({prefix}PRIVATE_KEY_CERT_FILE): assertions carry x5t {} \
+                 and x5t#S256 {}; where the IdP takes a certificate (Entra ID: Certificates & \
+                 secrets), upload that file instead of the JWK\n",
+                c.sha1, c.sha256
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn snippets(config: &Config) -> String {
@@ -454,6 +464,29 @@ mod tests {
             "{partner}"
         );
         assert!(!partner.contains("JWK"), "{partner}");
+        assert!(!corp.contains("x5t"), "{corp}");
+        let with_certificate = crate::config::for_tests(&[
+            ("OIDC_CLIENT_SECRET", ""),
+            ("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt"),
+            ("OIDC_PRIVATE_KEY_FILE", &key_file),
+            (
+                "OIDC_PRIVATE_KEY_CERT_FILE",
+                &key_file.replace("ec-p256-test-key.pem", "ec-p256-test-cert.pem"),
+            ),
+        ]);
+        let text = registration(&with_certificate, &with_certificate.providers[0], None);
+        let thumbprints = with_certificate.providers[0]
+            .client_auth
+            .key()
+            .and_then(|k| k.certificate().cloned())
+            .unwrap();
+        assert!(
+            text.contains(&format!(
+                "OIDC_PRIVATE_KEY_CERT_FILE): assertions carry x5t {} and x5t#S256 {}",
+                thumbprints.sha1, thumbprints.sha256
+            )),
+            "{text}"
+        );
     }
 
     #[test]

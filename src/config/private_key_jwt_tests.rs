@@ -313,3 +313,50 @@ fn a_misspelt_key_variable_is_named_beside_the_missing_one() {
         "{err}"
     );
 }
+
+#[test]
+fn a_certificate_file_of_the_key_gives_its_thumbprints_and_others_are_problems() {
+    let config = Config::from_env_map(env(&[
+        ("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt"),
+        ("OIDC_PRIVATE_KEY_FILE", &testdata(RSA)),
+        ("OIDC_PRIVATE_KEY_CERT_FILE", &testdata("rsa-test-cert.pem")),
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let key = config.first_provider().client_auth.key().unwrap();
+    assert!(key.certificate().is_some());
+
+    let other = testdata("other-key-test-cert.pem");
+    let missing = testdata("no-such-cert.pem");
+    let cases: [(&[(&str, &str)], String); 3] = [
+        (
+            &[
+                ("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt"),
+                ("OIDC_PRIVATE_KEY_FILE", &testdata(RSA)),
+                ("OIDC_PRIVATE_KEY_CERT_FILE", &other),
+            ],
+            format!("OIDC_PRIVATE_KEY_CERT_FILE: {other} is the certificate of another key"),
+        ),
+        (
+            &[
+                ("OIDC_TOKEN_AUTH_METHOD", "private_key_jwt"),
+                ("OIDC_PRIVATE_KEY_FILE", &testdata(EC)),
+                ("OIDC_PRIVATE_KEY_CERT_FILE", &missing),
+            ],
+            format!("OIDC_PRIVATE_KEY_CERT_FILE: cannot read {missing}"),
+        ),
+        (
+            &[
+                ("OIDC_CLIENT_SECRET", "s3cret"),
+                ("OIDC_PRIVATE_KEY_CERT_FILE", &other),
+            ],
+            "OIDC_PRIVATE_KEY_CERT_FILE is set, but OIDC_TOKEN_AUTH_METHOD is \
+             client_secret_basic"
+                .to_string(),
+        ),
+    ];
+    for (pairs, expected) in cases {
+        let found = problems(env(pairs));
+        assert_eq!(found.len(), 1, "{pairs:?}: {found:?}");
+        assert!(found[0].starts_with(&expected), "{pairs:?}: {found:?}");
+    }
+}

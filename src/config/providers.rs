@@ -32,6 +32,7 @@ pub const PROVIDER_SUFFIXES: &[&str] = &[
     "PROVIDER_KIND",
     "PRIVATE_KEY_FILE",
     "PRIVATE_KEY_ID",
+    "PRIVATE_KEY_CERT_FILE",
     "DISPLAY_NAME",
     "GROUP_MAP",
 ];
@@ -384,6 +385,8 @@ impl Findings {
         let key_file = self.take(&key_file_var);
         let key_id_var = var("PRIVATE_KEY_ID");
         let key_id = self.take(&key_id_var).map(|kid| kid.trim().to_string());
+        let cert_file_var = var("PRIVATE_KEY_CERT_FILE");
+        let cert_file = self.take(&cert_file_var);
         let uses_key = method == Some(TokenAuthMethod::PrivateKeyJwt);
         let secret_var = var("CLIENT_SECRET");
         // Required by the secret methods only: a misspelt method is its own problem.
@@ -393,6 +396,7 @@ impl Findings {
             for (set, name) in [
                 (key_file.is_some(), &key_file_var),
                 (key_id.is_some(), &key_id_var),
+                (cert_file.is_some(), &cert_file_var),
             ] {
                 if set {
                     self.problem(format!(
@@ -422,6 +426,10 @@ impl Findings {
                     return None;
                 };
                 let key = self.client_key(&key_file_var, &path, key_id)?;
+                let key = match cert_file {
+                    None => key,
+                    Some(cert_path) => self.client_certificate(&cert_file_var, &cert_path, key)?,
+                };
                 secret
                     .is_none()
                     .then(|| ClientAuth::PrivateKeyJwt(Box::new(key)))
@@ -440,6 +448,24 @@ impl Findings {
             }
         };
         match ClientKey::from_pem(&pem, kid) {
+            Ok(key) => Some(key),
+            Err(err) => {
+                self.problem(format!("{var}: {path} is {err}"));
+                None
+            }
+        }
+    }
+
+    /// `key` with the certificate of `PRIVATE_KEY_CERT_FILE`, which must be of that key.
+    fn client_certificate(&mut self, var: &str, path: &str, key: ClientKey) -> Option<ClientKey> {
+        let pem = match std::fs::read(path) {
+            Ok(pem) => pem,
+            Err(err) => {
+                self.problem(format!("{var}: cannot read {path}: {err}"));
+                return None;
+            }
+        };
+        match key.with_certificate(&pem) {
             Ok(key) => Some(key),
             Err(err) => {
                 self.problem(format!("{var}: {path} is {err}"));

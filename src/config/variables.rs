@@ -113,7 +113,7 @@ pub const VARIABLES: &[Variable] = &[
          variables below with its upper-cased name after `OIDC_` (hyphens as underscores): \
          `OIDC_KEYCLOAK_ISSUER_URL`, `_CLIENT_ID`, `_CLIENT_SECRET(_FILE)`, `_SCOPES`, \
          `_USERNAME_CLAIM`, `_GROUPS_CLAIM`, `_TOKEN_AUTH_METHOD`, `_PRIVATE_KEY_FILE`, \
-         `_PRIVATE_KEY_ID`, `_PROVIDER_KIND`, plus \
+         `_PRIVATE_KEY_ID`, `_PRIVATE_KEY_CERT_FILE`, `_PROVIDER_KIND`, plus \
          `OIDC_KEYCLOAK_DISPLAY_NAME` (sign-in page; default the name) and \
          `OIDC_KEYCLOAK_GROUP_MAP` (replaces `GROUP_MAP` for that provider); its callback is \
          `<OIDC_REDIRECT_URL>/keycloak`. Excludes the unprefixed provider variables.",
@@ -200,6 +200,14 @@ pub const VARIABLES: &[Variable] = &[
         Words("unset: no `kid`"),
         "the `kid` put in each client assertion's header and in the printed JWK, for IdPs that \
          pick the client's key by it",
+    ),
+    var(
+        Provider,
+        "OIDC_PRIVATE_KEY_CERT_FILE",
+        Words("unset: no `x5t`"),
+        "the X.509 certificate (PEM) of `OIDC_PRIVATE_KEY_FILE`'s key, for IdPs where the key \
+         is registered as a certificate (Entra ID, ADFS): each client assertion's header then \
+         carries its thumbprints `x5t` (SHA-1) and `x5t#S256`. It must hold that key",
     ),
     var(
         Provider,

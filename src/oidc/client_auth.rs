@@ -70,6 +70,29 @@ pub enum ClientKeyError {
     Invalid(&'static str),
 }
 
+/// Why a certificate file for the key was refused (`OIDC_PRIVATE_KEY_CERT_FILE`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error("not a PEM certificate (expected -----BEGIN CERTIFICATE-----)")]
+    NotPem,
+    #[error("not a valid X.509 certificate")]
+    Malformed,
+    #[error(
+        "the certificate of another key: it does not hold the public key of the private key \
+         file"
+    )]
+    NotThisKey,
+}
+
+/// The SHA-1 and SHA-256 thumbprints of the key's X.509 certificate (its DER), base64url:
+/// `x5t` and `x5t#S256` (RFC 7515 sections 4.1.7 and 4.1.8), by which Entra ID, ADFS and
+/// others find a client's key when it was registered as a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbprints {
+    pub sha1: String,
+    pub sha256: String,
+}
+
 /// A client's signing key for `private_key_jwt`. Never prints the key.
 #[derive(Clone)]
 pub struct ClientKey {
@@ -77,6 +100,7 @@ pub struct ClientKey {
     key: EncodingKey,
     kid: Option<String>,
     public: PublicJwk,
+    certificate: Option<Thumbprints>,
 }
 
 impl fmt::Debug for ClientKey {
@@ -84,6 +108,7 @@ impl fmt::Debug for ClientKey {
         f.debug_struct("ClientKey")
             .field("algorithm", &self.algorithm)
             .field("kid", &self.kid)
+            .field("certificate", &self.certificate)
             .finish_non_exhaustive()
     }
 }
@@ -160,7 +185,27 @@ impl ClientKey {
             key,
             kid,
             public,
+            certificate: None,
         })
+    }
+
+    /// The key with its X.509 certificate (PEM; the first certificate of a chain), whose
+    /// thumbprints every assertion's header then carries. The certificate must hold this key's
+    /// public key.
+    pub fn with_certificate(self, pem: &[u8]) -> Result<ClientKey, CertificateError> {
+        let der = first_certificate(pem)?;
+        if !holds_public_key(&der, &self.public) {
+            return Err(CertificateError::NotThisKey);
+        }
+        Ok(ClientKey {
+            certificate: Some(thumbprints(&der)),
+            ..self
+        })
+    }
+
+    /// The certificate's thumbprints, when one was given.
+    pub fn certificate(&self) -> Option<&Thumbprints> {
+        self.certificate.as_ref()
     }
 
     /// RS256 or ES256.
@@ -240,6 +285,55 @@ fn public_jwk(
     }
 }
 
+/// The DER of the first `CERTIFICATE` block of `pem`.
+fn first_certificate(pem: &[u8]) -> Result<Vec<u8>, CertificateError> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = std::str::from_utf8(pem).map_err(|_| CertificateError::NotPem)?;
+    let start = text.find(BEGIN).ok_or(CertificateError::NotPem)?;
+    let end = text[start..].find(END).ok_or(CertificateError::NotPem)? + start + END.len();
+    let (label, der) = pkcs8::der::pem::decode_vec(&text.as_bytes()[start..end])
+        .map_err(|_| CertificateError::Malformed)?;
+    // A certificate is a DER SEQUENCE: anything else in the block is not one.
+    if label != "CERTIFICATE" || der.first() != Some(&0x30) {
+        return Err(CertificateError::Malformed);
+    }
+    Ok(der)
+}
+
+/// Whether the certificate `der` carries `public`: the EC point (`04 || x || y`) or the RSA
+/// modulus, byte for byte, inside its SubjectPublicKeyInfo. A certificate of another key holds
+/// neither.
+fn holds_public_key(der: &[u8], public: &PublicJwk) -> bool {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let decode = |b64: &Option<String>| {
+        b64.as_deref()
+            .and_then(|value| URL_SAFE_NO_PAD.decode(value).ok())
+            .unwrap_or_default()
+    };
+    let needle = match public.kty {
+        "EC" => {
+            let mut point = vec![0x04];
+            point.extend(decode(&public.x));
+            point.extend(decode(&public.y));
+            point
+        }
+        _ => decode(&public.n),
+    };
+    needle.len() > 32 && der.windows(needle.len()).any(|window| window == needle)
+}
+
+fn thumbprints(der: &[u8]) -> Thumbprints {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use sha1::Digest as _;
+    Thumbprints {
+        sha1: URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der)),
+        sha256: URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der)),
+    }
+}
+
 /// The size of an RSA modulus given as base64url (big-endian, as in a JWK).
 fn modulus_bits(n: &str) -> usize {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -268,7 +362,8 @@ struct AssertionClaims<'a> {
 #[error("the client assertion could not be signed: {0}")]
 pub struct AssertionError(String);
 
-/// The client assertion for one token request: header `{alg, typ: "JWT", kid?}`, claims `iss` =
+/// The client assertion for one token request: header `{alg, typ: "JWT", kid?, x5t?,
+/// x5t#S256?}`, claims `iss` =
 /// `sub` = `client_id`, `aud` = the token endpoint, `jti`, `iat` = `now`, `exp` = `now` + 60 s.
 /// `jti` must be unique (128 random bits or more): the IdP refuses one it has seen.
 pub fn client_assertion(
@@ -281,6 +376,10 @@ pub fn client_assertion(
     let mut header = Header::new(key.algorithm);
     header.typ = Some("JWT".to_string());
     header.kid = key.kid.clone();
+    if let Some(certificate) = &key.certificate {
+        header.x5t = Some(certificate.sha1.clone());
+        header.x5t_s256 = Some(certificate.sha256.clone());
+    }
     let claims = AssertionClaims {
         iss: client_id,
         sub: client_id,

@@ -268,3 +268,85 @@ fn modulus_bits_count_from_the_first_set_bit() {
         );
     }
 }
+
+/// `openssl x509 -noout -fingerprint -sha1` / `-sha256` of the test certificates, base64url.
+const CERTIFICATES: [(&[u8], &[u8], &str, &str); 2] = [
+    (
+        EC,
+        include_bytes!("testdata/ec-p256-test-cert.pem"),
+        "nop6Sh0ouDcE_mnhFeD8O2aoUVk",
+        "jSS5nH18DvIBxNl0JsVhQBhuuuh-af6X_twuOB2uzIs",
+    ),
+    (
+        RSA,
+        include_bytes!("testdata/rsa-test-cert.pem"),
+        "RlAzROfxFUMc4qb6T0tSQVCj_3M",
+        "BWMc9Zgb2P2_J_1glXDgUbsclcnVQQNNJyrcz1e3jLo",
+    ),
+];
+
+#[test]
+fn a_certificate_of_the_key_puts_its_thumbprints_in_every_assertion_header() {
+    for (key_pem, cert_pem, sha1, sha256) in CERTIFICATES {
+        let key = ClientKey::from_pem(key_pem, Some("k1".to_string()))
+            .unwrap()
+            .with_certificate(cert_pem)
+            .unwrap();
+        assert_eq!(
+            key.certificate(),
+            Some(&Thumbprints {
+                sha1: sha1.to_string(),
+                sha256: sha256.to_string(),
+            })
+        );
+        let token = client_assertion(&key, CLIENT, TOKEN_ENDPOINT, NOW, "jti-1").unwrap();
+        let (header, _) = parts(&token);
+        assert_eq!(header["x5t"], sha1);
+        assert_eq!(header["x5t#S256"], sha256);
+        assert_eq!(header["kid"], "k1");
+        verify(&token, &key, NOW).unwrap();
+        // A chain (leaf first) is taken too: the leaf is the key's.
+        let mut chain = cert_pem.to_vec();
+        chain.extend_from_slice(include_bytes!("testdata/other-key-test-cert.pem"));
+        let chained = ClientKey::from_pem(key_pem, None)
+            .unwrap()
+            .with_certificate(&chain)
+            .unwrap();
+        assert_eq!(
+            chained.certificate().map(|c| c.sha256.as_str()),
+            Some(sha256)
+        );
+    }
+    // Without a certificate, no thumbprint.
+    let plain = ClientKey::from_pem(EC, None).unwrap();
+    let (header, _) = parts(&client_assertion(&plain, CLIENT, TOKEN_ENDPOINT, NOW, "j").unwrap());
+    assert!(
+        header.get("x5t").is_none() && header.get("x5t#S256").is_none(),
+        "{header}"
+    );
+}
+
+#[test]
+fn a_certificate_of_another_key_or_no_certificate_is_refused() {
+    let other = include_bytes!("testdata/other-key-test-cert.pem");
+    let rsa_cert = include_bytes!("testdata/rsa-test-cert.pem");
+    let cases: [(&[u8], &[u8], CertificateError); 5] = [
+        (EC, other, CertificateError::NotThisKey),
+        (EC, rsa_cert, CertificateError::NotThisKey),
+        (
+            RSA,
+            include_bytes!("testdata/ec-p256-test-cert.pem"),
+            CertificateError::NotThisKey,
+        ),
+        (EC, EC, CertificateError::NotPem),
+        (
+            EC,
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            CertificateError::Malformed,
+        ),
+    ];
+    for (key_pem, cert_pem, expected) in cases {
+        let key = ClientKey::from_pem(key_pem, None).unwrap();
+        assert_eq!(key.with_certificate(cert_pem).err(), Some(expected));
+    }
+}

@@ -18,7 +18,7 @@ mod test_tokens;
 mod types;
 mod userinfo;
 
-pub use client_auth::{ClientKey, ClientKeyError, KEY_HOWTO};
+pub use client_auth::{CertificateError, ClientKey, ClientKeyError, Thumbprints, KEY_HOWTO};
 pub use registry::Providers;
 
 pub use access_token::{RefusedToken, TokenRefusal};

@@ -83,6 +83,62 @@ impl TestKey {
         &self.public_jwk
     }
 
+    /// A self-signed X.509 certificate of this key (`openssl req -x509`), written beside it,
+    /// with its SHA-1 and SHA-256 thumbprints as openssl computes them, base64url (what `x5t`
+    /// and `x5t#S256` must be).
+    pub fn certificate(&self) -> Certificate {
+        let path = self.path.with_file_name("client-cert.pem");
+        let openssl = require_program("openssl", "apt-get install openssl");
+        let mut command = Command::new(&openssl);
+        command
+            .args([
+                "req",
+                "-new",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=portcullis test client",
+            ])
+            .arg("-key")
+            .arg(&self.path)
+            .arg("-out")
+            .arg(&path);
+        let output = run_with_timeout(command, KEYGEN_TIMEOUT);
+        assert!(
+            output.status.success(),
+            "openssl req -x509 failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let fingerprint = |digest: &str| {
+            let mut command = Command::new(&openssl);
+            command
+                .args(["x509", "-noout", "-fingerprint", digest, "-in"])
+                .arg(&path);
+            let output = run_with_timeout(command, KEYGEN_TIMEOUT);
+            let text = String::from_utf8_lossy(&output.stdout);
+            // `sha256 Fingerprint=8D:24:...`
+            let hex: String = text
+                .trim()
+                .rsplit('=')
+                .next()
+                .unwrap_or_default()
+                .split(':')
+                .collect();
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex fingerprint"))
+                .collect();
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        };
+        Certificate {
+            sha1: fingerprint("-sha1"),
+            sha256: fingerprint("-sha256"),
+            path,
+        }
+    }
+
     /// [`TestKey::public_jwk`] with `kid` (when given), `alg` and `use: sig`, as an IdP
     /// registers it.
     pub fn registered_jwk(&self, kid: Option<&str>) -> serde_json::Value {
@@ -94,6 +150,13 @@ impl TestKey {
         jwk["use"] = serde_json::json!("sig");
         jwk
     }
+}
+
+/// A certificate of a [`TestKey`] and its thumbprints (base64url).
+pub struct Certificate {
+    pub path: PathBuf,
+    pub sha1: String,
+    pub sha256: String,
 }
 
 /// `createPublicKey(pem).export({format: 'jwk'})`: Node's own JWK of the key's public half.

@@ -131,6 +131,33 @@ async fn login_with(kind: KeyKind, kid: Option<&str>) {
     );
 }
 
+/// With `OIDC_PRIVATE_KEY_CERT_FILE` (the key registered as a certificate, as at Entra ID),
+/// every assertion's header carries the certificate's thumbprints as openssl computes them, and
+/// the real IdP still accepts it.
+#[tokio::test]
+async fn a_key_with_its_certificate_sends_the_thumbprints_openssl_computes() {
+    let key = TestKey::generate(KeyKind::Rsa);
+    let certificate = key.certificate();
+    let cert_file = certificate.path.display().to_string();
+    let stack = stack(
+        &key,
+        &key,
+        None,
+        &[("OIDC_PRIVATE_KEY_CERT_FILE", &cert_file)],
+    );
+    let landed = Browser::new()
+        .sign_in_through(&stack.base(), "/page", "bob", PASSWORD)
+        .await;
+    assert_eq!(seen_headers(&landed.json())["x-auth-request-user"], "bob");
+    let exchanges = requests_of(&stack.idp, "authorization_code").await;
+    assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+    let endpoint = token_endpoint(&stack.idp).await;
+    assert_authenticated_by_assertion(&exchanges[0], &endpoint, "RS256", None);
+    let header = &exchanges[0]["client_assertion"]["header"];
+    assert_eq!(header["x5t"], certificate.sha1.as_str(), "{header}");
+    assert_eq!(header["x5t#S256"], certificate.sha256.as_str(), "{header}");
+}
+
 #[tokio::test]
 async fn a_login_with_an_rsa_key_signs_rs256_for_a_client_registered_with_it() {
     login_with(KeyKind::Rsa, Some("portcullis-rsa-1")).await;
