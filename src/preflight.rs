@@ -86,7 +86,12 @@ pub async fn run(config: Config) -> Report {
     match store {
         Ok(store) => match store.ping().await {
             Ok(()) => {
-                let _ = writeln!(text, "session store: ok ({})", store.kind());
+                let _ = writeln!(
+                    text,
+                    "session store: ok ({}{})",
+                    store.kind(),
+                    store_tls(&config)
+                );
             }
             Err(err) => {
                 ok = false;
@@ -133,6 +138,20 @@ fn assertion_line(config: &Config) -> String {
                 .map(|k| format!("; previous key kid {} still listed", k.kid()))
                 .unwrap_or_default(),
         ),
+    }
+}
+
+/// What the store's TLS connections trust and present, when `REDIS_CA_FILE` or a client
+/// certificate is set (`rediss://` alone says nothing here: the web roots, no certificate).
+fn store_tls(config: &Config) -> String {
+    let Some(tls) = config.store.redis.as_ref().map(|r| &r.tls) else {
+        return String::new();
+    };
+    match (tls.ca.is_some(), tls.client.is_some()) {
+        (false, false) => String::new(),
+        (true, false) => ", TLS trusting REDIS_CA_FILE".to_string(),
+        (false, true) => ", TLS with a client certificate".to_string(),
+        (true, true) => ", TLS trusting REDIS_CA_FILE, with a client certificate".to_string(),
     }
 }
 
@@ -372,6 +391,28 @@ mod tests {
                 assert!(warning.contains(method.as_str()), "{warning}");
             }
         }
+    }
+
+    #[test]
+    fn the_store_line_says_what_its_tls_trusts_and_presents() {
+        let testdata = |f: &str| format!("{}/src/oidc/testdata/{f}", env!("CARGO_MANIFEST_DIR"));
+        let (cert, key) = (
+            testdata("ec-p256-test-cert.pem"),
+            testdata("ec-p256-test-key.pem"),
+        );
+        assert_eq!(store_tls(&config()), "");
+        let plain_tls = crate::config::for_tests(&[("REDIS_URL", "rediss://redis.example:6380")]);
+        assert_eq!(store_tls(&plain_tls), "");
+        let both = crate::config::for_tests(&[
+            ("REDIS_URL", "rediss://redis.example:6380"),
+            ("REDIS_CA_FILE", &cert),
+            ("REDIS_CLIENT_CERT_FILE", &cert),
+            ("REDIS_CLIENT_KEY_FILE", &key),
+        ]);
+        assert_eq!(
+            store_tls(&both),
+            ", TLS trusting REDIS_CA_FILE, with a client certificate"
+        );
     }
 
     #[test]
