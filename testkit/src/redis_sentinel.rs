@@ -14,6 +14,7 @@ use crate::paths::require_program;
 use crate::ports::free_port;
 use crate::process::ChildGuard;
 use crate::redis_cli::{info_field, try_cli, wait_for_pong};
+use crate::tls::TestPki;
 use crate::wait::{poll_until, STARTUP_TIMEOUT};
 use crate::workdir::Workdir;
 
@@ -35,17 +36,20 @@ const TAIL_LINES: usize = 20;
 /// One program: a data node or a Sentinel, with its folder, config file and log.
 struct Node {
     port: u16,
+    /// With TLS: the port that speaks it (the plain `port` stays, for the kit's redis-cli).
+    tls_port: Option<u16>,
     dir: PathBuf,
     /// None while crashed.
     child: Option<ChildGuard>,
 }
 
 impl Node {
-    fn new(parent: &Path, kind: &str, port: u16) -> Node {
+    fn new(parent: &Path, kind: &str, port: u16, tls: bool) -> Node {
         let dir = parent.join(format!("{kind}-{port}"));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         Node {
             port,
+            tls_port: tls.then(free_port),
             dir,
             child: None,
         }
@@ -88,6 +92,8 @@ pub struct RedisSentinels {
     sentinels: Vec<Node>,
     /// The first primary, then its replica; the roles change with failovers.
     data: Vec<Node>,
+    /// With TLS (replication, Sentinels to data nodes, clients), the certificates' lines.
+    tls: Option<Vec<String>>,
     dir: Workdir,
 }
 
@@ -96,41 +102,68 @@ impl RedisSentinels {
     /// then three Sentinels, and waits until each knows the primary, the replica and the two
     /// other Sentinels (before that, a failover cannot happen).
     pub fn start() -> RedisSentinels {
-        Self::start_with(Workdir::temp("redis-sentinel"))
+        Self::start_with(Workdir::temp("redis-sentinel"), None)
+    }
+
+    /// The same set speaking TLS too, with `pki`'s server certificate and requiring a client
+    /// certificate of its CA: replication and the Sentinels' links to the data nodes use TLS,
+    /// the Sentinels name the primary by its TLS port, and [`RedisSentinels::sentinel_urls`]
+    /// are `rediss://`. Each program keeps a plain port for the kit's own redis-cli; the
+    /// failover helpers, which take and compare plain ports, are not for this set.
+    pub fn start_tls(pki: &TestPki) -> RedisSentinels {
+        let lines = vec![
+            format!("tls-cert-file \"{}\"", pki.server_cert().display()),
+            format!("tls-key-file \"{}\"", pki.server_key().display()),
+            format!("tls-ca-cert-file \"{}\"", pki.ca().display()),
+            "tls-auth-clients yes".to_string(),
+            "tls-replication yes".to_string(),
+            // The client certificate the data nodes ask a replica or a Sentinel for.
+            format!("tls-client-cert-file \"{}\"", pki.client_cert().display()),
+            format!("tls-client-key-file \"{}\"", pki.client_key().display()),
+        ];
+        Self::start_with(Workdir::temp("redis-sentinel-tls"), Some(lines))
     }
 
     /// The same, with each program's folder (its `redis.conf` and `redis.log`) under `dir`,
     /// kept.
     pub fn start_in(dir: &Path) -> RedisSentinels {
-        Self::start_with(Workdir::kept(dir))
+        Self::start_with(Workdir::kept(dir), None)
     }
 
-    fn start_with(dir: Workdir) -> RedisSentinels {
+    fn start_with(dir: Workdir, tls: Option<Vec<String>>) -> RedisSentinels {
+        let with_tls = tls.is_some();
         let primary_port = free_port();
         let replica_port = free_port();
         let mut data = vec![
-            Node::new(dir.path(), "data", primary_port),
-            Node::new(dir.path(), "data", replica_port),
+            Node::new(dir.path(), "data", primary_port, with_tls),
+            Node::new(dir.path(), "data", replica_port, with_tls),
         ];
-        for (node, replica_of) in data.iter_mut().zip([None, Some(primary_port)]) {
-            node.write_config(&data_config(node, replica_of));
+        // What replicas and Sentinels connect to: the TLS port when there is one.
+        let primary_address = data[0].tls_port.unwrap_or(primary_port);
+        for (node, replica_of) in data.iter_mut().zip([None, Some(primary_address)]) {
+            node.write_config(&data_config(node, replica_of, tls.as_deref()));
             node.launch("redis-server", &[]);
         }
         let mut sentinels: Vec<Node> = (0..SENTINELS)
-            .map(|_| Node::new(dir.path(), "sentinel", free_port()))
+            .map(|_| Node::new(dir.path(), "sentinel", free_port(), with_tls))
             .collect();
         let mut set = RedisSentinels {
             sentinels: Vec::new(),
             data,
+            tls,
             dir,
         };
-        set.wait_for_replica(replica_port, primary_port, STARTUP_TIMEOUT);
+        set.wait_for_replica(replica_port, primary_address, STARTUP_TIMEOUT);
         for sentinel in &mut sentinels {
-            sentinel.write_config(&sentinel_config(sentinel, primary_port));
+            sentinel.write_config(&sentinel_config(
+                sentinel,
+                primary_address,
+                set.tls.as_deref(),
+            ));
             sentinel.launch("redis-sentinel", &["--sentinel"]);
         }
         set.sentinels = sentinels;
-        set.wait_until_sentinels_ready(primary_port, STARTUP_TIMEOUT);
+        set.wait_until_sentinels_ready(primary_address, STARTUP_TIMEOUT);
         set
     }
 
@@ -139,11 +172,15 @@ impl RedisSentinels {
         MASTER_NAME
     }
 
-    /// `redis://127.0.0.1:PORT` of the three Sentinels.
+    /// `redis://127.0.0.1:PORT` of the three Sentinels (`rediss://` and their TLS ports with
+    /// TLS).
     pub fn sentinel_urls(&self) -> Vec<String> {
         self.sentinels
             .iter()
-            .map(|sentinel| format!("redis://127.0.0.1:{}", sentinel.port))
+            .map(|sentinel| match sentinel.tls_port {
+                Some(port) => format!("rediss://127.0.0.1:{port}"),
+                None => format!("redis://127.0.0.1:{}", sentinel.port),
+            })
             .collect()
     }
 
@@ -347,8 +384,18 @@ impl RedisSentinels {
     }
 }
 
+/// A node's TLS port and certificates, when it has them.
+fn tls_config(node: &Node, tls: Option<&[String]>) -> Vec<String> {
+    match (node.tls_port, tls) {
+        (Some(port), Some(lines)) => std::iter::once(format!("tls-port {port}"))
+            .chain(lines.iter().cloned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// A data node without persistence, logging to stdout (the harness log file).
-fn data_config(node: &Node, replica_of: Option<u16>) -> Vec<String> {
+fn data_config(node: &Node, replica_of: Option<u16>, tls: Option<&[String]>) -> Vec<String> {
     let mut lines = vec![
         format!("port {}", node.port),
         "bind 127.0.0.1".to_string(),
@@ -362,11 +409,12 @@ fn data_config(node: &Node, replica_of: Option<u16>) -> Vec<String> {
     if let Some(primary) = replica_of {
         lines.push(format!("replicaof 127.0.0.1 {primary}"));
     }
+    lines.extend(tls_config(node, tls));
     lines
 }
 
-fn sentinel_config(node: &Node, primary: u16) -> Vec<String> {
-    vec![
+fn sentinel_config(node: &Node, primary: u16, tls: Option<&[String]>) -> Vec<String> {
+    let mut lines = vec![
         format!("port {}", node.port),
         "bind 127.0.0.1".to_string(),
         format!("dir \"{}\"", node.dir.display()),
@@ -376,7 +424,9 @@ fn sentinel_config(node: &Node, primary: u16) -> Vec<String> {
         format!("sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}"),
         format!("sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}"),
         format!("sentinel parallel-syncs {MASTER_NAME} 1"),
-    ]
+    ];
+    lines.extend(tls_config(node, tls));
+    lines
 }
 
 /// The primary's port a Sentinel gives (`SENTINEL GET-MASTER-ADDR-BY-NAME`: host, then port).

@@ -6,6 +6,7 @@
 
 use crate::stack::{signed_in, Options, Stack, StoreKind};
 use crate::support::portcullis::COOKIE_NAME;
+use crate::support::redis_sentinel::RedisSentinels;
 use crate::support::tls::TestPki;
 use crate::support::{Browser, RedisServer};
 
@@ -109,4 +110,42 @@ async fn check(stack: &Stack, cookie: &str) -> u16 {
         )
         .await
         .status
+}
+
+/// Sentinel over TLS: the client asks the Sentinels over TLS for the primary, which they name by
+/// its TLS port, and reaches it over TLS, presenting the client certificate to both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_live_in_a_sentinel_set_over_tls() {
+    let pki = TestPki::generate();
+    let sentinels = RedisSentinels::start_tls(&pki);
+    let urls = sentinels.sentinel_urls().join(",");
+    assert!(urls.starts_with("rediss://"), "{urls}");
+    let (ca, cert, key) = (
+        path(pki.ca()),
+        path(pki.client_cert()),
+        path(pki.client_key()),
+    );
+    let all: [(&str, &str); 6] = [
+        ("REDIS_SENTINEL_URLS", &urls),
+        ("REDIS_SENTINEL_MASTER", sentinels.master_name()),
+        ("REDIS_CA_FILE", &ca),
+        ("REDIS_CLIENT_CERT_FILE", &cert),
+        ("REDIS_CLIENT_KEY_FILE", &key),
+        ("SESSION_CACHE_TTL", "0"),
+    ];
+    let mut stack = Stack::start(Options {
+        store: StoreKind::Memory,
+        env: &all,
+        ..Options::default()
+    });
+    let (_browser, cookie) = signed_in(&stack, "alice").await;
+    assert_eq!(check(&stack, &cookie).await, 200);
+    // In the primary, and replicated to the replica (the kit reads both on their plain ports).
+    for port in sentinels.data_ports() {
+        let keys: usize = sentinels.cli(port, &["DBSIZE"]).parse().unwrap();
+        assert!(keys >= 1, "no session key on data node {port}");
+    }
+    // Without the CA nothing verifies: unavailable, never open.
+    stack.portcullis.restart_with(&[], &["REDIS_CA_FILE"]);
+    assert_eq!(check(&stack, &cookie).await, 503);
 }
