@@ -1,7 +1,10 @@
 //! redis-cli against one loopback port, bounded: the cluster and Sentinel launchers ask their
 //! nodes many small questions while they wait, and a node that hangs must not hang the test.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::paths::require_program;
@@ -29,12 +32,56 @@ pub fn cli(port: u16, args: &[&str]) -> String {
     try_cli(port, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The certificates redis-cli needs for a port that speaks TLS only: `--cacert`, `--cert`,
+/// `--key`.
+#[derive(Debug, Clone)]
+pub struct CliTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl CliTls {
+    pub fn args(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            self.ca.clone().into(),
+            "--cert".into(),
+            self.cert.clone().into(),
+            "--key".into(),
+            self.key.clone().into(),
+        ]
+    }
+}
+
+/// Ports that speak TLS only, with what redis-cli presents there. Ports are unique within the
+/// test process (free_port), so the helpers above reach a TLS node as they reach any other.
+static TLS_PORTS: Mutex<Option<HashMap<u16, CliTls>>> = Mutex::new(None);
+
+/// From now on, redis-cli talks TLS to `port` with `tls`.
+pub fn speak_tls_to(port: u16, tls: CliTls) {
+    let mut ports = TLS_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    ports.get_or_insert_with(HashMap::new).insert(port, tls);
+}
+
+/// redis-cli's TLS arguments for `port` (none for a plain port).
+pub fn tls_args(port: u16) -> Vec<std::ffi::OsString> {
+    let ports = TLS_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    ports
+        .as_ref()
+        .and_then(|ports| ports.get(&port))
+        .map(CliTls::args)
+        .unwrap_or_default()
+}
+
 fn run(port: u16, options: &[&str], args: &[&str]) -> Result<String, String> {
     let mut command = Command::new(require_program("redis-cli", INSTALL_HINT));
     command
         .arg("-e")
         .args(options)
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(tls_args(port))
         .args(args);
     let output = try_run_with_timeout(command, CLI_TIMEOUT)?;
     let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();

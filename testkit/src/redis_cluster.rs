@@ -9,7 +9,10 @@ use std::time::Duration;
 use crate::paths::require_program;
 use crate::ports::free_port;
 use crate::process::{run_with_timeout, ChildGuard};
-use crate::redis_cli::{info_field, try_cli, try_cli_following_redirects, wait_for_pong};
+use crate::redis_cli::{
+    info_field, speak_tls_to, tls_args, try_cli, try_cli_following_redirects, wait_for_pong, CliTls,
+};
+use crate::tls::TestPki;
 use crate::wait::{poll_until, STARTUP_TIMEOUT};
 use crate::workdir::Workdir;
 
@@ -42,6 +45,8 @@ impl Node {
 pub struct RedisCluster {
     // Declared before `dir` so the nodes stop before their folders go away.
     nodes: Vec<Node>,
+    /// TLS only (clients, the cluster bus, replication): the nodes' `redis-server` arguments.
+    tls: Option<Vec<String>>,
     dir: Workdir,
 }
 
@@ -49,15 +54,48 @@ impl RedisCluster {
     /// Starts six cluster nodes on free ports (no persistence), creates the cluster with
     /// `redis-cli --cluster create` and waits until every node says it is healthy.
     pub fn start() -> RedisCluster {
-        Self::start_with(Workdir::temp("redis-cluster"))
+        Self::start_with(Workdir::temp("redis-cluster"), None)
     }
 
     /// The same, with each node's folder (its `redis.log` and `nodes.conf`) under `dir`, kept.
     pub fn start_in(dir: &Path) -> RedisCluster {
-        Self::start_with(Workdir::kept(dir))
+        Self::start_with(Workdir::kept(dir), None)
     }
 
-    fn start_with(dir: Workdir) -> RedisCluster {
+    /// The same cluster speaking TLS only, to clients, on its bus and for replication, with
+    /// `pki`'s server certificate, requiring a client certificate of its CA; the node ports
+    /// are TLS ports and [`RedisCluster::seed_urls`] `rediss://`.
+    pub fn start_tls(pki: &TestPki) -> RedisCluster {
+        let arguments = [
+            ("--tls-cert-file", pki.server_cert()),
+            ("--tls-key-file", pki.server_key()),
+            ("--tls-ca-cert-file", pki.ca()),
+            ("--tls-client-cert-file", pki.client_cert()),
+            ("--tls-client-key-file", pki.client_key()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+        .chain(
+            [
+                "--tls-auth-clients",
+                "yes",
+                "--tls-cluster",
+                "yes",
+                "--tls-replication",
+                "yes",
+            ]
+            .map(str::to_string),
+        )
+        .collect();
+        let cli = CliTls {
+            ca: pki.ca(),
+            cert: pki.client_cert(),
+            key: pki.client_key(),
+        };
+        Self::start_with(Workdir::temp("redis-cluster-tls"), Some((arguments, cli)))
+    }
+
+    fn start_with(dir: Workdir, tls: Option<(Vec<String>, CliTls)>) -> RedisCluster {
         let mut nodes = Vec::with_capacity(NODES);
         for _ in 0..NODES {
             let port = free_port();
@@ -71,10 +109,19 @@ impl RedisCluster {
                 child: None,
             });
         }
-        let mut cluster = RedisCluster { nodes, dir };
+        let (tls, cli_tls) = match tls {
+            Some((arguments, cli)) => (Some(arguments), Some(cli)),
+            None => (None, None),
+        };
+        if let Some(cli) = &cli_tls {
+            for node in &nodes {
+                speak_tls_to(node.port, cli.clone());
+            }
+        }
+        let mut cluster = RedisCluster { nodes, tls, dir };
         // All six start at once, then each is awaited: quicker than one after the other.
         for node in &mut cluster.nodes {
-            node.child = Some(spawn(node));
+            node.child = Some(spawn(node, cluster.tls.as_deref()));
         }
         for node in &mut cluster.nodes {
             if let Some(child) = node.child.as_mut() {
@@ -90,6 +137,9 @@ impl RedisCluster {
     fn create(&self) {
         let mut command = Command::new(require_program("redis-cli", "apt-get install redis-tools"));
         command.args(["--cluster", "create"]);
+        if let Some(node) = self.nodes.first() {
+            command.args(tls_args(node.port));
+        }
         command.args(
             self.nodes
                 .iter()
@@ -117,9 +167,14 @@ impl RedisCluster {
     /// `redis://127.0.0.1:PORT` of all six nodes (valid whether or not a node is running): the
     /// seed list a cluster client is given.
     pub fn seed_urls(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         self.ports()
             .into_iter()
-            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .map(|port| format!("{scheme}://127.0.0.1:{port}"))
             .collect()
     }
 
@@ -187,12 +242,13 @@ impl RedisCluster {
     /// of their new primary. Returns once it answers PING; [`RedisCluster::wait_until_ok`]
     /// waits until it is in sync.
     pub fn restart_node(&mut self, port: u16) {
+        let tls = self.tls.clone();
         let node = self.node_mut(port);
         assert!(
             node.child.is_none(),
             "redis cluster node {port} is running; kill_node it first"
         );
-        let mut child = spawn(node);
+        let mut child = spawn(node, tls.as_deref());
         wait_for_pong(&mut child, port);
         node.child = Some(child);
     }
@@ -376,10 +432,15 @@ fn check_replica_in_sync(port: u16, primaries: &[u16]) -> Result<(), String> {
     }
 }
 
-fn spawn(node: &Node) -> ChildGuard {
+fn spawn(node: &Node, tls: Option<&[String]>) -> ChildGuard {
     let mut command = Command::new(require_program("redis-server", INSTALL_HINT));
+    match tls {
+        None => command.args(["--port", &node.port.to_string()]),
+        Some(arguments) => command
+            .args(["--port", "0", "--tls-port", &node.port.to_string()])
+            .args(arguments),
+    };
     command
-        .args(["--port", &node.port.to_string()])
         .args(["--cluster-port", &node.bus_port.to_string()])
         .args(["--bind", "127.0.0.1"])
         .args(["--cluster-enabled", "yes"])

@@ -6,6 +6,7 @@
 
 use crate::stack::{signed_in, Options, Stack, StoreKind};
 use crate::support::portcullis::COOKIE_NAME;
+use crate::support::redis_cluster::RedisCluster;
 use crate::support::redis_sentinel::RedisSentinels;
 use crate::support::tls::TestPki;
 use crate::support::{Browser, RedisServer};
@@ -146,6 +147,43 @@ async fn sessions_live_in_a_sentinel_set_over_tls() {
         assert!(keys >= 1, "no session key on data node {port}");
     }
     // Without the CA nothing verifies: unavailable, never open.
+    stack.portcullis.restart_with(&[], &["REDIS_CA_FILE"]);
+    assert_eq!(check(&stack, &cookie).await, 503);
+}
+
+/// Cluster over TLS: seeds, the nodes the client learns from `CLUSTER SLOTS` and the cluster
+/// bus all speak TLS only; a session's keys land on the cluster and pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_live_in_a_cluster_over_tls() {
+    let pki = TestPki::generate();
+    let cluster = RedisCluster::start_tls(&pki);
+    let seeds = cluster.seed_urls().join(",");
+    assert!(seeds.starts_with("rediss://"), "{seeds}");
+    let (ca, cert, key) = (
+        path(pki.ca()),
+        path(pki.client_cert()),
+        path(pki.client_key()),
+    );
+    let all: [(&str, &str); 5] = [
+        ("REDIS_CLUSTER_URLS", &seeds),
+        ("REDIS_CA_FILE", &ca),
+        ("REDIS_CLIENT_CERT_FILE", &cert),
+        ("REDIS_CLIENT_KEY_FILE", &key),
+        ("SESSION_CACHE_TTL", "0"),
+    ];
+    let mut stack = Stack::start(Options {
+        store: StoreKind::Memory,
+        env: &all,
+        ..Options::default()
+    });
+    let (_browser, cookie) = signed_in(&stack, "alice").await;
+    assert_eq!(check(&stack, &cookie).await, 200);
+    let keys: usize = cluster
+        .primaries()
+        .into_iter()
+        .map(|port| cluster.cli(port, &["DBSIZE"]).parse::<usize>().unwrap())
+        .sum();
+    assert!(keys >= 1, "no session key in the cluster");
     stack.portcullis.restart_with(&[], &["REDIS_CA_FILE"]);
     assert_eq!(check(&stack, &cookie).await, 503);
 }
