@@ -9,7 +9,7 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::AppError;
-use super::identity_headers::{self, Shown};
+use super::identity_headers::{self, Rendered, Shown};
 use super::signed_in::{self, NotSignedIn, SignedIn};
 use super::{bearer, login, unix_now, AppState};
 use crate::assertion::Subject;
@@ -17,7 +17,8 @@ use crate::claims;
 use crate::forwarded::{self, OriginalRequest};
 use crate::metrics::{AuthOutcome, CheckError, Endpoint};
 use crate::negotiation;
-use crate::policy::{self, Decision, GlobalRules, Identity, RouteRules};
+use crate::policy::{self, GlobalRules, Identity, RouteRules};
+use crate::session::Cached;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -215,13 +216,19 @@ async fn answer<'r>(
     let (result, outcome, user) = signed_in::with_signed_in(req, state, now, |signed_in| {
         // A session of a provider no longer configured is nobody's (and a `sub` of one
         // provider never stands for a user of another).
-        let session = signed_in.and_then(|SignedIn { id, session }| {
-            match state.config.provider(session.provider) {
-                Some(provider) => Ok((id, session, provider)),
-                None => Err(NotSignedIn::UnknownSession),
-            }
-        });
-        let (id, session, provider) = match session {
+        let session = signed_in.and_then(
+            |SignedIn {
+                 id,
+                 session,
+                 cached,
+             }| {
+                match state.config.provider(session.provider) {
+                    Some(provider) => Ok((id, session, cached, provider)),
+                    None => Err(NotSignedIn::UnknownSession),
+                }
+            },
+        );
+        let (id, session, cached, provider) = match session {
             Ok(found) => found,
             Err(reason) => {
                 state.metrics.not_signed_in(reason);
@@ -246,7 +253,8 @@ async fn answer<'r>(
             route: &route,
             now,
         };
-        let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, id, page);
+        let holder = Holder { id, cached };
+        let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, holder, page);
         (answer, outcome, user)
     })
     .await?;
@@ -297,22 +305,33 @@ async fn bearer_answer<'r>(
         preferred_username: who.person.preferred_username.as_deref(),
         provider: who.provider.as_deref(),
     };
-    let holder = cached.assertion_holder();
+    let holder = Holder {
+        id: cached.assertion_holder(),
+        cached: None,
+    };
     let (answer, outcome) = judged(visit, &provider.rules, &identity, shown, holder, false);
     checked.outcome = outcome;
     checked.user = state.config.access_log.then(|| who.person.user.clone());
     answer
 }
 
+/// Whose identity an answer carries: the assertion is reused per `id` and origin, and the
+/// identity headers are rendered once per `cached` session entry.
+#[derive(Clone, Copy)]
+struct Holder<'a> {
+    id: &'a str,
+    cached: Option<&'a Cached>,
+}
+
 /// The rules' decision for `identity` and its answer: the identity headers of `shown` (and,
-/// with `UPSTREAM_JWT`, the signed assertion, reused per `holder` and origin), or a 403
+/// with `UPSTREAM_JWT`, the signed assertion, reused per holder and origin), or a 403
 /// (`page`: the "Access denied" page, else plain text).
 fn judged(
     visit: &Visit<'_, '_>,
     rules: &GlobalRules,
     identity: &Identity<'_>,
     shown: Shown<'_>,
-    holder: &str,
+    holder: Holder<'_>,
     page: bool,
 ) -> (Result<HttpResponse, AppError>, AuthOutcome) {
     let Visit {
@@ -322,14 +341,19 @@ fn judged(
         route,
         now,
     } = *visit;
-    match policy::decide(rules, route, identity) {
-        Decision::Allow { upstream_groups } => {
-            let mut answer = identity_headers::allowed(
-                shown,
-                &upstream_groups,
-                state.config.allow_unverified_email,
-            );
+    match policy::verdict(rules, route, identity) {
+        Ok(()) => {
+            let allow_unverified = state.config.allow_unverified_email;
+            let groups = || policy::upstream_groups(rules, identity.idp_groups);
+            let render = || Rendered::new(shown, &groups(), allow_unverified);
+            // The headers depend on the session and the configuration only, never on the
+            // route: rendered once per cache entry, and gone with it.
+            let mut answer = match holder.cached.and_then(|cached| cached.derived(render)) {
+                Some(rendered) => rendered.response(),
+                None => render().response(),
+            };
             if let Some(assertions) = &state.assertions {
+                let upstream_groups = groups();
                 let subject = Subject {
                     username: identity.username,
                     // Verified only, whatever OIDC_ALLOW_UNVERIFIED_EMAIL says: a signed claim
@@ -338,7 +362,7 @@ fn judged(
                     groups: &upstream_groups,
                     provider: identity.provider,
                 };
-                match assertions.header(holder, &original.origin(), &subject, now) {
+                match assertions.header(holder.id, &original.origin(), &subject, now) {
                     Ok(value) => {
                         answer.headers_mut().insert(identity_headers::JWT, value);
                     }
@@ -351,7 +375,7 @@ fn judged(
             }
             (Ok(answer), AuthOutcome::Allow)
         }
-        Decision::Deny(rule) => {
+        Err(rule) => {
             if !route.is_empty() {
                 hint_if_query_copied(req, state, original);
             }

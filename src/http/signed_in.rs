@@ -9,9 +9,9 @@ use actix_web::HttpRequest;
 use super::session_cookie::{cookie_value, CookieValue};
 use super::{revalidate, AppState};
 use crate::config::Config;
-use crate::crypto::Keys;
+use crate::crypto::{self, Keys};
 use crate::lifecycle::{self, RefreshDue};
-use crate::session::{SessionView, Store, StoreError, Unusable};
+use crate::session::{Cached, Found, SessionView, Store, StoreError, Unusable};
 
 /// Why a request is not signed in; logged at debug level, answered 401 (or a sign-in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +119,9 @@ pub fn activity(
 pub struct SignedIn<'a> {
     pub id: &'a str,
     pub session: SessionView<'a>,
+    /// The replica's cache entry the session came from (cache on): what a check derives from
+    /// the session alone can be kept there, and goes when the entry does.
+    pub cached: Option<&'a Cached>,
 }
 
 /// Looks up who is signed in at `now` and hands the answer to `answer`: the live session, read
@@ -147,11 +150,25 @@ pub async fn with_signed_in<T>(
     now: u64,
     answer: impl FnOnce(Result<SignedIn<'_>, NotSignedIn>) -> T,
 ) -> Result<T, StoreError> {
-    let id = match session_id(req, &state.config, &state.keys) {
-        Ok(id) => id,
-        Err(reason) => return Ok(answer(Err(reason))),
+    let cookie = match cookie_value(req, &state.config.cookie_name) {
+        CookieValue::Missing => return Ok(answer(Err(NotSignedIn::NoCookie))),
+        CookieValue::Repeated => return Ok(answer(Err(NotSignedIn::CookieRepeated))),
+        CookieValue::Once(value) => value,
     };
-    let (stored, last_seen) = state.store.get_session_seen(id).await?;
+    let (id, found) = match verified_from_cache(&state.store, cookie) {
+        Some(hit) => hit,
+        None => {
+            let Ok(id) = state.keys.verify(cookie) else {
+                return Ok(answer(Err(NotSignedIn::CookieNotValid)));
+            };
+            (id, state.store.find_session(id, Some(cookie)).await?)
+        }
+    };
+    let Found {
+        session: stored,
+        seen: last_seen,
+        cached,
+    } = found;
     let Some(stored) = stored else {
         return Ok(answer(Err(NotSignedIn::UnknownSession)));
     };
@@ -187,7 +204,18 @@ pub async fn with_signed_in<T>(
             return Ok(answer(Err(NotSignedIn::PastGrace)));
         }
     }
-    Ok(answer(Ok(SignedIn { id, session })))
+    Ok(answer(Ok(SignedIn {
+        id,
+        session,
+        cached: cached.as_ref(),
+    })))
+}
+
+/// The id and the cached session of a cookie this replica verified before, byte for byte: the
+/// HMAC was its only cost. Anything else (no entry, another value) is verified as usual.
+fn verified_from_cache<'c>(store: &Store, cookie: &'c str) -> Option<(&'c str, Found)> {
+    let id = crypto::unverified_id(cookie)?;
+    Some((id, store.cached_for_cookie(id, cookie)?))
 }
 
 /// Whether the store's own last-seen mark (past any cache) says the session is idle.
