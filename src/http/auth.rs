@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::AppError;
 use super::identity_headers::{self, Rendered, Shown};
-use super::signed_in::{self, NotSignedIn, SignedIn};
+use super::signed_in::{self, Memo, NotSignedIn, SignedIn};
 use super::{bearer, login, unix_now, AppState};
 use crate::assertion::Subject;
 use crate::claims;
@@ -18,7 +18,6 @@ use crate::forwarded::{self, OriginalRequest};
 use crate::metrics::{AuthOutcome, CheckError, Endpoint};
 use crate::negotiation;
 use crate::policy::{self, GlobalRules, Identity, RouteRules};
-use crate::session::Cached;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -216,19 +215,13 @@ async fn answer<'r>(
     let (result, outcome, user) = signed_in::with_signed_in(req, state, now, |signed_in| {
         // A session of a provider no longer configured is nobody's (and a `sub` of one
         // provider never stands for a user of another).
-        let session = signed_in.and_then(
-            |SignedIn {
-                 id,
-                 session,
-                 cached,
-             }| {
-                match state.config.provider(session.provider) {
-                    Some(provider) => Ok((id, session, cached, provider)),
-                    None => Err(NotSignedIn::UnknownSession),
-                }
-            },
-        );
-        let (id, session, cached, provider) = match session {
+        let session = signed_in.and_then(|SignedIn { id, session, memo }| {
+            match state.config.provider(session.provider) {
+                Some(provider) => Ok((id, session, memo, provider)),
+                None => Err(NotSignedIn::UnknownSession),
+            }
+        });
+        let (id, session, memo, provider) = match session {
             Ok(found) => found,
             Err(reason) => {
                 state.metrics.not_signed_in(reason);
@@ -253,7 +246,7 @@ async fn answer<'r>(
             route: &route,
             now,
         };
-        let holder = Holder { id, cached };
+        let holder = Holder { id, memo };
         let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, holder, page);
         (answer, outcome, user)
     })
@@ -307,7 +300,7 @@ async fn bearer_answer<'r>(
     };
     let holder = Holder {
         id: cached.assertion_holder(),
-        cached: None,
+        memo: None,
     };
     let (answer, outcome) = judged(visit, &provider.rules, &identity, shown, holder, false);
     checked.outcome = outcome;
@@ -316,11 +309,11 @@ async fn bearer_answer<'r>(
 }
 
 /// Whose identity an answer carries: the assertion is reused per `id` and origin, and the
-/// identity headers are rendered once per `cached` session entry.
+/// identity headers are rendered once per cached session (`memo`).
 #[derive(Clone, Copy)]
 struct Holder<'a> {
     id: &'a str,
-    cached: Option<&'a Cached>,
+    memo: Option<&'a Memo>,
 }
 
 /// The rules' decision for `identity` and its answer: the identity headers of `shown` (and,
@@ -348,8 +341,8 @@ fn judged(
             let render = || Rendered::new(shown, &groups(), allow_unverified);
             // The headers depend on the session and the configuration only, never on the
             // route: rendered once per cache entry, and gone with it.
-            let mut answer = match holder.cached.and_then(|cached| cached.derived(render)) {
-                Some(rendered) => rendered.response(),
+            let mut answer = match holder.memo {
+                Some(memo) => memo.rendered.get_or_init(render).response(),
                 None => render().response(),
             };
             if let Some(assertions) = &state.assertions {

@@ -2,16 +2,18 @@
 //! live view of the session, and its activity (last seen, idle timeout), as one typed outcome.
 //! The auth check, userinfo and the pages all ask here, so each of them counts as a use.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
 
+use super::identity_headers::Rendered;
 use super::session_cookie::{cookie_value, CookieValue};
 use super::{revalidate, AppState};
 use crate::config::Config;
 use crate::crypto::{self, Keys};
 use crate::lifecycle::{self, RefreshDue};
-use crate::session::{Cached, Found, SessionView, Store, StoreError, Unusable};
+use crate::session::{Found, Session, SessionView, Store, StoreError, StoredSession, Unusable};
 
 /// Why a request is not signed in; logged at debug level, answered 401 (or a sign-in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +121,8 @@ pub fn activity(
 pub struct SignedIn<'a> {
     pub id: &'a str,
     pub session: SessionView<'a>,
-    /// The replica's cache entry the session came from (cache on): what a check derives from
-    /// the session alone can be kept there, and goes when the entry does.
-    pub cached: Option<&'a Cached>,
+    /// With the session cache: what checks of this session work out once, kept in its entry.
+    pub memo: Option<&'a Memo>,
 }
 
 /// Looks up who is signed in at `now` and hands the answer to `answer`: the live session, read
@@ -172,7 +173,15 @@ pub async fn with_signed_in<T>(
     let Some(stored) = stored else {
         return Ok(answer(Err(NotSignedIn::UnknownSession)));
     };
-    let session = match stored.live_view(now) {
+    // A cached session is decoded once, by the first check that reads it from its entry.
+    let memo = cached
+        .as_ref()
+        .and_then(|cached| cached.derived(|| Memo::decode(&stored)));
+    let live = match memo {
+        Some(memo) => memo.live_view(now),
+        None => stored.live_view(now),
+    };
+    let session = match live {
         Ok(session) => session,
         Err(Unusable::Expired) => return Ok(answer(Err(NotSignedIn::Expired))),
         Err(Unusable::Unreadable) => return Ok(answer(Err(NotSignedIn::Unreadable))),
@@ -204,11 +213,40 @@ pub async fn with_signed_in<T>(
             return Ok(answer(Err(NotSignedIn::PastGrace)));
         }
     }
-    Ok(answer(Ok(SignedIn {
-        id,
-        session,
-        cached: cached.as_ref(),
-    })))
+    Ok(answer(Ok(SignedIn { id, session, memo })))
+}
+
+/// What the checks of one cached session work out once, kept in its cache entry (see
+/// `session::Cached::derived`): they depend on the stored bytes and the configuration only,
+/// and go with the entry, so every ending or change of the session (which evicts the entry)
+/// forgets them.
+#[derive(Debug)]
+pub struct Memo {
+    /// The session decoded; `None`: unreadable, as every check of these bytes would find.
+    session: Option<Session>,
+    /// The identity headers of an allowed answer, rendered by the first allowed check.
+    pub rendered: OnceLock<Rendered>,
+}
+
+impl Memo {
+    fn decode(stored: &StoredSession) -> Memo {
+        Memo {
+            session: stored.view().ok().map(|view| view.to_session()),
+            rendered: OnceLock::new(),
+        }
+    }
+
+    /// [`StoredSession::live_view`] of the decoded copy: liveness is still judged at `now`.
+    fn live_view(&self, now: u64) -> Result<SessionView<'_>, Unusable> {
+        match &self.session {
+            Some(session) if now < session.expires_at => Ok(session.as_view()),
+            Some(_) => Err(Unusable::Expired),
+            None => {
+                tracing::warn!("a stored session is unreadable; treated as signed out");
+                Err(Unusable::Unreadable)
+            }
+        }
+    }
 }
 
 /// The id and the cached session of a cookie this replica verified before, byte for byte: the
@@ -311,6 +349,30 @@ mod tests {
                 "last seen {last_seen:?}, idle timeout {idle:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_decoded_copy_is_live_expired_or_unreadable_as_its_bytes_are() {
+        let session = Session {
+            user: "alice".into(),
+            groups: vec!["ops".into(), "ACME, Inc".into()],
+            created_at: NOW - 3600,
+            expires_at: NOW + 3600,
+            ..Session::default()
+        };
+        let bytes = crate::session::encode(&session).unwrap();
+        let readable = StoredSession::new(bytes);
+        let unreadable = StoredSession::new(vec![0xff, 1, 2]);
+        for now in [NOW - 3600, NOW, NOW + 3599, NOW + 3600, NOW + 7200] {
+            let memo = Memo::decode(&readable);
+            assert_eq!(memo.live_view(now), readable.live_view(now), "at {now}");
+            let memo = Memo::decode(&unreadable);
+            assert_eq!(memo.live_view(now), Err(Unusable::Unreadable), "at {now}");
+        }
+        assert_eq!(
+            Memo::decode(&readable).live_view(NOW).unwrap().groups,
+            ["ops", "ACME, Inc"]
+        );
     }
 
     #[test]

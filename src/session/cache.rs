@@ -28,8 +28,8 @@ struct Entry {
     seen: AtomicU64,
     /// The exact cookie value verified for this session: the same value again needs no HMAC.
     cookie: OnceLock<Box<str>>,
-    /// Derived from `session` and the immutable configuration only (the identity headers),
-    /// by the first check that needs it.
+    /// Derived from `session` and the immutable configuration only (the decoded session and
+    /// its identity headers), by the first check that needs it.
     derived: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 

@@ -12,6 +12,8 @@ mod redis;
 mod store;
 
 pub use cache::Cached;
+#[cfg(test)]
+pub(crate) use codec::encode;
 pub use codec::{Session, SessionView, StoredSession, Unusable};
 pub use error::StoreError;
 pub use keys::Space;
