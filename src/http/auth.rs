@@ -346,25 +346,42 @@ fn judged(
                 None => render().response(),
             };
             if let Some(assertions) = &state.assertions {
-                let upstream_groups = groups();
-                let subject = Subject {
-                    username: identity.username,
-                    // Verified only, whatever OIDC_ALLOW_UNVERIFIED_EMAIL says: a signed claim
-                    // must not vouch for an address nobody checked.
-                    email: claims::forwarded_email(identity.email, identity.email_verified, false),
-                    groups: &upstream_groups,
-                    provider: identity.provider,
+                let audience = original.origin();
+                // A cached session's own assertion first: no claims to compare, no lookup.
+                let kept = holder.memo.and_then(|memo| memo.assertion(&audience, now));
+                let value = match kept {
+                    Some(value) => value,
+                    None => {
+                        let upstream_groups = groups();
+                        let subject = Subject {
+                            username: identity.username,
+                            // Verified only, whatever OIDC_ALLOW_UNVERIFIED_EMAIL says: a
+                            // signed claim must not vouch for an address nobody checked.
+                            email: claims::forwarded_email(
+                                identity.email,
+                                identity.email_verified,
+                                false,
+                            ),
+                            groups: &upstream_groups,
+                            provider: identity.provider,
+                        };
+                        match assertions.issued_header(holder.id, &audience, &subject, now) {
+                            Ok((value, issued_at)) => {
+                                if let Some(memo) = holder.memo {
+                                    memo.keep_assertion(audience, issued_at, value.clone());
+                                }
+                                value
+                            }
+                            // Fail closed: never an allowed answer without the assertion.
+                            Err(err) => {
+                                let failed =
+                                    AppError::Internal(format!("identity assertion: {err}"));
+                                return (Err(failed), AuthOutcome::Error(CheckError::Assertion));
+                            }
+                        }
+                    }
                 };
-                match assertions.header(holder.id, &original.origin(), &subject, now) {
-                    Ok(value) => {
-                        answer.headers_mut().insert(identity_headers::JWT, value);
-                    }
-                    // Fail closed: never an allowed answer without the assertion.
-                    Err(err) => {
-                        let failed = AppError::Internal(format!("identity assertion: {err}"));
-                        return (Err(failed), AuthOutcome::Error(CheckError::Assertion));
-                    }
-                }
+                answer.headers_mut().insert(identity_headers::JWT, value);
             }
             (Ok(answer), AuthOutcome::Allow)
         }

@@ -2,14 +2,16 @@
 //! live view of the session, and its activity (last seen, idle timeout), as one typed outcome.
 //! The auth check, userinfo and the pages all ask here, so each of them counts as a use.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use actix_web::http::header::HeaderValue;
 use actix_web::HttpRequest;
 
 use super::identity_headers::Rendered;
 use super::session_cookie::{cookie_value, CookieValue};
 use super::{revalidate, AppState};
+use crate::assertion;
 use crate::config::Config;
 use crate::crypto::{self, Keys};
 use crate::lifecycle::{self, RefreshDue};
@@ -226,6 +228,17 @@ pub struct Memo {
     session: Option<Session>,
     /// The identity headers of an allowed answer, rendered by the first allowed check.
     pub rendered: OnceLock<Rendered>,
+    /// `UPSTREAM_JWT`: the last assertion answered for this session and the origin it names.
+    /// Its claims are those of this very session, so only its age and origin decide whether it
+    /// is sent again (`assertion::reusable`).
+    assertion: Mutex<Option<KeptAssertion>>,
+}
+
+#[derive(Debug)]
+struct KeptAssertion {
+    audience: String,
+    issued_at: u64,
+    header: HeaderValue,
 }
 
 impl Memo {
@@ -233,7 +246,26 @@ impl Memo {
         Memo {
             session: stored.view().ok().map(|view| view.to_session()),
             rendered: OnceLock::new(),
+            assertion: Mutex::new(None),
         }
+    }
+
+    /// The assertion kept for `audience`, while it may be sent again at `now`.
+    pub fn assertion(&self, audience: &str, now: u64) -> Option<HeaderValue> {
+        let kept = self.assertion.lock().unwrap_or_else(|e| e.into_inner());
+        kept.as_ref()
+            .filter(|kept| kept.audience == audience)
+            .filter(|kept| assertion::reusable(kept.issued_at, true, now))
+            .map(|kept| kept.header.clone())
+    }
+
+    /// Keeps the assertion just answered for `audience` (issued at `issued_at`).
+    pub fn keep_assertion(&self, audience: String, issued_at: u64, header: HeaderValue) {
+        *self.assertion.lock().unwrap_or_else(|e| e.into_inner()) = Some(KeptAssertion {
+            audience,
+            issued_at,
+            header,
+        });
     }
 
     /// [`StoredSession::live_view`] of the decoded copy: liveness is still judged at `now`.
@@ -372,6 +404,45 @@ mod tests {
         assert_eq!(
             Memo::decode(&readable).live_view(NOW).unwrap().groups,
             ["ops", "ACME, Inc"]
+        );
+    }
+
+    #[test]
+    fn a_kept_assertion_is_sent_again_only_to_its_origin_and_while_young() {
+        let stored = StoredSession::new(crate::session::encode(&Session::default()).unwrap());
+        let memo = Memo::decode(&stored);
+        let origin = "https://app.example.com";
+        assert_eq!(memo.assertion(origin, NOW), None, "nothing kept yet");
+        memo.keep_assertion(origin.into(), NOW, HeaderValue::from_static("jwt"));
+        let reuse = assertion::REUSE_SECS;
+        let cases = [
+            // (origin, now, sent again)
+            (origin, NOW, true),
+            (origin, NOW + reuse - 1, true),
+            (origin, NOW + reuse, false),
+            // Issued "later" than now (the clock stepped back): its iat would be wrong.
+            (origin, NOW - 1, false),
+            ("https://other.example.com", NOW, false),
+            ("https://app.example.com:8443", NOW, false),
+            ("http://app.example.com", NOW, false),
+        ];
+        for (audience, now, sent) in cases {
+            assert_eq!(
+                memo.assertion(audience, now).is_some(),
+                sent,
+                "{audience} at {now}"
+            );
+        }
+        // The last one answered is the one kept.
+        memo.keep_assertion(
+            "https://other.example.com".into(),
+            NOW,
+            HeaderValue::from_static("b"),
+        );
+        assert_eq!(memo.assertion(origin, NOW), None);
+        assert_eq!(
+            memo.assertion("https://other.example.com", NOW),
+            Some(HeaderValue::from_static("b"))
         );
     }
 
