@@ -2,7 +2,7 @@
 //! encoded into one of them. Every 2xx sets all of them (empty when unknown), so a value sent
 //! by the client can never reach the app.
 
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::web::BytesMut;
 use actix_web::HttpResponse;
@@ -86,13 +86,15 @@ pub fn allowed(
     Rendered::new(shown, upstream_groups, allow_unverified_email).response()
 }
 
-/// The headers of an allowed answer for one identity, ready to answer with. Made once per
-/// cached session (see `signed_in::SignedIn::cached`): they depend only on the session and
-/// the configuration. Answering clones the map (a copy of its table, a reference count per
-/// value) instead of hashing every name into a new one.
+/// The values of the identity headers of one identity, ready to answer with. Made once per
+/// cached session (see `signed_in::Memo`): they depend only on the session and the
+/// configuration, and a clone of a value is a reference count. Values, not a whole header map:
+/// a map is about 3 KB, kept for every cached session, and inserting into the answer's own
+/// (pooled) map costs no more than cloning one.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    headers: HeaderMap,
+    /// User, email, preferred username, groups (each under both of its [`NAMES`]), provider.
+    values: [HeaderValue; 5],
 }
 
 impl Rendered {
@@ -119,34 +121,33 @@ impl Rendered {
         }
         let buffer = buffer.freeze();
         let mut start = 0;
-        let mut next_value = |len: usize| {
-            let end = start + len;
+        let values = texts.map(|text| {
+            let end = start + text.len();
             // A value that cannot be a header (control characters from a hostile IdP claim) is
             // sent empty rather than failing the whole check.
             let value = HeaderValue::from_maybe_shared(buffer.slice(start..end))
                 .unwrap_or(HeaderValue::from_static(""));
             start = end;
             value
-        };
-        // Room for the request id the middleware adds, so that no answer grows the map.
-        let mut headers = HeaderMap::with_capacity(4 + 2 * NAMES.len());
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        for (names, text) in NAMES.iter().zip(texts) {
-            let value = next_value(text.len());
-            for name in names {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-        headers.insert(PROVIDER, next_value(texts[NAMES.len()].len()));
-        // Replaced by the auth check with the assertion when UPSTREAM_JWT is on.
-        headers.insert(JWT, HeaderValue::from_static(""));
-        Rendered { headers }
+        });
+        Rendered { values }
     }
 
     /// The 200: `Cache-Control: no-store` and every identity header.
     pub fn response(&self) -> HttpResponse {
         let mut response = HttpResponse::new(StatusCode::OK);
-        *response.headers_mut() = self.headers.clone();
+        let headers = response.headers_mut();
+        // One more for the assertion, which the auth check may add, and the request id.
+        headers.reserve(4 + 2 * NAMES.len());
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        for (names, value) in NAMES.iter().zip(&self.values) {
+            for name in names {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        headers.insert(PROVIDER, self.values[NAMES.len()].clone());
+        // Replaced by the auth check with the assertion when UPSTREAM_JWT is on.
+        headers.insert(JWT, HeaderValue::from_static(""));
         response
     }
 }
