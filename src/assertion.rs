@@ -311,6 +311,19 @@ impl Assertions {
         subject: &Subject<'_>,
         now: u64,
     ) -> Result<HeaderValue, AssertionError> {
+        self.issued_header(session_id, audience, subject, now)
+            .map(|(header, _)| header)
+    }
+
+    /// [`Assertions::header`], with when the assertion it answers with was issued (its `iat`),
+    /// for a caller that keeps it for reuse too.
+    pub fn issued_header(
+        &self,
+        session_id: &str,
+        audience: &str,
+        subject: &Subject<'_>,
+        now: u64,
+    ) -> Result<(HeaderValue, u64), AssertionError> {
         let fingerprint = self.fingerprints.hash_one(subject);
         let mut key = String::with_capacity(session_id.len() + 1 + audience.len());
         key.push_str(session_id);
@@ -319,7 +332,7 @@ impl Assertions {
         key.push_str(audience);
         if let Some(kept) = self.issued.get(&key) {
             if reusable(kept.issued_at, kept.fingerprint == fingerprint, now) {
-                return Ok(kept.header);
+                return Ok((kept.header, kept.issued_at));
             }
         }
         let jti = crate::crypto::random_id();
@@ -337,7 +350,7 @@ impl Assertions {
                 header: header.clone(),
             },
         );
-        Ok(header)
+        Ok((header, now))
     }
 }
 

@@ -111,11 +111,7 @@ impl Keys {
 
     /// The id inside a signed value, after a constant-time check of its signature.
     pub fn verify<'a>(&self, signed: &'a str) -> Result<&'a str, CryptoError> {
-        let (id, tag) = signed.rsplit_once('.').ok_or(CryptoError::Malformed)?;
-        // base64url of 32 bytes is 43 characters; reject anything else before decoding.
-        if id.len() != 43 || tag.len() != 43 {
-            return Err(CryptoError::Malformed);
-        }
+        let (id, tag) = split_signed(signed).ok_or(CryptoError::Malformed)?;
         // Decoded on the stack: this runs on every auth check.
         let mut decoded = [0u8; 48];
         let len = URL_SAFE_NO_PAD
@@ -145,6 +141,19 @@ impl Keys {
     pub fn open_login(&self, encoded: &str) -> Result<Vec<u8>, CryptoError> {
         open(&self.login, encoded)
     }
+}
+
+/// The id and the tag of a value shaped like [`Keys::sign`]'s, unchecked: base64url of 32
+/// bytes is 43 characters each, anything else is refused before decoding.
+fn split_signed(signed: &str) -> Option<(&str, &str)> {
+    let (id, tag) = signed.rsplit_once('.')?;
+    (id.len() == 43 && tag.len() == 43).then_some((id, tag))
+}
+
+/// The id a signed value names, without checking its signature: only to look up what an
+/// earlier check of the very same value found (the value is then compared in full).
+pub fn unverified_id(signed: &str) -> Option<&str> {
+    split_signed(signed).map(|(id, _)| id)
 }
 
 fn mac_base64(key: &HmacSha256, value: &str) -> String {
@@ -217,6 +226,29 @@ mod tests {
         );
         assert_eq!(keys.verify(""), Err(CryptoError::Malformed));
         assert_eq!(keys.verify(&id), Err(CryptoError::Malformed));
+    }
+
+    #[test]
+    fn the_unverified_id_is_the_id_verify_would_check() {
+        let keys = keys();
+        let id = random_id();
+        let signed = keys.sign(&id);
+        let forged = format!("{id}.{}", "A".repeat(43));
+        let cases: Vec<(&str, Option<&str>)> = vec![
+            (&signed, Some(&id)),
+            // Shaped right, signed wrong: the id it names, for a lookup compared in full.
+            (&forged, Some(&id)),
+            (&signed[..signed.len() - 1], None),
+            (&id, None),
+            ("", None),
+            (".", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(unverified_id(value), expected, "{value:?}");
+            if keys.verify(value).is_ok() {
+                assert_eq!(keys.verify(value).ok(), expected);
+            }
+        }
     }
 
     #[test]

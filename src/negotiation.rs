@@ -16,22 +16,27 @@ pub fn wants_html(method: &str, accept: Option<&str>) -> bool {
     let Some(accept) = accept else {
         return false;
     };
-    let ranges: Vec<(String, Option<f32>)> = split_outside_quotes(accept, ',')
+    let ranges: Vec<(&str, Option<f32>)> = split_outside_quotes(accept, ',')
         .into_iter()
         .filter_map(parse_media_range)
         .collect();
     ["text/html", "application/xhtml+xml"].iter().any(|wanted| {
-        let mut matching = ranges.iter().filter(|(kind, _)| kind == wanted).peekable();
+        // Media types are case-insensitive; `wanted` is lower case.
+        let mut matching = ranges
+            .iter()
+            .filter(|(kind, _)| kind.eq_ignore_ascii_case(wanted))
+            .peekable();
         // Accepted only if listed, and every listing of it has a valid, non-zero q.
         // A repeated range with `q=0` is read as a refusal: when in doubt, answer 401.
         matching.peek().is_some() && matching.all(|(_, q)| q.is_some_and(|q| q > 0.0))
     })
 }
 
-/// `type/subtype` lower-cased, with its `q` (1.0 when absent; `None` when malformed).
-fn parse_media_range(range: &str) -> Option<(String, Option<f32>)> {
+/// `type/subtype` (compared without regard to case), with its `q` (1.0 when absent; `None`
+/// when malformed). Borrowed: this runs on every anonymous check in redirect mode.
+fn parse_media_range(range: &str) -> Option<(&str, Option<f32>)> {
     let mut parts = split_outside_quotes(range, ';').into_iter();
-    let kind = parts.next()?.trim().to_ascii_lowercase();
+    let kind = parts.next()?.trim();
     if kind.is_empty() {
         return None;
     }

@@ -518,25 +518,30 @@ impl fmt::Display for DenyReason {
 /// all global rules and then all route rules. On success the decision carries the
 /// groups to forward upstream.
 pub fn decide<'a>(global: &'a GlobalRules, route: &RouteRules, who: &Identity<'a>) -> Decision<'a> {
+    match verdict(global, route, who) {
+        Ok(()) => Decision::Allow {
+            upstream_groups: upstream_groups(global, who.idp_groups),
+        },
+        Err(reason) => Decision::Deny(reason),
+    }
+}
+
+/// [`decide`] without the upstream groups: for a caller that already holds what they render
+/// to (the auth check, per cached session), or computes them only when it needs them.
+pub fn verdict(global: &GlobalRules, route: &RouteRules, who: &Identity) -> Result<(), DenyReason> {
     // Which IdP vouches for the user is not a rule an admin skips.
     if let Some(providers) = &route.providers {
         if !who
             .provider
             .is_some_and(|provider| providers.iter().any(|p| p == provider))
         {
-            return Decision::Deny(DenyReason::RouteProviderNotAllowed);
+            return Err(DenyReason::RouteProviderNotAllowed);
         }
     }
-    let verdict = if is_admin(global, who) {
+    if is_admin(global, who) {
         Ok(())
     } else {
         check_global(global, who).and_then(|()| check_route(global, route, who))
-    };
-    match verdict {
-        Ok(()) => Decision::Allow {
-            upstream_groups: upstream_groups(global, who.idp_groups),
-        },
-        Err(reason) => Decision::Deny(reason),
     }
 }
 

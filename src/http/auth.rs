@@ -9,15 +9,15 @@ use actix_web::http::header::{self, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::AppError;
-use super::identity_headers::{self, Shown};
-use super::signed_in::{self, NotSignedIn, SignedIn};
+use super::identity_headers::{self, Rendered, Shown};
+use super::signed_in::{self, Memo, NotSignedIn, SignedIn};
 use super::{bearer, login, unix_now, AppState};
 use crate::assertion::Subject;
 use crate::claims;
 use crate::forwarded::{self, OriginalRequest};
 use crate::metrics::{AuthOutcome, CheckError, Endpoint};
 use crate::negotiation;
-use crate::policy::{self, Decision, GlobalRules, Identity, RouteRules};
+use crate::policy::{self, GlobalRules, Identity, RouteRules};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -215,13 +215,13 @@ async fn answer<'r>(
     let (result, outcome, user) = signed_in::with_signed_in(req, state, now, |signed_in| {
         // A session of a provider no longer configured is nobody's (and a `sub` of one
         // provider never stands for a user of another).
-        let session = signed_in.and_then(|SignedIn { id, session }| {
+        let session = signed_in.and_then(|SignedIn { id, session, memo }| {
             match state.config.provider(session.provider) {
-                Some(provider) => Ok((id, session, provider)),
+                Some(provider) => Ok((id, session, memo, provider)),
                 None => Err(NotSignedIn::UnknownSession),
             }
         });
-        let (id, session, provider) = match session {
+        let (id, session, memo, provider) = match session {
             Ok(found) => found,
             Err(reason) => {
                 state.metrics.not_signed_in(reason);
@@ -246,7 +246,8 @@ async fn answer<'r>(
             route: &route,
             now,
         };
-        let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, id, page);
+        let holder = Holder { id, memo };
+        let (answer, outcome) = judged(&visit, &provider.rules, &identity, shown, holder, page);
         (answer, outcome, user)
     })
     .await?;
@@ -297,22 +298,33 @@ async fn bearer_answer<'r>(
         preferred_username: who.person.preferred_username.as_deref(),
         provider: who.provider.as_deref(),
     };
-    let holder = cached.assertion_holder();
+    let holder = Holder {
+        id: cached.assertion_holder(),
+        memo: None,
+    };
     let (answer, outcome) = judged(visit, &provider.rules, &identity, shown, holder, false);
     checked.outcome = outcome;
     checked.user = state.config.access_log.then(|| who.person.user.clone());
     answer
 }
 
+/// Whose identity an answer carries: the assertion is reused per `id` and origin, and the
+/// identity headers are rendered once per cached session (`memo`).
+#[derive(Clone, Copy)]
+struct Holder<'a> {
+    id: &'a str,
+    memo: Option<&'a Memo>,
+}
+
 /// The rules' decision for `identity` and its answer: the identity headers of `shown` (and,
-/// with `UPSTREAM_JWT`, the signed assertion, reused per `holder` and origin), or a 403
+/// with `UPSTREAM_JWT`, the signed assertion, reused per holder and origin), or a 403
 /// (`page`: the "Access denied" page, else plain text).
 fn judged(
     visit: &Visit<'_, '_>,
     rules: &GlobalRules,
     identity: &Identity<'_>,
     shown: Shown<'_>,
-    holder: &str,
+    holder: Holder<'_>,
     page: bool,
 ) -> (Result<HttpResponse, AppError>, AuthOutcome) {
     let Visit {
@@ -322,36 +334,58 @@ fn judged(
         route,
         now,
     } = *visit;
-    match policy::decide(rules, route, identity) {
-        Decision::Allow { upstream_groups } => {
-            let mut answer = identity_headers::allowed(
-                shown,
-                &upstream_groups,
-                state.config.allow_unverified_email,
-            );
+    match policy::verdict(rules, route, identity) {
+        Ok(()) => {
+            let allow_unverified = state.config.allow_unverified_email;
+            let groups = || policy::upstream_groups(rules, identity.idp_groups);
+            let render = || Rendered::new(shown, &groups(), allow_unverified);
+            // The headers depend on the session and the configuration only, never on the
+            // route: rendered once per cache entry, and gone with it.
+            let mut answer = match holder.memo {
+                Some(memo) => memo.rendered.get_or_init(render).response(),
+                None => render().response(),
+            };
             if let Some(assertions) = &state.assertions {
-                let subject = Subject {
-                    username: identity.username,
-                    // Verified only, whatever OIDC_ALLOW_UNVERIFIED_EMAIL says: a signed claim
-                    // must not vouch for an address nobody checked.
-                    email: claims::forwarded_email(identity.email, identity.email_verified, false),
-                    groups: &upstream_groups,
-                    provider: identity.provider,
+                let audience = original.origin();
+                // A cached session's own assertion first: no claims to compare, no lookup.
+                let kept = holder.memo.and_then(|memo| memo.assertion(&audience, now));
+                let value = match kept {
+                    Some(value) => value,
+                    None => {
+                        let upstream_groups = groups();
+                        let subject = Subject {
+                            username: identity.username,
+                            // Verified only, whatever OIDC_ALLOW_UNVERIFIED_EMAIL says: a
+                            // signed claim must not vouch for an address nobody checked.
+                            email: claims::forwarded_email(
+                                identity.email,
+                                identity.email_verified,
+                                false,
+                            ),
+                            groups: &upstream_groups,
+                            provider: identity.provider,
+                        };
+                        match assertions.issued_header(holder.id, &audience, &subject, now) {
+                            Ok((value, issued_at)) => {
+                                if let Some(memo) = holder.memo {
+                                    memo.keep_assertion(audience, issued_at, value.clone());
+                                }
+                                value
+                            }
+                            // Fail closed: never an allowed answer without the assertion.
+                            Err(err) => {
+                                let failed =
+                                    AppError::Internal(format!("identity assertion: {err}"));
+                                return (Err(failed), AuthOutcome::Error(CheckError::Assertion));
+                            }
+                        }
+                    }
                 };
-                match assertions.header(holder, &original.origin(), &subject, now) {
-                    Ok(value) => {
-                        answer.headers_mut().insert(identity_headers::JWT, value);
-                    }
-                    // Fail closed: never an allowed answer without the assertion.
-                    Err(err) => {
-                        let failed = AppError::Internal(format!("identity assertion: {err}"));
-                        return (Err(failed), AuthOutcome::Error(CheckError::Assertion));
-                    }
-                }
+                answer.headers_mut().insert(identity_headers::JWT, value);
             }
             (Ok(answer), AuthOutcome::Allow)
         }
-        Decision::Deny(rule) => {
+        Err(rule) => {
             if !route.is_empty() {
                 hint_if_query_copied(req, state, original);
             }

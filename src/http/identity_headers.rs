@@ -12,7 +12,7 @@ use crate::session::SessionView;
 
 /// Pairs of names for one value, in the order: user, email, preferred username, groups. The
 /// `X-Auth-Request-*` names are oauth2-proxy's; the `Remote-*` ones Authelia's.
-pub const NAMES: [[HeaderName; 2]; 4] = [
+pub static NAMES: [[HeaderName; 2]; 4] = [
     [
         HeaderName::from_static("x-auth-request-user"),
         HeaderName::from_static("remote-user"),
@@ -83,47 +83,73 @@ pub fn allowed(
     upstream_groups: &[&str],
     allow_unverified_email: bool,
 ) -> HttpResponse {
-    let groups = encode_groups(upstream_groups);
-    let email = claims::forwarded_email(shown.email, shown.email_verified, allow_unverified_email);
-    let values = [
-        shown.user,
-        email.unwrap_or(""),
-        shown.preferred_username.unwrap_or(""),
-        groups.as_str(),
-        shown.provider.unwrap_or(""),
-    ];
-    // The four values in one buffer that all eight headers share: two allocations where one
-    // per header would be eight (this runs on every allowed request).
-    let mut buffer = BytesMut::with_capacity(values.iter().map(|v| v.len()).sum());
-    for value in values {
-        buffer.extend_from_slice(value.as_bytes());
-    }
-    let buffer = buffer.freeze();
-    let mut response = HttpResponse::new(StatusCode::OK);
-    let headers = response.headers_mut();
-    // One more for the assertion, which the auth check may add.
-    headers.reserve(3 + 2 * NAMES.len());
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let mut start = 0;
-    let mut next_value = |len: usize| {
-        let end = start + len;
-        // A value that cannot be a header (control characters from a hostile IdP claim) is
-        // sent empty rather than failing the whole check.
-        let value = HeaderValue::from_maybe_shared(buffer.slice(start..end))
-            .unwrap_or(HeaderValue::from_static(""));
-        start = end;
-        value
-    };
-    for (names, value) in NAMES.iter().zip(values) {
-        let value = next_value(value.len());
-        for name in names {
-            headers.insert(name.clone(), value.clone());
+    Rendered::new(shown, upstream_groups, allow_unverified_email).response()
+}
+
+/// The values of the identity headers of one identity, ready to answer with. Made once per
+/// cached session (see `signed_in::Memo`): they depend only on the session and the
+/// configuration, and a clone of a value is a reference count. Values, not a whole header map:
+/// a map is about 3 KB, kept for every cached session, and inserting into the answer's own
+/// (pooled) map costs no more than cloning one.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// User, email, preferred username, groups (each under both of its [`NAMES`]), provider.
+    values: [HeaderValue; 5],
+}
+
+impl Rendered {
+    pub fn new(
+        shown: Shown<'_>,
+        upstream_groups: &[&str],
+        allow_unverified_email: bool,
+    ) -> Rendered {
+        let groups = encode_groups(upstream_groups);
+        let email =
+            claims::forwarded_email(shown.email, shown.email_verified, allow_unverified_email);
+        let texts = [
+            shown.user,
+            email.unwrap_or(""),
+            shown.preferred_username.unwrap_or(""),
+            groups.as_str(),
+            shown.provider.unwrap_or(""),
+        ];
+        // The values in one buffer that every header shares: one allocation where one per
+        // header would be eight.
+        let mut buffer = BytesMut::with_capacity(texts.iter().map(|v| v.len()).sum());
+        for text in texts {
+            buffer.extend_from_slice(text.as_bytes());
         }
+        let buffer = buffer.freeze();
+        let mut start = 0;
+        let values = texts.map(|text| {
+            let end = start + text.len();
+            // A value that cannot be a header (control characters from a hostile IdP claim) is
+            // sent empty rather than failing the whole check.
+            let value = HeaderValue::from_maybe_shared(buffer.slice(start..end))
+                .unwrap_or(HeaderValue::from_static(""));
+            start = end;
+            value
+        });
+        Rendered { values }
     }
-    headers.insert(PROVIDER, next_value(values[NAMES.len()].len()));
-    // Replaced by the auth check with the assertion when UPSTREAM_JWT is on.
-    headers.insert(JWT, HeaderValue::from_static(""));
-    response
+
+    /// The 200: `Cache-Control: no-store` and every identity header.
+    pub fn response(&self) -> HttpResponse {
+        let mut response = HttpResponse::new(StatusCode::OK);
+        let headers = response.headers_mut();
+        // One more for the assertion, which the auth check may add, and the request id.
+        headers.reserve(4 + 2 * NAMES.len());
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        for (names, value) in NAMES.iter().zip(&self.values) {
+            for name in names {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        headers.insert(PROVIDER, self.values[NAMES.len()].clone());
+        // Replaced by the auth check with the assertion when UPSTREAM_JWT is on.
+        headers.insert(JWT, HeaderValue::from_static(""));
+        response
+    }
 }
 
 /// Renders groups as one header value: names joined with `,`.
@@ -172,7 +198,7 @@ mod tests {
             .iter()
             .map(|n| n.to_ascii_lowercase())
             .collect();
-        let pairs = NAMES;
+        let pairs = &NAMES;
         let column = |c: usize| pairs.iter().map(move |pair| pair[c].as_str().to_owned());
         let names: Vec<String> = column(0)
             .chain([PROVIDER.as_str().to_owned(), JWT.as_str().to_owned()])

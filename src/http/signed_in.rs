@@ -2,16 +2,20 @@
 //! live view of the session, and its activity (last seen, idle timeout), as one typed outcome.
 //! The auth check, userinfo and the pages all ask here, so each of them counts as a use.
 
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use actix_web::http::header::HeaderValue;
 use actix_web::HttpRequest;
 
+use super::identity_headers::Rendered;
 use super::session_cookie::{cookie_value, CookieValue};
 use super::{revalidate, AppState};
+use crate::assertion;
 use crate::config::Config;
-use crate::crypto::Keys;
+use crate::crypto::{self, Keys};
 use crate::lifecycle::{self, RefreshDue};
-use crate::session::{SessionView, Store, StoreError, Unusable};
+use crate::session::{Found, Session, SessionView, Store, StoreError, StoredSession, Unusable};
 
 /// Why a request is not signed in; logged at debug level, answered 401 (or a sign-in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +123,8 @@ pub fn activity(
 pub struct SignedIn<'a> {
     pub id: &'a str,
     pub session: SessionView<'a>,
+    /// With the session cache: what checks of this session work out once, kept in its entry.
+    pub memo: Option<&'a Memo>,
 }
 
 /// Looks up who is signed in at `now` and hands the answer to `answer`: the live session, read
@@ -147,15 +153,37 @@ pub async fn with_signed_in<T>(
     now: u64,
     answer: impl FnOnce(Result<SignedIn<'_>, NotSignedIn>) -> T,
 ) -> Result<T, StoreError> {
-    let id = match session_id(req, &state.config, &state.keys) {
-        Ok(id) => id,
-        Err(reason) => return Ok(answer(Err(reason))),
+    let cookie = match cookie_value(req, &state.config.cookie_name) {
+        CookieValue::Missing => return Ok(answer(Err(NotSignedIn::NoCookie))),
+        CookieValue::Repeated => return Ok(answer(Err(NotSignedIn::CookieRepeated))),
+        CookieValue::Once(value) => value,
     };
-    let (stored, last_seen) = state.store.get_session_seen(id).await?;
+    let (id, found) = match verified_from_cache(&state.store, cookie) {
+        Some(hit) => hit,
+        None => {
+            let Ok(id) = state.keys.verify(cookie) else {
+                return Ok(answer(Err(NotSignedIn::CookieNotValid)));
+            };
+            (id, state.store.find_session(id, Some(cookie)).await?)
+        }
+    };
+    let Found {
+        session: stored,
+        seen: last_seen,
+        cached,
+    } = found;
     let Some(stored) = stored else {
         return Ok(answer(Err(NotSignedIn::UnknownSession)));
     };
-    let session = match stored.live_view(now) {
+    // A cached session is decoded once, by the first check that reads it from its entry.
+    let memo = cached
+        .as_ref()
+        .and_then(|cached| cached.derived(|| Memo::decode(&stored)));
+    let live = match memo {
+        Some(memo) => memo.live_view(now),
+        None => stored.live_view(now),
+    };
+    let session = match live {
         Ok(session) => session,
         Err(Unusable::Expired) => return Ok(answer(Err(NotSignedIn::Expired))),
         Err(Unusable::Unreadable) => return Ok(answer(Err(NotSignedIn::Unreadable))),
@@ -187,7 +215,77 @@ pub async fn with_signed_in<T>(
             return Ok(answer(Err(NotSignedIn::PastGrace)));
         }
     }
-    Ok(answer(Ok(SignedIn { id, session })))
+    Ok(answer(Ok(SignedIn { id, session, memo })))
+}
+
+/// What the checks of one cached session work out once, kept in its cache entry (see
+/// `session::Cached::derived`): they depend on the stored bytes and the configuration only,
+/// and go with the entry, so every ending or change of the session (which evicts the entry)
+/// forgets them.
+#[derive(Debug)]
+pub struct Memo {
+    /// The session decoded; `None`: unreadable, as every check of these bytes would find.
+    session: Option<Session>,
+    /// The identity headers of an allowed answer, rendered by the first allowed check.
+    pub rendered: OnceLock<Rendered>,
+    /// `UPSTREAM_JWT`: the last assertion answered for this session and the origin it names.
+    /// Its claims are those of this very session, so only its age and origin decide whether it
+    /// is sent again (`assertion::reusable`).
+    assertion: Mutex<Option<KeptAssertion>>,
+}
+
+#[derive(Debug)]
+struct KeptAssertion {
+    audience: String,
+    issued_at: u64,
+    header: HeaderValue,
+}
+
+impl Memo {
+    fn decode(stored: &StoredSession) -> Memo {
+        Memo {
+            session: stored.view().ok().map(|view| view.to_session()),
+            rendered: OnceLock::new(),
+            assertion: Mutex::new(None),
+        }
+    }
+
+    /// The assertion kept for `audience`, while it may be sent again at `now`.
+    pub fn assertion(&self, audience: &str, now: u64) -> Option<HeaderValue> {
+        let kept = self.assertion.lock().unwrap_or_else(|e| e.into_inner());
+        kept.as_ref()
+            .filter(|kept| kept.audience == audience)
+            .filter(|kept| assertion::reusable(kept.issued_at, true, now))
+            .map(|kept| kept.header.clone())
+    }
+
+    /// Keeps the assertion just answered for `audience` (issued at `issued_at`).
+    pub fn keep_assertion(&self, audience: String, issued_at: u64, header: HeaderValue) {
+        *self.assertion.lock().unwrap_or_else(|e| e.into_inner()) = Some(KeptAssertion {
+            audience,
+            issued_at,
+            header,
+        });
+    }
+
+    /// [`StoredSession::live_view`] of the decoded copy: liveness is still judged at `now`.
+    fn live_view(&self, now: u64) -> Result<SessionView<'_>, Unusable> {
+        match &self.session {
+            Some(session) if now < session.expires_at => Ok(session.as_view()),
+            Some(_) => Err(Unusable::Expired),
+            None => {
+                tracing::warn!("a stored session is unreadable; treated as signed out");
+                Err(Unusable::Unreadable)
+            }
+        }
+    }
+}
+
+/// The id and the cached session of a cookie this replica verified before, byte for byte: the
+/// HMAC was its only cost. Anything else (no entry, another value) is verified as usual.
+fn verified_from_cache<'c>(store: &Store, cookie: &'c str) -> Option<(&'c str, Found)> {
+    let id = crypto::unverified_id(cookie)?;
+    Some((id, store.cached_for_cookie(id, cookie)?))
 }
 
 /// Whether the store's own last-seen mark (past any cache) says the session is idle.
@@ -283,6 +381,69 @@ mod tests {
                 "last seen {last_seen:?}, idle timeout {idle:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_decoded_copy_is_live_expired_or_unreadable_as_its_bytes_are() {
+        let session = Session {
+            user: "alice".into(),
+            groups: vec!["ops".into(), "ACME, Inc".into()],
+            created_at: NOW - 3600,
+            expires_at: NOW + 3600,
+            ..Session::default()
+        };
+        let bytes = crate::session::encode(&session).unwrap();
+        let readable = StoredSession::new(bytes);
+        let unreadable = StoredSession::new(vec![0xff, 1, 2]);
+        for now in [NOW - 3600, NOW, NOW + 3599, NOW + 3600, NOW + 7200] {
+            let memo = Memo::decode(&readable);
+            assert_eq!(memo.live_view(now), readable.live_view(now), "at {now}");
+            let memo = Memo::decode(&unreadable);
+            assert_eq!(memo.live_view(now), Err(Unusable::Unreadable), "at {now}");
+        }
+        assert_eq!(
+            Memo::decode(&readable).live_view(NOW).unwrap().groups,
+            ["ops", "ACME, Inc"]
+        );
+    }
+
+    #[test]
+    fn a_kept_assertion_is_sent_again_only_to_its_origin_and_while_young() {
+        let stored = StoredSession::new(crate::session::encode(&Session::default()).unwrap());
+        let memo = Memo::decode(&stored);
+        let origin = "https://app.example.com";
+        assert_eq!(memo.assertion(origin, NOW), None, "nothing kept yet");
+        memo.keep_assertion(origin.into(), NOW, HeaderValue::from_static("jwt"));
+        let reuse = assertion::REUSE_SECS;
+        let cases = [
+            // (origin, now, sent again)
+            (origin, NOW, true),
+            (origin, NOW + reuse - 1, true),
+            (origin, NOW + reuse, false),
+            // Issued "later" than now (the clock stepped back): its iat would be wrong.
+            (origin, NOW - 1, false),
+            ("https://other.example.com", NOW, false),
+            ("https://app.example.com:8443", NOW, false),
+            ("http://app.example.com", NOW, false),
+        ];
+        for (audience, now, sent) in cases {
+            assert_eq!(
+                memo.assertion(audience, now).is_some(),
+                sent,
+                "{audience} at {now}"
+            );
+        }
+        // The last one answered is the one kept.
+        memo.keep_assertion(
+            "https://other.example.com".into(),
+            NOW,
+            HeaderValue::from_static("b"),
+        );
+        assert_eq!(memo.assertion(origin, NOW), None);
+        assert_eq!(
+            memo.assertion("https://other.example.com", NOW),
+            Some(HeaderValue::from_static("b"))
+        );
     }
 
     #[test]

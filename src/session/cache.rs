@@ -6,34 +6,106 @@
 //! session outlives its ending here only by the broadcast's delivery, or by at most the TTL
 //! when a broadcast is lost without the subscription noticing.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use subtle::ConstantTimeEq;
 
 use crate::config::CacheSettings;
 
-/// A session as read from the store, and when it was last seen (0: not yet).
+/// A session as read from the store, when it was last seen (0: not yet), and what checks of it
+/// worked out once: the cookie whose signature held for it, and what the handlers derive from
+/// the session. Everything lives and dies with the entry, so an eviction (every ending and
+/// change of the session, and the TTL) forgets all of it at once.
 #[derive(Clone)]
-pub struct Cached {
-    pub session: Arc<[u8]>,
+pub struct Cached(Arc<Entry>);
+
+struct Entry {
+    session: Arc<[u8]>,
     /// Shared by every copy, so that a touch updates the entry in place (re-inserting it would
     /// restart its time to live).
-    seen: Arc<AtomicU64>,
+    seen: AtomicU64,
+    /// The exact cookie value verified for this session: the same value again needs no HMAC.
+    cookie: OnceLock<Box<str>>,
+    /// Derived from `session` and the immutable configuration only (the decoded session and
+    /// its identity headers), by the first check that needs it.
+    derived: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Cached {
+    // Never the cookie: it is a credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("bytes", &self.0.session.len())
+            .field("seen", &self.seen())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cached {
     pub fn new(session: Arc<[u8]>, seen: Option<u64>) -> Cached {
-        Cached {
+        Cached(Arc::new(Entry {
             session,
-            seen: Arc::new(AtomicU64::new(seen.unwrap_or(0))),
-        }
+            seen: AtomicU64::new(seen.unwrap_or(0)),
+            cookie: OnceLock::new(),
+            derived: OnceLock::new(),
+        }))
+    }
+
+    pub fn session(&self) -> &Arc<[u8]> {
+        &self.0.session
     }
 
     pub fn seen(&self) -> Option<u64> {
-        match self.seen.load(Ordering::Relaxed) {
+        match self.0.seen.load(Ordering::Relaxed) {
             0 => None,
             seen => Some(seen),
         }
     }
+
+    /// Remembers `cookie` as verified for this session: call only after its signature held
+    /// and it named this entry's id. The first one stays (one key signs an id one way only).
+    pub fn verified(&self, cookie: &str) {
+        let _ = self.0.cookie.set(cookie.into());
+    }
+
+    /// Whether `cookie` is byte for byte the value once verified for this session; in constant
+    /// time, like the signature check it stands in for.
+    pub fn vouches_for(&self, cookie: &str) -> bool {
+        self.0
+            .cookie
+            .get()
+            .is_some_and(|known| same_bytes(known.as_bytes(), cookie.as_bytes()))
+    }
+
+    /// The value derived from this session by `make`, made by the first caller and kept with
+    /// the entry. `None` only if another type was kept first (one type per cache, in practice).
+    pub fn derived<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.0
+            .derived
+            .get_or_init(|| Box::new(make()))
+            .downcast_ref()
+    }
+}
+
+/// Whether `a` and `b` are the same bytes, in a time that depends on their lengths only. Eight
+/// bytes at a time: `subtle` compares one byte at a time, each behind an optimisation barrier,
+/// which cost more than the cache lookup it guards.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    let mut diff = 0u64;
+    for (x, y) in a_words.iter().zip(b_words) {
+        diff |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
+    }
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff).ct_eq(&0).into()
 }
 
 /// A read's permission to fill the cache: valid only if nothing was invalidated since it was
@@ -93,6 +165,19 @@ impl SessionCache {
         hit
     }
 
+    /// The cached session whose cookie was verified as exactly `cookie`, while invalidations
+    /// are heard; `id` is the id that `cookie` names. Counted as a hit only when it vouches.
+    pub fn get_verified(&self, id: &str, cookie: &str) -> Option<Cached> {
+        if !self.is_listening() {
+            return None;
+        }
+        let hit = self.entries.get(id).filter(|hit| hit.vouches_for(cookie));
+        if hit.is_some() {
+            self.counters.hit.increment(1);
+        }
+        hit
+    }
+
     /// Taken before reading the store after [`SessionCache::get`] found nothing; `None` while
     /// the cache is bypassed.
     pub fn ticket(&self) -> Option<Ticket> {
@@ -122,7 +207,7 @@ impl SessionCache {
     /// Records a touch in the cached entry (if any), so the next check does not write again.
     pub fn touched(&self, id: &str, now: u64) {
         if let Some(cached) = self.entries.get(id) {
-            cached.seen.store(now, Ordering::Relaxed);
+            cached.0.seen.store(now, Ordering::Relaxed);
         }
     }
 
@@ -188,7 +273,7 @@ mod tests {
         let ticket = cache.ticket().unwrap();
         cache.insert("a", session(b"one"), ticket);
         let got = cache.get("a").unwrap();
-        assert_eq!(&*got.session, b"one");
+        assert_eq!(&**got.session(), b"one");
         assert_eq!(got.seen(), Some(5));
     }
 
@@ -238,6 +323,98 @@ mod tests {
         assert_eq!(cache.get("a").unwrap().seen(), None);
         cache.touched("a", 1_700_000_000);
         assert_eq!(cache.get("a").unwrap().seen(), Some(1_700_000_000));
+    }
+
+    const COOKIE: &str = "id-a.tag-of-a";
+
+    #[test]
+    fn only_the_very_cookie_verified_for_an_entry_vouches_for_it() {
+        let cache = cache();
+        let ticket = cache.ticket().unwrap();
+        let entry = session(b"x");
+        entry.verified(COOKIE);
+        cache.insert("a", entry, ticket);
+        let cases = [
+            // (id looked up, cookie presented, answered from memory)
+            ("a", COOKIE, true),
+            ("a", "id-a.tag-of-b", false),
+            ("a", "id-a.tag-of-", false),
+            ("a", "id-a.tag-of-aa", false),
+            ("a", "", false),
+            // Another id is another entry, whatever the cookie.
+            ("b", COOKIE, false),
+        ];
+        for (id, cookie, answered) in cases {
+            assert_eq!(
+                cache.get_verified(id, cookie).is_some(),
+                answered,
+                "{id} {cookie:?}"
+            );
+        }
+        // The first verified value stays: a second cannot replace it.
+        cache.get("a").unwrap().verified("id-a.other");
+        assert!(cache.get_verified("a", COOKIE).is_some());
+        assert!(cache.get_verified("a", "id-a.other").is_none());
+    }
+
+    #[test]
+    fn an_entry_read_without_a_verified_cookie_vouches_for_none() {
+        let cache = cache();
+        let ticket = cache.ticket().unwrap();
+        cache.insert("a", session(b"x"), ticket);
+        assert!(cache.get("a").is_some());
+        assert!(cache.get_verified("a", COOKIE).is_none());
+        assert!(cache.get_verified("a", "").is_none());
+    }
+
+    #[test]
+    fn what_an_entry_remembers_goes_with_it() {
+        let cache = cache();
+        let ticket = cache.ticket().unwrap();
+        let entry = session(b"x");
+        entry.verified(COOKIE);
+        assert_eq!(entry.derived(|| 7_u32), Some(&7));
+        cache.insert("a", entry, ticket);
+        // Made once: a later maker is not asked.
+        assert_eq!(cache.get("a").unwrap().derived(|| 8_u32), Some(&7));
+        // Ended or changed: neither the cookie nor what was derived survives.
+        cache.evict(["a"]);
+        assert!(cache.get_verified("a", COOKIE).is_none());
+        let ticket = cache.ticket().unwrap();
+        cache.insert("a", session(b"y"), ticket);
+        assert!(cache.get_verified("a", COOKIE).is_none());
+        assert_eq!(cache.get("a").unwrap().derived(|| 8_u32), Some(&8));
+        // Not heard: nothing vouches, even for an entry that was kept.
+        let ticket = cache.ticket().unwrap();
+        let entry = session(b"z");
+        entry.verified(COOKIE);
+        cache.insert("b", entry, ticket);
+        cache.stop_listening();
+        assert!(cache.get_verified("b", COOKIE).is_none());
+    }
+
+    #[test]
+    fn a_derived_value_of_another_type_is_not_mistaken_for_one() {
+        let entry = session(b"x");
+        assert_eq!(entry.derived(|| 1_u8), Some(&1));
+        assert_eq!(entry.derived(|| String::from("no")), None);
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let cookie = format!("{}.{}", "i".repeat(43), "t".repeat(43));
+        assert!(same_bytes(cookie.as_bytes(), cookie.as_bytes()));
+        assert!(same_bytes(b"", b""));
+        assert!(!same_bytes(cookie.as_bytes(), &cookie.as_bytes()[..86]));
+        assert!(!same_bytes(b"", b"x"));
+        // A difference anywhere, in a whole word or in the bytes after the last one.
+        for at in 0..cookie.len() {
+            let mut other = cookie.clone().into_bytes();
+            other[at] ^= 0x01;
+            assert!(!same_bytes(cookie.as_bytes(), &other), "byte {at}");
+            other[at] ^= 0x81;
+            assert!(!same_bytes(cookie.as_bytes(), &other), "byte {at}");
+        }
     }
 
     #[test]

@@ -134,6 +134,28 @@ impl<'a> From<SessionViewV1<'a>> for SessionView<'a> {
     }
 }
 
+impl Session {
+    /// The view a decoded copy gives: what [`StoredSession::view`] gives of its encoding.
+    pub fn as_view(&self) -> SessionView<'_> {
+        SessionView {
+            user: &self.user,
+            email: self.email.as_deref(),
+            email_verified: self.email_verified,
+            preferred_username: self.preferred_username.as_deref(),
+            groups: self.groups.iter().map(String::as_str).collect(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            subject: &self.subject,
+            idp_session: self.idp_session.as_deref(),
+            claims_read_at: self.claims_read_at,
+            user_agent: self.user_agent.as_deref(),
+            address: self.address.as_deref(),
+            refreshable_until: self.refreshable_until,
+            provider: self.provider.as_deref(),
+        }
+    }
+}
+
 impl SessionView<'_> {
     pub fn is_live(&self, now: u64) -> bool {
         now < self.expires_at
@@ -248,6 +270,8 @@ mod tests {
             let original = session(groups);
             let stored = StoredSession::new(encode(&original).unwrap());
             assert_eq!(stored.view().unwrap().to_session(), original);
+            // A decoded copy views alike.
+            assert_eq!(original.as_view(), stored.view().unwrap());
         }
     }
 

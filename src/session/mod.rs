@@ -11,8 +11,11 @@ mod memory;
 mod redis;
 mod store;
 
+pub use cache::Cached;
+#[cfg(test)]
+pub(crate) use codec::encode;
 pub use codec::{Session, SessionView, StoredSession, Unusable};
 pub use error::StoreError;
 pub use keys::Space;
 pub use redis::primary_slots;
-pub use store::{RedisSessions, Selection, SessionEntry, Store};
+pub use store::{Found, RedisSessions, Selection, SessionEntry, Store};

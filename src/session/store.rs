@@ -46,6 +46,24 @@ fn decode_seen(bytes: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(bytes).ok().map(u64::from_le_bytes)
 }
 
+/// A session read for a check: its stored bytes (if it exists), its last-seen mark, and the
+/// cache entry it came from or went into, for what a check derives from it once.
+pub struct Found {
+    pub session: Option<StoredSession>,
+    pub seen: Option<u64>,
+    pub cached: Option<Cached>,
+}
+
+impl Found {
+    fn cached(hit: Cached) -> Found {
+        Found {
+            session: Some(StoredSession::new(hit.session().clone())),
+            seen: hit.seen(),
+            cached: Some(hit),
+        }
+    }
+}
+
 /// Redis, the replica's cache in front of it (if on) and the channel endings are announced on.
 #[derive(Clone)]
 pub struct RedisSessions {
@@ -222,17 +240,48 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<(Option<StoredSession>, Option<u64>), StoreError> {
+        let found = self.find_session(id, None).await?;
+        Ok((found.session, found.seen))
+    }
+
+    /// The replica's cached session (cache on, invalidations heard) whose cookie was verified
+    /// as exactly `cookie` by [`Store::find_session`]: its signature need not be checked again.
+    /// `id` must be the id `cookie` names; a cookie for another id never matches an entry.
+    pub fn cached_for_cookie(&self, id: &str, cookie: &str) -> Option<Found> {
+        let Store::Redis(RedisSessions {
+            cache: Some(cache), ..
+        }) = self
+        else {
+            return None;
+        };
+        let hit = cache.get_verified(id, cookie)?;
+        Some(Found::cached(hit))
+    }
+
+    /// [`Store::get_session_seen`], with the cache entry that answered or was filled (if any).
+    /// `cookie`: the value whose signature was just verified for `id`, remembered in the entry
+    /// so that the same cookie skips the HMAC next time ([`Store::cached_for_cookie`]).
+    pub async fn find_session(&self, id: &str, cookie: Option<&str>) -> Result<Found, StoreError> {
         match self {
-            Store::Memory(m) => Ok((
-                m.get(Space::Session, id).map(StoredSession::new),
-                m.get(Space::Seen, id).and_then(|b| decode_seen(&b)),
-            )),
+            Store::Memory(m) => Ok(Found {
+                session: m.get(Space::Session, id).map(StoredSession::new),
+                seen: m.get(Space::Seen, id).and_then(|b| decode_seen(&b)),
+                cached: None,
+            }),
             Store::Redis(r) => {
                 let Some(cache) = &r.cache else {
-                    return Self::read_session_seen(&r.redis, id).await;
+                    let (session, seen) = Self::read_session_seen(&r.redis, id).await?;
+                    return Ok(Found {
+                        session,
+                        seen,
+                        cached: None,
+                    });
                 };
                 if let Some(hit) = cache.get(id) {
-                    return Ok((Some(StoredSession::new(hit.session.clone())), hit.seen()));
+                    if let Some(cookie) = cookie {
+                        hit.verified(cookie);
+                    }
+                    return Ok(Found::cached(hit));
                 }
                 // Taken before the read: an ending announced meanwhile voids it.
                 let ticket = cache.ticket();
@@ -240,10 +289,22 @@ impl Store {
                 // Only sessions that exist are kept: an unknown id stays a store read.
                 let session: Option<Arc<[u8]>> = session.map(Arc::from);
                 let seen = seen.and_then(|b| decode_seen(&b));
+                let mut cached = None;
                 if let (Some(bytes), Some(ticket)) = (&session, ticket) {
-                    cache.insert(id, Cached::new(bytes.clone(), seen), ticket);
+                    let entry = Cached::new(bytes.clone(), seen);
+                    if let Some(cookie) = cookie {
+                        entry.verified(cookie);
+                    }
+                    // Kept or not (an ending raced the read), it holds what was just read:
+                    // good for this one check.
+                    cache.insert(id, entry.clone(), ticket);
+                    cached = Some(entry);
                 }
-                Ok((session.map(StoredSession::new), seen))
+                Ok(Found {
+                    session: session.map(StoredSession::new),
+                    seen,
+                    cached,
+                })
             }
         }
     }

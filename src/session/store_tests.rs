@@ -432,3 +432,77 @@ async fn what_one_replica_ends_or_changes_another_forgets() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// What a check remembers of a verified cookie (and derives from its session) lives in the
+/// cache entry: every way this replica ends or changes the session forgets it at once.
+#[tokio::test]
+async fn a_verified_cookie_is_forgotten_with_its_session() {
+    let redis = RedisServer::start();
+    let store = cached(RedisStore::new(&redis.url()).expect("client")).await;
+    let ttl = Duration::from_secs(3600);
+    let cookie = |id: &str| format!("{id}.tag");
+    let remembered = |id: &str| store.cached_for_cookie(id, &cookie(id)).is_some();
+    let verify = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            let found = store
+                .find_session(id, Some(&format!("{id}.tag")))
+                .await
+                .expect("read");
+            let cached = found.cached.expect("a cache entry");
+            assert_eq!(
+                cached.derived(|| id.to_string()).map(String::as_str),
+                Some(id)
+            );
+        }
+    };
+    for id in ["s1", "s2", "s3", "s4"] {
+        store
+            .put_session(id, &session("alice"), None, ttl)
+            .await
+            .expect("put");
+        assert!(!remembered(id), "{id}: never verified");
+        verify(id).await;
+        assert!(remembered(id), "{id}");
+        // Only that very value, and only for its own id.
+        assert!(store.cached_for_cookie(id, "s1.other").is_none());
+        assert!(store.cached_for_cookie("s9", &cookie(id)).is_none());
+    }
+    // A read without a verified cookie (a listing, the sessions page) leaves the entry's alone.
+    let (session_seen, _) = store.get_session_seen("s1").await.expect("read");
+    assert!(session_seen.is_some());
+    assert!(remembered("s1"));
+
+    // Signed out.
+    assert!(store.end_session("s1").await.expect("end"));
+    assert!(!remembered("s1"));
+    // Changed by a revalidation: the next check verifies again and derives anew.
+    let changed = Session {
+        groups: vec!["new".to_string()],
+        ..session("alice")
+    };
+    assert!(store
+        .replace_session("s2", &changed, None, ttl)
+        .await
+        .expect("replace"));
+    assert!(!remembered("s2"));
+    let found = store.find_session("s2", None).await.expect("read");
+    assert_eq!(found.cached.expect("entry").derived(|| 2_u8), Some(&2));
+    // Revoked, by user and by the IdP's session (back-channel logout).
+    store
+        .end_provider_sessions(Selection::IdpSession("alice-idp-session"), Some("keycloak"))
+        .await
+        .expect("end");
+    assert!(!remembered("s3"));
+    assert!(!remembered("s4"));
+    store
+        .put_session("s5", &session("bob"), None, ttl)
+        .await
+        .expect("put");
+    verify("s5").await;
+    store
+        .end_sessions(Selection::User("bob"))
+        .await
+        .expect("end");
+    assert!(!remembered("s5"));
+}
