@@ -1,8 +1,9 @@
-//! Sessions in a Redis reached over TLS (`rediss://`), as production Redis often is: a real
-//! redis-server that speaks TLS only, with a certificate of a CA made for the test and
+//! Sessions in a Redis reached over TLS (`rediss://`), as production Redis often is: real
+//! redis-servers that speak TLS with a certificate of a CA made for the test and
 //! `tls-auth-clients yes`, so portcullis must trust the CA (`REDIS_CA_FILE`) and present a
-//! client certificate (`REDIS_CLIENT_CERT_FILE`, `REDIS_CLIENT_KEY_FILE`). Without either, the
-//! store is unavailable and the auth endpoints fail closed (503), never open.
+//! client certificate (`REDIS_CLIENT_CERT_FILE`, `REDIS_CLIENT_KEY_FILE`): one server, a
+//! Sentinel set and a Cluster. Without either, the store is unavailable and the auth endpoints
+//! fail closed (503), never open.
 
 use crate::stack::{signed_in, Options, Stack, StoreKind};
 use crate::support::portcullis::COOKIE_NAME;
@@ -11,8 +12,57 @@ use crate::support::redis_sentinel::RedisSentinels;
 use crate::support::tls::TestPki;
 use crate::support::{Browser, RedisServer};
 
-fn path(p: std::path::PathBuf) -> String {
-    p.to_str().unwrap().to_string()
+/// `store` (the topology's variables) with `pki`'s CA and client certificate, and the session
+/// cache off so that every check reads the store.
+fn tls_env(pki: &TestPki, store: &[(&str, &str)]) -> Vec<(String, String)> {
+    let files = [
+        ("REDIS_CA_FILE", pki.ca()),
+        ("REDIS_CLIENT_CERT_FILE", pki.client_cert()),
+        ("REDIS_CLIENT_KEY_FILE", pki.client_key()),
+    ];
+    store
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .chain(
+            files
+                .into_iter()
+                .map(|(name, file)| (name.to_string(), file.display().to_string())),
+        )
+        .chain([("SESSION_CACHE_TTL".to_string(), "0".to_string())])
+        .collect()
+}
+
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// A Traefik stack whose portcullis keeps its sessions where `env` says.
+fn start(env: &[(String, String)]) -> Stack {
+    Stack::start(Options {
+        store: StoreKind::Memory,
+        env: &pairs(env),
+        ..Options::default()
+    })
+}
+
+/// The status-mode check of the stack's `/app` with the session `cookie`, asked directly.
+async fn check(stack: &Stack, cookie: &str) -> u16 {
+    Browser::new()
+        .get_with_headers(
+            &stack.direct("/oauth2/auth"),
+            &[
+                ("X-Original-URL", &stack.url("/app")),
+                ("Cookie", &format!("{COOKIE_NAME}={cookie}")),
+            ],
+        )
+        .await
+        .status
+}
+
+/// Restarted without the CA, nothing verifies: the same session cookie gets 503.
+async fn unavailable_without_the_ca(stack: &mut Stack, cookie: &str) {
+    stack.portcullis.restart_with(&[], &["REDIS_CA_FILE"]);
+    assert_eq!(check(stack, cookie).await, 503);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,22 +71,7 @@ async fn sessions_live_in_a_tls_redis_with_a_private_ca_and_a_client_certificate
     let redis = RedisServer::start_tls(&pki);
     let url = redis.url();
     assert!(url.starts_with("rediss://"), "{url}");
-    let (ca, cert, key) = (
-        path(pki.ca()),
-        path(pki.client_cert()),
-        path(pki.client_key()),
-    );
-    let stack = Stack::start(Options {
-        store: StoreKind::Memory,
-        env: &[
-            ("REDIS_URL", &url),
-            ("REDIS_CA_FILE", &ca),
-            ("REDIS_CLIENT_CERT_FILE", &cert),
-            ("REDIS_CLIENT_KEY_FILE", &key),
-            ("SESSION_CACHE_TTL", "0"),
-        ],
-        ..Options::default()
-    });
+    let stack = start(&tls_env(&pki, &[("REDIS_URL", &url)]));
     let ready = Browser::new().get(&stack.direct("/readyz")).await;
     assert_eq!(ready.status, 200, "{}", ready.body);
 
@@ -57,23 +92,8 @@ async fn a_tls_redis_without_its_ca_or_a_client_certificate_is_unavailable_and_f
     let pki = TestPki::generate();
     let redis = RedisServer::start_tls(&pki);
     let url = redis.url();
-    let (ca, cert, key) = (
-        path(pki.ca()),
-        path(pki.client_cert()),
-        path(pki.client_key()),
-    );
-    let all: [(&str, &str); 5] = [
-        ("REDIS_URL", &url),
-        ("REDIS_CA_FILE", &ca),
-        ("REDIS_CLIENT_CERT_FILE", &cert),
-        ("REDIS_CLIENT_KEY_FILE", &key),
-        ("SESSION_CACHE_TTL", "0"),
-    ];
-    let mut stack = Stack::start(Options {
-        store: StoreKind::Memory,
-        env: &all,
-        ..Options::default()
-    });
+    let all = tls_env(&pki, &[("REDIS_URL", &url)]);
+    let mut stack = start(&all);
     let (_browser, cookie) = signed_in(&stack, "alice").await;
     assert_eq!(check(&stack, &cookie).await, 200);
 
@@ -88,29 +108,15 @@ async fn a_tls_redis_without_its_ca_or_a_client_certificate_is_unavailable_and_f
         ),
     ];
     for (what, unset) in cases {
-        stack.portcullis.restart_with(&[], unset);
+        stack.portcullis.restart_with(&pairs(&all), unset);
         let ready = Browser::new().get(&stack.direct("/readyz")).await;
         assert_eq!(ready.status, 503, "{what}: /readyz {}", ready.body);
         // A validly signed cookie whose session cannot be read: 503, never 2xx, never 401.
         assert_eq!(check(&stack, &cookie).await, 503, "{what}");
     }
     // With both again, the session (still in Redis) works: nothing had to be repaired.
-    stack.portcullis.restart_with(&all, &[]);
+    stack.portcullis.restart_with(&pairs(&all), &[]);
     assert_eq!(check(&stack, &cookie).await, 200);
-}
-
-/// The status-mode check of the stack's `/app` with the session `cookie`, asked directly.
-async fn check(stack: &Stack, cookie: &str) -> u16 {
-    Browser::new()
-        .get_with_headers(
-            &stack.direct("/oauth2/auth"),
-            &[
-                ("X-Original-URL", &stack.url("/app")),
-                ("Cookie", &format!("{COOKIE_NAME}={cookie}")),
-            ],
-        )
-        .await
-        .status
 }
 
 /// Sentinel over TLS: the client asks the Sentinels over TLS for the primary, which they name by
@@ -121,24 +127,13 @@ async fn sessions_live_in_a_sentinel_set_over_tls() {
     let sentinels = RedisSentinels::start_tls(&pki);
     let urls = sentinels.sentinel_urls().join(",");
     assert!(urls.starts_with("rediss://"), "{urls}");
-    let (ca, cert, key) = (
-        path(pki.ca()),
-        path(pki.client_cert()),
-        path(pki.client_key()),
-    );
-    let all: [(&str, &str); 6] = [
-        ("REDIS_SENTINEL_URLS", &urls),
-        ("REDIS_SENTINEL_MASTER", sentinels.master_name()),
-        ("REDIS_CA_FILE", &ca),
-        ("REDIS_CLIENT_CERT_FILE", &cert),
-        ("REDIS_CLIENT_KEY_FILE", &key),
-        ("SESSION_CACHE_TTL", "0"),
-    ];
-    let mut stack = Stack::start(Options {
-        store: StoreKind::Memory,
-        env: &all,
-        ..Options::default()
-    });
+    let mut stack = start(&tls_env(
+        &pki,
+        &[
+            ("REDIS_SENTINEL_URLS", &urls),
+            ("REDIS_SENTINEL_MASTER", sentinels.master_name()),
+        ],
+    ));
     let (_browser, cookie) = signed_in(&stack, "alice").await;
     assert_eq!(check(&stack, &cookie).await, 200);
     // In the primary, and replicated to the replica (the kit reads both on their plain ports).
@@ -146,9 +141,7 @@ async fn sessions_live_in_a_sentinel_set_over_tls() {
         let keys: usize = sentinels.cli(port, &["DBSIZE"]).parse().unwrap();
         assert!(keys >= 1, "no session key on data node {port}");
     }
-    // Without the CA nothing verifies: unavailable, never open.
-    stack.portcullis.restart_with(&[], &["REDIS_CA_FILE"]);
-    assert_eq!(check(&stack, &cookie).await, 503);
+    unavailable_without_the_ca(&mut stack, &cookie).await;
 }
 
 /// Cluster over TLS: seeds, the nodes the client learns from `CLUSTER SLOTS` and the cluster
@@ -159,23 +152,7 @@ async fn sessions_live_in_a_cluster_over_tls() {
     let cluster = RedisCluster::start_tls(&pki);
     let seeds = cluster.seed_urls().join(",");
     assert!(seeds.starts_with("rediss://"), "{seeds}");
-    let (ca, cert, key) = (
-        path(pki.ca()),
-        path(pki.client_cert()),
-        path(pki.client_key()),
-    );
-    let all: [(&str, &str); 5] = [
-        ("REDIS_CLUSTER_URLS", &seeds),
-        ("REDIS_CA_FILE", &ca),
-        ("REDIS_CLIENT_CERT_FILE", &cert),
-        ("REDIS_CLIENT_KEY_FILE", &key),
-        ("SESSION_CACHE_TTL", "0"),
-    ];
-    let mut stack = Stack::start(Options {
-        store: StoreKind::Memory,
-        env: &all,
-        ..Options::default()
-    });
+    let mut stack = start(&tls_env(&pki, &[("REDIS_CLUSTER_URLS", &seeds)]));
     let (_browser, cookie) = signed_in(&stack, "alice").await;
     assert_eq!(check(&stack, &cookie).await, 200);
     let keys: usize = cluster
@@ -184,6 +161,5 @@ async fn sessions_live_in_a_cluster_over_tls() {
         .map(|port| cluster.cli(port, &["DBSIZE"]).parse::<usize>().unwrap())
         .sum();
     assert!(keys >= 1, "no session key in the cluster");
-    stack.portcullis.restart_with(&[], &["REDIS_CA_FILE"]);
-    assert_eq!(check(&stack, &cookie).await, 503);
+    unavailable_without_the_ca(&mut stack, &cookie).await;
 }

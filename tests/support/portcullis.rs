@@ -129,14 +129,14 @@ impl Portcullis {
         self.launch();
     }
 
-    /// Restarts with `set` added to (or replacing in) its environment and `unset` removed.
+    /// Restarts with `set` added to (or replacing in) its environment, then `unset` removed.
     pub fn restart_with(&mut self, set: &[(&str, &str)], unset: &[&str]) {
         self.stop();
-        for name in unset {
-            self.env.remove(*name);
-        }
         for (name, value) in set {
             self.env.insert(name.to_string(), value.to_string());
+        }
+        for name in unset {
+            self.env.remove(*name);
         }
         self.launch();
     }
