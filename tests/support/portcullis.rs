@@ -52,6 +52,24 @@ impl Portcullis {
     }
 
     fn launch(&mut self) {
+        // A restart binds the same port again, which an outgoing connection of any program on
+        // this machine may hold as its source port for a moment: try again, for a while.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.try_launch() {
+                Ok(()) => return,
+                Err(err)
+                    if err.contains("Address already in use")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(err) => panic!("portcullis failed to start: {err}"),
+            }
+        }
+    }
+
+    fn try_launch(&mut self) -> Result<(), String> {
         assert!(self.running.is_none(), "portcullis already running");
         let env = self.env.clone();
         let (tx, rx) = mpsc::channel();
@@ -79,10 +97,16 @@ impl Portcullis {
                 })
             })
             .expect("spawn portcullis thread");
-        let (handle, store) = rx
+        let started = rx
             .recv_timeout(Duration::from_secs(30))
-            .expect("portcullis did not report its start")
-            .unwrap_or_else(|e| panic!("portcullis failed to start: {e}"));
+            .expect("portcullis did not report its start");
+        let (handle, store) = match started {
+            Ok(started) => started,
+            Err(err) => {
+                let _ = thread.join();
+                return Err(err);
+            }
+        };
         self.running = Some((handle, thread));
         self.store = Some(store);
         wait::wait_for_http(
@@ -91,6 +115,7 @@ impl Portcullis {
             |s| s == 200,
         )
         .expect("portcullis /healthz");
+        Ok(())
     }
 
     pub fn stop(&mut self) {
