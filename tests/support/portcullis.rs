@@ -115,7 +115,28 @@ impl Portcullis {
             |s| s == 200,
         )
         .expect("portcullis /healthz");
+        self.wait_for_discovery();
         Ok(())
+    }
+
+    /// Discovery loads in the background (retried with backoff); a test that signs in at once
+    /// would meet "identity provider not reachable yet" while the IdP is still warming up.
+    /// Waits (bounded) until `/readyz` no longer names discovery; a test that keeps the IdP
+    /// away on purpose just goes on after the wait, and the store's own state does not count.
+    fn wait_for_discovery(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            match portcullis_testkit::raw_http::get(self.port, "/readyz", &[]) {
+                Ok(answer)
+                    if !answer
+                        .body
+                        .contains("identity provider discovery not loaded") =>
+                {
+                    return;
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
 
     pub fn stop(&mut self) {
