@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::paths::require_program;
 use crate::ports::free_port;
 use crate::process::{run_with_timeout, ChildGuard};
+use crate::redis_cli::CliTls;
 use crate::tls::TestPki;
 use crate::wait::{poll_until, STARTUP_TIMEOUT};
 use crate::workdir::Workdir;
@@ -43,8 +44,11 @@ impl RedisServer {
                 ca: pki.ca(),
                 cert: pki.server_cert(),
                 key: pki.server_key(),
-                client_cert: pki.client_cert(),
-                client_key: pki.client_key(),
+                cli: CliTls {
+                    ca: pki.ca(),
+                    cert: pki.client_cert(),
+                    key: pki.client_key(),
+                },
             }),
             child: None,
             dir: Workdir::temp("redis-tls"),
@@ -150,18 +154,10 @@ impl RedisServer {
 
     /// What redis-cli needs to reach this server over TLS (nothing without TLS).
     fn cli_tls_args(&self) -> Vec<std::ffi::OsString> {
-        match &self.tls {
-            None => Vec::new(),
-            Some(tls) => vec![
-                "--tls".into(),
-                "--cacert".into(),
-                tls.ca.clone().into(),
-                "--cert".into(),
-                tls.client_cert.clone().into(),
-                "--key".into(),
-                tls.client_key.clone().into(),
-            ],
-        }
+        self.tls
+            .as_ref()
+            .map(|tls| tls.cli.args())
+            .unwrap_or_default()
     }
 
     fn launch(&mut self) {
@@ -214,6 +210,6 @@ struct TlsFiles {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
+    /// What redis-cli presents to it.
+    cli: CliTls,
 }
