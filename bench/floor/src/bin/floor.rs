@@ -1,7 +1,7 @@
 //! The benchmark floors: what any actix-web service would cost, without portcullis' own work.
 //!
 //! ```text
-//! floor plain --listen 127.0.0.1:PORT                 floor A: 200 + four fixed identity headers
+//! floor plain --listen 127.0.0.1:PORT                 floor A: 200 + the headers portcullis answers, fixed
 //! floor redis --listen 127.0.0.1:PORT --redis URL --key KEY
 //!                                                      floor B: the same after one Redis GET of KEY
 //! floor echo  --listen 127.0.0.1:PORT                 the app behind nginx: 200 "ok"
@@ -20,33 +20,35 @@ use tokio::sync::OnceCell;
 
 const USAGE: &str = "usage: floor plain|redis|echo --listen ADDR [--redis URL --key KEY]";
 
-/// The identity headers portcullis sets on a 2xx, with fixed values of the same length as a
-/// real session's.
-fn identity_headers() -> [(HeaderName, HeaderValue); 4] {
+/// What portcullis answers on a 2xx (src/http/identity_headers.rs and request_id.rs): every
+/// identity header under both its names, the provider, the empty assertion header,
+/// `Cache-Control: no-store` and a request id, with fixed values of the same length as a real
+/// session's. A proxy copies and parses each of them, so the null auth server answers all of
+/// them: with fewer, the comparison would measure the proxy's work on headers, not the check.
+fn identity_headers() -> [(&'static str, &'static str); 12] {
     [
-        (
-            HeaderName::from_static("x-auth-request-user"),
-            HeaderValue::from_static("alice"),
-        ),
-        (
-            HeaderName::from_static("x-auth-request-email"),
-            HeaderValue::from_static("alice@example.com"),
-        ),
-        (
-            HeaderName::from_static("x-auth-request-preferred-username"),
-            HeaderValue::from_static("alice"),
-        ),
-        (
-            HeaderName::from_static("x-auth-request-groups"),
-            HeaderValue::from_static("admins,ops"),
-        ),
+        ("cache-control", "no-store"),
+        ("x-auth-request-user", "alice"),
+        ("remote-user", "alice"),
+        ("x-auth-request-email", "alice@example.com"),
+        ("remote-email", "alice@example.com"),
+        ("x-auth-request-preferred-username", "alice"),
+        ("remote-name", "alice"),
+        ("x-auth-request-groups", "admins,ops"),
+        ("remote-groups", "admins,ops"),
+        ("x-auth-request-provider", "default"),
+        ("x-auth-request-jwt", ""),
+        ("x-request-id", "AAAAAAAAAAAAAAAAAAAAAA"),
     ]
 }
 
 fn allowed() -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    for header in identity_headers() {
-        response.insert_header(header);
+    for (name, value) in identity_headers() {
+        response.insert_header((
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
     }
     response.finish()
 }

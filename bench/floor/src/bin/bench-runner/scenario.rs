@@ -1,6 +1,8 @@
 //! What one round measures: a request (wrk's target), the status every answer must have, the
 //! processes whose CPU time is recorded; and the single checked request made before wrk runs.
 
+use std::collections::BTreeSet;
+
 use anyhow::{bail, Context};
 use portcullis_testkit::env::COOKIE_NAME;
 
@@ -85,6 +87,52 @@ pub fn auth_headers(host: &str, cookie: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// One request as wrk would send it; checks the status (and the identity for 2xx).
+/// The header names of `scenario`'s answer, without those every actix server adds itself.
+async fn answer_header_names(
+    client: &reqwest::Client,
+    scenario: &Scenario,
+) -> anyhow::Result<BTreeSet<String>> {
+    let mut request = client.get(&scenario.target.url);
+    for (name, value) in &scenario.target.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("headers of {}", scenario.name))?;
+    Ok(response
+        .headers()
+        .keys()
+        .map(|name| name.as_str().to_string())
+        .filter(|name| name != "date" && name != "content-length")
+        .collect())
+}
+
+/// Fails unless floor A (the null auth server) answers the same headers as portcullis' allowed
+/// check. A proxy parses and copies every header of the auth answer: a floor answering fewer
+/// would make the proxy's header work look like portcullis' cost (seen behind Traefik: four
+/// headers fewer were 17 % more throughput).
+pub async fn same_headers_as_floor(
+    client: &reqwest::Client,
+    floor: &Scenario,
+    ours: &Scenario,
+) -> anyhow::Result<()> {
+    let floor_names = answer_header_names(client, floor).await?;
+    let our_names = answer_header_names(client, ours).await?;
+    if floor_names != our_names {
+        let only_ours: Vec<&String> = our_names.difference(&floor_names).collect();
+        let only_floor: Vec<&String> = floor_names.difference(&our_names).collect();
+        bail!(
+            "{} and {} answer different headers (only {}: {only_ours:?}; only {}: {only_floor:?}): update bench/floor/src/bin/floor.rs identity_headers()",
+            floor.name,
+            ours.name,
+            ours.name,
+            floor.name
+        );
+    }
+    Ok(())
+}
+
 pub async fn preflight(client: &reqwest::Client, scenario: &Scenario) -> anyhow::Result<()> {
     let mut request = client.get(&scenario.target.url);
     for (name, value) in &scenario.target.headers {

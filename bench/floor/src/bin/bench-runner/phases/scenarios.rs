@@ -7,7 +7,8 @@ use crate::bench::Bench;
 use crate::processes::Processes;
 use crate::procs;
 use crate::scenario::{
-    auth_headers, auth_url, forward_auth_headers, forward_auth_url, preflight, Scenario,
+    auth_headers, auth_url, forward_auth_headers, forward_auth_url, preflight,
+    same_headers_as_floor, Scenario,
 };
 
 use super::fill::ExtraSessions;
@@ -50,6 +51,12 @@ pub fn run(
     }
     for s in &scenarios {
         cx.rt.block_on(preflight(&cx.client, s))?;
+    }
+    let named = |name: &str| scenarios.iter().find(|s| s.name == name);
+    if let (Some(floor), Some(ours)) = (named("floor-a"), named("redis/forward-auth")) {
+        cx.rt
+            .block_on(same_headers_as_floor(&cx.client, floor, ours))?;
+        println!("floor A answers the same headers as portcullis' allowed check");
     }
     println!(
         "preflight: every scenario answers as expected ({} scenarios)",
