@@ -1,4 +1,4 @@
-//! The growth phase: the forward-auth check (session cache on and off) and floor B again at
+//! The growth phase: the forward-auth check (session cache on and off) and both floors again at
 //! each level of sessions in Redis, filled through the store code before each level's rounds.
 
 use crate::bench::Bench;
@@ -26,9 +26,11 @@ pub fn run(
     scenarios: &[Scenario],
 ) -> anyhow::Result<Growth> {
     let options = cx.options;
-    // floor B reads one key from the same Redis: the control for what more keys cost Redis.
-    // The portcullis without its session cache reads the store on every check.
+    // floor B reads one key from the same Redis: the control for what more keys cost Redis,
+    // and for the portcullis without its session cache, which reads the store on every check.
+    // floor A reads nothing: the control for the cached check, which reads its cache.
     let growth: Vec<&Scenario> = [
+        "floor-a",
         "floor-b",
         "redis/forward-auth",
         "redis-nocache/forward-auth",
