@@ -86,17 +86,21 @@ pub fn auth_headers(host: &str, cookie: Option<&str>) -> Vec<(String, String)> {
     headers
 }
 
-/// One request as wrk would send it; checks the status (and the identity for 2xx).
+/// The request wrk sends for `scenario`.
+fn request(client: &reqwest::Client, scenario: &Scenario) -> reqwest::RequestBuilder {
+    let mut request = client.get(&scenario.target.url);
+    for (name, value) in &scenario.target.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    request
+}
+
 /// The header names of `scenario`'s answer, without those every actix server adds itself.
 async fn answer_header_names(
     client: &reqwest::Client,
     scenario: &Scenario,
 ) -> anyhow::Result<BTreeSet<String>> {
-    let mut request = client.get(&scenario.target.url);
-    for (name, value) in &scenario.target.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let response = request
+    let response = request(client, scenario)
         .send()
         .await
         .with_context(|| format!("headers of {}", scenario.name))?;
@@ -133,12 +137,9 @@ pub async fn same_headers_as_floor(
     Ok(())
 }
 
+/// One request as wrk would send it; checks the status (and the identity for 2xx).
 pub async fn preflight(client: &reqwest::Client, scenario: &Scenario) -> anyhow::Result<()> {
-    let mut request = client.get(&scenario.target.url);
-    for (name, value) in &scenario.target.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let response = request
+    let response = request(client, scenario)
         .send()
         .await
         .with_context(|| format!("preflight {}", scenario.name))?;
