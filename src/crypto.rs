@@ -146,8 +146,14 @@ impl Keys {
 /// The id and the tag of a value shaped like [`Keys::sign`]'s, unchecked: base64url of 32
 /// bytes is 43 characters each, anything else is refused before decoding.
 fn split_signed(signed: &str) -> Option<(&str, &str)> {
-    let (id, tag) = signed.rsplit_once('.')?;
-    (id.len() == 43 && tag.len() == 43).then_some((id, tag))
+    // What `rsplit_once('.')` into two 43-character halves would give, without the search
+    // from the end (this runs on every auth check).
+    if signed.len() != 87 {
+        return None;
+    }
+    let (id, tag) = signed.split_at_checked(43)?;
+    let tag = tag.strip_prefix('.')?;
+    (!tag.contains('.')).then_some((id, tag))
 }
 
 /// The id a signed value names, without checking its signature: only to look up what an
@@ -248,6 +254,35 @@ mod tests {
             if keys.verify(value).is_ok() {
                 assert_eq!(keys.verify(value).ok(), expected);
             }
+        }
+    }
+
+    #[test]
+    fn a_signed_value_splits_as_at_its_last_dot_into_two_43_character_halves() {
+        fn reference(signed: &str) -> Option<(&str, &str)> {
+            let (id, tag) = signed.rsplit_once('.')?;
+            (id.len() == 43 && tag.len() == 43).then_some((id, tag))
+        }
+        let half = "A".repeat(43);
+        let dotted = format!("{}.{}", &half[..42], "B");
+        let cases = [
+            format!("{half}.{half}"),
+            // A dot inside the id half: still split at the last one.
+            format!("{dotted}.{half}"),
+            // A dot inside the tag half: the last dot is there, so the halves are uneven.
+            format!("{half}.{dotted}"),
+            format!("{half}{half}."),
+            format!(".{half}{half}"),
+            format!("{half}.{half}A"),
+            format!("{half}.{}", &half[..42]),
+            format!("{}é.{half}", &half[..41]),
+            format!("{half}.{}é", &half[..41]),
+            "é".repeat(43) + ".",
+            String::new(),
+            ".".to_string(),
+        ];
+        for signed in &cases {
+            assert_eq!(split_signed(signed), reference(signed), "{signed:?}");
         }
     }
 

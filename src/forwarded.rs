@@ -312,13 +312,19 @@ fn present(value: Option<&str>) -> Option<&str> {
 /// value (CR/LF injection attempts) make the whole header invalid rather than being
 /// cut away with the rest of the list.
 fn first_of_list<'a>(value: &'a str, header: &'static str) -> Result<&'a str, ForwardedError> {
-    if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') || !value.is_ascii() {
-        return Err(ForwardedError::Invalid(header));
+    // One pass for the check and the first comma: these values come with every auth check.
+    let mut comma = None;
+    for (i, &b) in value.as_bytes().iter().enumerate() {
+        if (b.is_ascii_control() && b != b'\t') || !b.is_ascii() {
+            return Err(ForwardedError::Invalid(header));
+        }
+        if b == b',' && comma.is_none() {
+            comma = Some(i);
+        }
     }
-    let first = value
-        .split(',')
-        .next()
-        .unwrap_or("")
+    let first = comma
+        .and_then(|comma| value.get(..comma))
+        .unwrap_or(value)
         .trim_matches([' ', '\t']);
     if first.is_empty() {
         return Err(ForwardedError::Invalid(header));
@@ -419,21 +425,22 @@ fn is_dotted_decimal_ipv4(host: &str) -> bool {
 /// letter, so it can never be read as an IPv4 number (`127.1`, `0x7f`). Anything else goes
 /// through the parser.
 fn is_plain_dns_name(host: &str) -> bool {
-    let label_ok = |label: &str| {
-        !label.is_empty()
+    let mut last = None;
+    for label in host.as_bytes().split(|&b| b == b'.') {
+        let plain = !label.is_empty()
             && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
             && !label
                 .get(..4)
-                .is_some_and(|start| start.eq_ignore_ascii_case("xn--"))
-    };
-    let last_starts_with_letter = host
-        .rsplit('.')
-        .next()
-        .and_then(|last| last.bytes().next())
-        .is_some_and(|b| b.is_ascii_alphabetic());
-    last_starts_with_letter && host.split('.').all(label_ok)
+                .is_some_and(|start| start.eq_ignore_ascii_case(b"xn--"));
+        if !plain {
+            return false;
+        }
+        last = Some(label);
+    }
+    last.and_then(|label| label.first())
+        .is_some_and(u8::is_ascii_alphabetic)
 }
 
 /// An origin-form request target: starts with a single `/`, and consists of bytes that

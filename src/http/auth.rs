@@ -19,8 +19,8 @@ use crate::metrics::{AuthOutcome, CheckError, Endpoint};
 use crate::negotiation;
 use crate::policy::{self, GlobalRules, Identity, RouteRules};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
     /// Never redirects: nginx treats anything but 2xx/401/403 as an error.
     Status,
     /// Sends browsers to the IdP itself.
@@ -61,7 +61,7 @@ struct Checked<'r> {
 }
 
 /// The check, counted and timed, and with `ACCESS_LOG` logged.
-async fn checked(
+pub(super) async fn checked(
     req: &HttpRequest,
     state: &AppState,
     mode: Mode,

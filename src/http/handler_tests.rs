@@ -254,6 +254,48 @@ async fn redirect_mode_with_a_session_answers_200_with_every_identity_header() {
     );
 }
 
+/// GET and HEAD are answered ahead of the router (`ahead_of_router`), other methods by it: the
+/// answers must not tell the two paths apart, and both carry the request id.
+#[actix_web::test]
+async fn head_is_checked_like_get_and_other_methods_are_refused_with_405() {
+    let state = state().await;
+    let cookie = sign_in(&state, &alice()).await;
+    let expected = [
+        "alice",
+        "alice@example.com",
+        "Alice A.",
+        "ops,Engineering%2C EMEA",
+    ];
+    for check in [
+        status_check(""),
+        redirect_check("", "/reports/q3?year=2024"),
+    ] {
+        let head = with_cookie(check, &cookie).method(actix_web::http::Method::HEAD);
+        let (status, headers, _) = read(send(&state, head).await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_identity(&headers, expected);
+        assert_eq!(header(&headers, "x-request-id").len(), 22);
+    }
+    for path in ["/oauth2/auth", "/oauth2/forward-auth"] {
+        for method in [actix_web::http::Method::POST, actix_web::http::Method::PUT] {
+            let req = with_cookie(TestRequest::default(), &cookie)
+                .method(method.clone())
+                .uri(path)
+                .peer_addr(addr(PROXY))
+                .insert_header(("X-Original-URL", PAGE_URL));
+            let (status, headers, _) = read(send(&state, req).await).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_no_identity(&headers);
+            assert_eq!(header(&headers, "x-request-id").len(), 22);
+        }
+    }
+    // Another spelling of the path is not a check: the router answers it as any unknown path.
+    let req = with_cookie(status_check(""), &cookie).uri("/oauth2/auth/");
+    let (status, headers, _) = read(send(&state, req).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_no_identity(&headers);
+}
+
 #[actix_web::test]
 async fn an_unverified_email_is_sent_empty_and_unknown_values_too() {
     let state = state().await;

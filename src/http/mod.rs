@@ -1,5 +1,6 @@
 //! Thin actix handlers: extract, call the pure modules, answer.
 
+pub mod ahead_of_router;
 pub mod auth;
 pub mod backchannel;
 pub mod bearer;
@@ -70,7 +71,8 @@ impl AppState {
     }
 }
 
-/// The main listener's application: the routes behind the request id middleware.
+/// The main listener's application: the routes behind the request id middleware, the auth
+/// checks ahead of the router.
 pub fn app(
     state: web::Data<AppState>,
 ) -> App<
@@ -84,19 +86,21 @@ pub fn app(
 > {
     App::new()
         .app_data(state)
+        .wrap_fn(ahead_of_router::middleware)
         .wrap_fn(request_id::middleware)
         .configure(routes)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // The two auth checks first, one resource each: every request walks this list in order.
+    // (`app` answers their GET and HEAD ahead of the router; these routes answer the rest.)
     cfg.service(
-        web::resource("/oauth2/auth")
+        web::resource(ahead_of_router::AUTH_PATH)
             .route(web::get().to(auth::status_mode))
             .route(web::head().to(auth::status_mode)),
     )
     .service(
-        web::resource("/oauth2/forward-auth")
+        web::resource(ahead_of_router::FORWARD_AUTH_PATH)
             .route(web::get().to(auth::redirect_mode))
             .route(web::head().to(auth::redirect_mode)),
     )

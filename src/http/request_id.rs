@@ -11,8 +11,6 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::ConnectionType;
 use actix_web::web;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use rand::RngCore;
 
 use super::AppState;
@@ -29,27 +27,34 @@ pub fn accepted(value: &[u8]) -> bool {
     (1..=MAX_LEN).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
-/// 16 bytes, base64url (22 characters): 8 random bytes drawn once per thread, then the thread's
+/// 22 base64url characters: 11 for 8 random bytes drawn once per thread, 11 for the thread's
 /// count of ids. An id only needs to be unique, not secret or unguessable, so a counter does:
-/// no random generator runs per request.
+/// no random generator runs per request, and the random half is written out once.
 pub fn generate() -> HeaderValue {
     thread_local! {
-        static NEXT: std::cell::Cell<(u64, u64)> =
-            std::cell::Cell::new((rand::thread_rng().next_u64(), 0));
+        static NEXT: std::cell::Cell<([u8; 11], u64)> =
+            std::cell::Cell::new((sextets(rand::thread_rng().next_u64()), 0));
     }
     let (prefix, count) = NEXT.with(|next| {
         let (prefix, count) = next.get();
         next.set((prefix, count.wrapping_add(1)));
         (prefix, count)
     });
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&prefix.to_be_bytes());
-    bytes[8..].copy_from_slice(&count.to_be_bytes());
     let mut text = [0u8; 22];
-    let written = URL_SAFE_NO_PAD
-        .encode_slice(bytes, &mut text)
-        .unwrap_or_default();
-    HeaderValue::from_bytes(&text[..written]).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    text[..11].copy_from_slice(&prefix);
+    text[11..].copy_from_slice(&sextets(count));
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// `value` in 11 base64url digits, most significant first (the first digit holds 4 bits).
+fn sextets(value: u64) -> [u8; 11] {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut digits = [0u8; 11];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        let shift = 6 * (10 - i);
+        *digit = ALPHABET[((value >> shift) & 63) as usize];
+    }
+    digits
 }
 
 /// The request's id: the client's when [`accepted`] and sent once, otherwise a new one.
@@ -125,6 +130,15 @@ mod tests {
                 String::from_utf8_lossy(value)
             );
         }
+    }
+
+    #[test]
+    fn sextets_are_base64url_digits_most_significant_first() {
+        assert_eq!(&sextets(0), b"AAAAAAAAAAA");
+        assert_eq!(&sextets(1), b"AAAAAAAAAAB");
+        assert_eq!(&sextets(63), b"AAAAAAAAAA_");
+        assert_eq!(&sextets(64), b"AAAAAAAAABA");
+        assert_eq!(&sextets(u64::MAX), b"P__________");
     }
 
     #[test]

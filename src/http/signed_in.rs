@@ -164,7 +164,12 @@ pub async fn with_signed_in<T>(
             let Ok(id) = state.keys.verify(cookie) else {
                 return Ok(answer(Err(NotSignedIn::CookieNotValid)));
             };
-            (id, state.store.find_session(id, Some(cookie)).await?)
+            // Boxed, here and for `still_idle`: the store's futures are kilobytes, and in line
+            // they would make every check's future that large, a cache hit's too.
+            (
+                id,
+                Box::pin(state.store.find_session(id, Some(cookie))).await?,
+            )
         }
     };
     let Found {
@@ -195,7 +200,7 @@ pub async fn with_signed_in<T>(
         Activity::Idle => {
             // A cached copy may hold an old mark: another replica may have used the session
             // since. Only the store's own mark ends a session.
-            if still_idle(&state.store, id, now, idle_timeout).await? {
+            if Box::pin(still_idle(&state.store, id, now, idle_timeout)).await? {
                 end_later(&state.store, id, session.user);
                 return Ok(answer(Err(NotSignedIn::Idle)));
             }

@@ -121,7 +121,7 @@ struct Counters {
 }
 
 pub struct SessionCache {
-    entries: moka::sync::Cache<String, Cached>,
+    entries: moka::sync::Cache<String, Cached, foldhash::fast::RandomState>,
     counters: Counters,
     /// Bumped before every eviction and clear.
     generation: AtomicU64,
@@ -135,7 +135,10 @@ impl SessionCache {
             entries: moka::sync::Cache::builder()
                 .max_capacity(settings.size)
                 .time_to_live(settings.ttl)
-                .build(),
+                // Not SipHash: only sessions read from the store are kept, under ids portcullis
+                // made, so no client chooses the keys (a forged id is only looked up); foldhash,
+                // seeded per process, took a fifth off the cost of a lookup.
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             counters: Counters {
                 hit: metrics::counter!("portcullis_session_cache_requests_total", "result" => "hit"),
                 miss: metrics::counter!("portcullis_session_cache_requests_total", "result" => "miss"),
