@@ -379,8 +379,10 @@ fn builder() -> PrometheusBuilder {
 }
 
 /// Histogram samples wait in the recorder until a scrape or an upkeep takes them: without a
-/// scraper they would pile up, so a thread takes them every few seconds.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// scraper they would pile up, so a thread takes them. Often: taken every 5 s, the samples of
+/// 50,000 checks a second were 2 MB of fresh pages per interval, and page faults 2.3 % of a
+/// cached check's CPU; taken every 100 ms they fit in what the allocator keeps at hand.
+const UPKEEP_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Metrics {
     /// The process's metrics, installed as the global recorder the first time (the store's and
