@@ -417,7 +417,24 @@ fn validate_host_port(text: &str) -> Option<(&str, Option<u16>)> {
 /// `a.b.c.d` in decimal without leading zeros (the standard library's parser refuses them), the
 /// form the URL parser writes an IPv4 address in.
 fn is_dotted_decimal_ipv4(host: &str) -> bool {
-    host.parse::<std::net::Ipv4Addr>().is_ok()
+    // What `Ipv4Addr::from_str` accepts (four decimal octets up to 255, no leading zero), by
+    // pattern: the general parser was a third of reading the forwarded headers of a check.
+    let octet = |part: &[u8]| match *part {
+        [a] => a.is_ascii_digit(),
+        [b'1'..=b'9', b] => b.is_ascii_digit(),
+        [b'1', b, c] => b.is_ascii_digit() && c.is_ascii_digit(),
+        [b'2', b'0'..=b'4', c] => c.is_ascii_digit(),
+        [b'2', b'5', b'0'..=b'5'] => true,
+        _ => false,
+    };
+    let mut parts = 0;
+    for part in host.as_bytes().split(|&b| b == b'.') {
+        parts += 1;
+        if parts > 4 || !octet(part) {
+            return false;
+        }
+    }
+    parts == 4
 }
 
 /// A name the URL parser keeps as it is, up to letter case: ASCII letters, digits, `-` and

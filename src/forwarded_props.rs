@@ -376,3 +376,41 @@ fn generators_produce_accepted_requests() {
         "only {accepted} of 1000 generated URLs were accepted"
     );
 }
+
+/// Text near an IPv4 address: mostly four parts joined by dots, mostly numbers near an
+/// octet's limits (0 to 10, 95 to 105, 195 to 205, 245 to 260, or any up to 999), else with
+/// a leading zero or a few other characters.
+fn near_ipv4() -> impl Strategy<Value = String> {
+    let number = prop_oneof![
+        0u16..=10,
+        95u16..=105,
+        195u16..=205,
+        245u16..=260,
+        0u16..=999
+    ];
+    let part = prop_oneof![
+        8 => number.prop_map(|n| n.to_string()),
+        1 => "0[0-9]{1,3}",
+        1 => "[0-9a-fx+ -]{0,4}",
+    ];
+    let count = prop_oneof![4 => Just(4usize), 1 => 1usize..=6];
+    count
+        .prop_flat_map(move |count| proptest::collection::vec(part.clone(), count))
+        .prop_map(|parts| parts.join("."))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The pattern that spares a check the general IPv4 parser accepts exactly what it does.
+    #[test]
+    fn the_ipv4_pattern_accepts_what_the_standard_parser_accepts(
+        text in prop_oneof![4 => near_ipv4(), 1 => arbitrary_text()],
+    ) {
+        prop_assert_eq!(
+            super::is_dotted_decimal_ipv4(&text),
+            text.parse::<std::net::Ipv4Addr>().is_ok(),
+            "{:?}", text
+        );
+    }
+}

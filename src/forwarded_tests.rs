@@ -731,3 +731,37 @@ fn origin_is_the_browsers_origin_of_the_original_request() {
     let status = original(Some("https://App.example.com:443/x"), None).expect("valid");
     assert_eq!(status.origin(), "https://app.example.com");
 }
+
+#[test]
+fn dotted_decimal_ipv4_is_what_the_standard_parser_accepts() {
+    let cases = [
+        ("0.0.0.0", true),
+        ("127.0.0.1", true),
+        ("255.255.255.255", true),
+        ("199.249.200.250", true),
+        ("10.1.2.255", true),
+        ("256.1.1.1", false),
+        ("1.2.3.260", false),
+        ("300.1.1.1", false),
+        ("01.2.3.4", false),
+        ("1.2.3.00", false),
+        ("1.2.3", false),
+        ("1.2.3.4.5", false),
+        ("1.2.3.4.", false),
+        (".1.2.3", false),
+        ("1..2.3", false),
+        ("", false),
+        ("1.2.3.a", false),
+        ("1.2.3.+4", false),
+        ("1.2.3.1000", false),
+        ("0x7f.0.0.1", false),
+    ];
+    for (text, want) in cases {
+        assert_eq!(is_dotted_decimal_ipv4(text), want, "{text:?}");
+        assert_eq!(
+            text.parse::<Ipv4Addr>().is_ok(),
+            want,
+            "{text:?} (reference)"
+        );
+    }
+}

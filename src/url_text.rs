@@ -6,7 +6,11 @@ pub fn parse_port(text: &str) -> Option<u16> {
     if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse::<u16>().ok().filter(|&p| p != 0)
+    // At most five digits: no overflow in a u32, and no general parser on every check.
+    let value = text
+        .bytes()
+        .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'));
+    u16::try_from(value).ok().filter(|&p| p != 0)
 }
 
 /// Printable ASCII other than `\`. Space, tabs, newlines, DEL, C1 controls, and every
@@ -48,8 +52,17 @@ mod tests {
             (" 80", None),
             ("080000", None),
             ("8a", None),
+            ("99999", None),
+            ("00000", None),
+            ("1", Some(1)),
         ] {
             assert_eq!(parse_port(text), expected, "{text:?}");
+        }
+        // Every port and the next number up, as the standard parser reads them.
+        for port in 0..=65_536u32 {
+            let text = port.to_string();
+            let reference = text.parse::<u16>().ok().filter(|&p| p != 0);
+            assert_eq!(parse_port(&text), reference, "{text:?}");
         }
     }
 
