@@ -418,7 +418,7 @@ fn validate_host_port(text: &str) -> Option<(&str, Option<u16>)> {
 /// form the URL parser writes an IPv4 address in.
 fn is_dotted_decimal_ipv4(host: &str) -> bool {
     // What `Ipv4Addr::from_str` accepts (four decimal octets up to 255, no leading zero), by
-    // pattern: the general parser was a third of reading the forwarded headers of a check.
+    // pattern: about 70 instructions fewer than the general parser, on every check.
     let octet = |part: &[u8]| match *part {
         [a] => a.is_ascii_digit(),
         [b'1'..=b'9', b] => b.is_ascii_digit(),
